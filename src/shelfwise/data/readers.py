@@ -1,0 +1,480 @@
+"""Readers for CSV/TSV, Parquet and JSONL files, with a column mapping and row-level validation.
+
+Each reader returns the accepted rows as a canonical frame plus a `ValidationReport` naming every
+rejected row by file, line (or Parquet row) and column. Nothing is dropped without a report entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from shelfwise.data.cleaning import clean_text_column, normalise_category
+from shelfwise.data.schema import (
+    EVENT_TYPE_ALIASES,
+    EVENT_TYPES,
+    ITEM_COLUMNS,
+    REQUIRED_EVENT_COLUMNS,
+    REQUIRED_ITEM_COLUMNS,
+)
+from shelfwise.data.validation import ValidationReport
+from shelfwise.errors import ConfigError, DataFormatError, DatasetNotFoundError
+
+FORMATS = ("csv", "tsv", "parquet", "jsonl")
+LINE_COLUMN = "_line"
+_TRUE = {"1", "true", "yes", "y", "t", "in_stock", "instock", "available"}
+_FALSE = {"0", "false", "no", "n", "f", "out_of_stock", "outofstock", "unavailable"}
+
+
+@dataclass
+class ReadResult:
+    """Accepted rows (canonical columns) and the report of what was rejected and why."""
+
+    frame: pd.DataFrame
+    report: ValidationReport
+
+
+def detect_file_format(path: str | os.PathLike[str]) -> str:
+    """The format of a single file from its name (`.csv`, `.tsv`, `.parquet`, `.jsonl`, optionally `.gz`)."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet"),
+                        (".pq", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl")):
+        if name.endswith(suffix):
+            return fmt
+    raise DataFormatError(
+        f"Cannot tell the format of {path} from its name; pass --format with one of {FORMATS}."
+    )
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _decoded_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for each physical line; invalid UTF-8 lines go to the report."""
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                report.add(
+                    str(path), number, None,
+                    f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start})",
+                    {"raw": raw.decode("utf-8", errors="replace").rstrip("\r\n")},
+                )
+                continue
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield number, text
+
+
+def _read_delimited(path: Path, delimiter: str, report: ValidationReport) -> pd.DataFrame:
+    lines = _decoded_lines(path, report)
+    numbers: list[int] = []
+
+    def feed() -> Iterator[str]:
+        for number, text in lines:
+            numbers.append(number)
+            yield text
+
+    reader = csv.reader(feed(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataFormatError(f"{path} is empty: expected a header line with column names.") from None
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header):
+        raise DataFormatError(f"{path}: line 1 (header) repeats a column name: {header}.")
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+    while True:
+        consumed = len(numbers)
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DataFormatError(f"{path}: line {numbers[-1]}: cannot parse: {exc}") from None
+        first_line = numbers[consumed] if consumed < len(numbers) else numbers[-1]
+        if not record or all(not field.strip() for field in record):
+            continue  # blank line
+        if len(record) != len(header):
+            report.rows_read += 1
+            report.add(
+                str(path), first_line, None,
+                f"wrong column count: expected {len(header)} ({delimiter!r}-separated), got {len(record)}"
+                + (" (truncated line?)" if len(record) < len(header) else ""),
+                {"raw": delimiter.join(record)},
+            )
+            continue
+        rows.append(record)
+        row_lines.append(first_line)
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame[LINE_COLUMN] = np.asarray(row_lines, dtype=np.int64)
+    return frame
+
+
+def _read_jsonl(path: Path, report: ValidationReport) -> pd.DataFrame:
+    records: list[dict] = []
+    line_numbers: list[int] = []
+    for number, text in _decoded_lines(path, report):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.rows_read += 1
+            report.add(str(path), number, None, f"not valid JSON: {exc.msg} at column {exc.colno}",
+                       {"raw": text.rstrip()})
+            continue
+        if not isinstance(record, dict):
+            report.rows_read += 1
+            report.add(str(path), number, None, f"expected a JSON object, got {type(record).__name__}",
+                       {"raw": text.rstrip()})
+            continue
+        records.append(record)
+        line_numbers.append(number)
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame = frame.astype(object)
+    frame[LINE_COLUMN] = np.asarray(line_numbers, dtype=np.int64)
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise DataFormatError(f"{path} is not a readable Parquet file: {exc}") from None
+    frame = table.to_pandas()
+    frame[LINE_COLUMN] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
+
+
+def read_raw(path: str | os.PathLike[str], format: str | None = None) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read a file into a frame of its own columns plus `_line`; undecodable lines go to the report."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"No such file: {path}")
+    fmt = (format or detect_file_format(path)).lower()
+    if fmt not in FORMATS:
+        raise DataFormatError(f"Unknown format {format!r}; valid formats are {FORMATS}.")
+    report = ValidationReport()
+    if fmt == "csv":
+        frame = _read_delimited(path, ",", report)
+    elif fmt == "tsv":
+        frame = _read_delimited(path, "\t", report)
+    elif fmt == "jsonl":
+        frame = _read_jsonl(path, report)
+    else:
+        frame = _read_parquet(path)
+    report.rows_read += len(frame)
+    return frame, report
+
+
+def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, known: tuple[str, ...],
+                   path: Path) -> pd.DataFrame:
+    mapping = dict(columns or {})
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        raise ConfigError(f"Column mapping names unknown field(s) {unknown}; valid fields are {list(known)}.")
+    missing = sorted(source for source in mapping.values() if source not in frame.columns)
+    if missing:
+        raise DataFormatError(
+            f"{path}: column(s) {missing} named in the column mapping are not in the file; "
+            f"it has {[c for c in frame.columns if c != LINE_COLUMN]}."
+        )
+    renamed = frame.rename(columns={source: target for target, source in mapping.items()})
+    return renamed
+
+
+def _is_missing(values: pd.Series) -> np.ndarray:
+    as_text = values.astype(str).str.strip()
+    return (values.isna() | (as_text == "") | as_text.str.lower().isin(["nan", "none", "null"])).to_numpy()
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse ISO-8601 strings, datetimes or unix times (seconds, or milliseconds when > 1e11) to UTC.
+
+    Unparseable values become NaT; the caller reports them.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = pd.to_datetime(values, utc=True)
+        return parsed
+    result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    numeric = pd.to_numeric(values, errors="coerce")
+    is_number = numeric.notna() & np.isfinite(numeric.astype(float))
+    if is_number.any():
+        numbers = numeric[is_number].astype(float)
+        millis = numbers.abs() > 1e11
+        seconds = numbers.where(~millis, numbers / 1000.0)
+        in_range = seconds.abs() < 1e10
+        converted = pd.to_datetime(seconds[in_range], unit="s", utc=True)
+        result.loc[converted.index] = converted
+    text = values[~is_number & values.notna()]
+    if len(text):
+        text = text.astype(str).str.strip()
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        retry = parsed.isna() & (text != "")
+        if retry.any():
+            parsed.loc[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
+        result.loc[parsed.index] = parsed
+    return result
+
+
+def _row_dict(frame: pd.DataFrame, position: int) -> dict:
+    row = frame.iloc[position]
+    return {k: (None if (v is None or (isinstance(v, float) and np.isnan(v))) else v)
+            for k, v in row.items() if k != LINE_COLUMN}
+
+
+class _Checker:
+    """Collects per-row problems for one frame and knows which rows are still good."""
+
+    def __init__(self, frame: pd.DataFrame, path: Path, report: ValidationReport, unit: str) -> None:
+        self.frame = frame
+        self.path = path
+        self.report = report
+        self.unit = unit
+        self.bad = np.zeros(len(frame), dtype=bool)
+        self.lines = frame[LINE_COLUMN].to_numpy()
+
+    def flag(self, mask: np.ndarray, column: str, reason_for: callable) -> None:  # type: ignore[valid-type]
+        for position in np.flatnonzero(mask):
+            self.report.add(str(self.path), int(self.lines[position]), column, reason_for(position),
+                            _row_dict(self.frame, position), unit=self.unit)
+        self.bad |= mask
+
+
+def read_events(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    default_event_type: str = "purchase",
+) -> ReadResult:
+    """Read and validate an event log.
+
+    Required columns: user_id, item_id, timestamp; event_type (default `default_event_type` when the
+    file has no such column) and value are optional. `columns` maps our field names to the file's.
+    """
+    path = Path(path)
+    raw, report = read_raw(path, format)
+    frame = _apply_mapping(raw, columns, ("user_id", "item_id", "event_type", "timestamp", "value"), path)
+    missing = [c for c in REQUIRED_EVENT_COLUMNS if c not in frame.columns]
+    if missing and len(frame):
+        raise DataFormatError(
+            f"{path}: required column(s) {missing} are missing; the file has "
+            f"{[c for c in frame.columns if c != LINE_COLUMN]}. Map them with a column mapping "
+            "(e.g. --map user_id=customer)."
+        )
+    default = EVENT_TYPE_ALIASES.get(default_event_type.strip().lower())
+    if default is None:
+        raise ConfigError(f"Unknown default event type {default_event_type!r}; valid types are {EVENT_TYPES}.")
+    unit = "row" if detect_or(format, path) == "parquet" else "line"
+    check = _Checker(frame, path, report, unit)
+    if not len(frame):
+        return ReadResult(_empty_events(), report)
+
+    for column in ("user_id", "item_id"):
+        check.flag(_is_missing(frame[column]), column, lambda _p, c=column: f"missing {c}")
+    user_ids = _as_id(frame["user_id"])
+    item_ids = _as_id(frame["item_id"])
+
+    timestamps = parse_timestamps(frame["timestamp"])
+    ts_missing = _is_missing(frame["timestamp"])
+    check.flag(ts_missing, "timestamp", lambda _p: "missing timestamp")
+    unparseable = timestamps.isna().to_numpy() & ~ts_missing
+    raw_ts = frame["timestamp"].to_numpy()
+    check.flag(unparseable, "timestamp",
+               lambda p: f"unparseable time {raw_ts[p]!r} (expected ISO 8601 such as "
+                         "2024-05-01T12:30:00Z, or unix seconds)")
+
+    if "event_type" in frame.columns:
+        raw_types = frame["event_type"]
+        normalised = raw_types.astype(str).str.strip().str.lower().map(dict(EVENT_TYPE_ALIASES))
+        type_missing = _is_missing(raw_types)
+        normalised = normalised.where(~type_missing, default)
+        unknown = normalised.isna().to_numpy()
+        raw_values = raw_types.to_numpy()
+        check.flag(unknown, "event_type",
+                   lambda p: f"unknown event type {raw_values[p]!r} (expected one of {', '.join(EVENT_TYPES)})")
+        event_types = normalised
+    else:
+        event_types = pd.Series(default, index=frame.index)
+
+    if "value" in frame.columns:
+        value_missing = _is_missing(frame["value"])
+        values = pd.to_numeric(frame["value"].where(~value_missing, None), errors="coerce")
+        not_number = values.isna().to_numpy() & ~value_missing
+        not_finite = ~not_number & ~value_missing & ~np.isfinite(values.to_numpy(dtype=float, na_value=0.0))
+        raw_values = frame["value"].to_numpy()
+        check.flag(not_number | not_finite, "value",
+                   lambda p: f"value {raw_values[p]!r} is not a finite number")
+    else:
+        values = pd.Series(np.nan, index=frame.index)
+
+    good = ~check.bad
+    events = pd.DataFrame(
+        {
+            "user_id": user_ids[good].to_numpy(dtype=object),
+            "item_id": item_ids[good].to_numpy(dtype=object),
+            "event_type": event_types[good].to_numpy(dtype=object),
+            "timestamp": timestamps[good].to_numpy(),
+            "value": values[good].to_numpy(dtype=float, na_value=np.nan),
+        }
+    )
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+    report.rows_accepted += len(events)
+    return ReadResult(events, report)
+
+
+def detect_or(format: str | None, path: Path) -> str:
+    return (format or detect_file_format(path)).lower()
+
+
+def _as_id(values: pd.Series) -> pd.Series:
+    """External ids as clean strings; floats that hold integers (``17850.0``) lose the ``.0``."""
+    def convert(value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            if np.isnan(value):
+                return None
+            if value.is_integer():
+                return str(int(value))
+        return str(value).strip()
+
+    return values.map(convert)
+
+
+def _empty_events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=object),
+            "item_id": pd.Series([], dtype=object),
+            "event_type": pd.Series([], dtype=object),
+            "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "value": pd.Series([], dtype=float),
+        }
+    )
+
+
+def _parse_tags(value: object) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(tag).strip() for tag in value if str(tag).strip()]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+            if isinstance(parsed, list):
+                return [str(tag).strip() for tag in parsed if str(tag).strip()]
+        except json.JSONDecodeError:
+            pass
+    separator = "|" if "|" in text else ("," if "," in text else ";")
+    return [tag.strip() for tag in text.split(separator) if tag.strip()]
+
+
+def read_items(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    columns: Mapping[str, str] | None = None,
+) -> ReadResult:
+    """Read and validate a catalog. Only item_id is required; see `shelfwise.data.schema.Item`."""
+    path = Path(path)
+    raw, report = read_raw(path, format)
+    frame = _apply_mapping(raw, columns, ITEM_COLUMNS, path)
+    missing = [c for c in REQUIRED_ITEM_COLUMNS if c not in frame.columns]
+    if missing and len(frame):
+        raise DataFormatError(
+            f"{path}: required column 'item_id' is missing; the file has "
+            f"{[c for c in frame.columns if c != LINE_COLUMN]}. Map it with --item-map item_id=sku."
+        )
+    unit = "row" if detect_or(format, path) == "parquet" else "line"
+    check = _Checker(frame, path, report, unit)
+    if not len(frame):
+        return ReadResult(empty_items(), report)
+    check.flag(_is_missing(frame["item_id"]), "item_id", lambda _p: "missing item_id")
+    out = pd.DataFrame({"item_id": _as_id(frame["item_id"])})
+    for column in ("title", "description", "brand"):
+        out[column] = clean_text_column(frame[column]) if column in frame.columns else None
+    if "category" in frame.columns:
+        out["category"] = clean_text_column(frame["category"]).map(normalise_category)
+    else:
+        out["category"] = None
+    if "price" in frame.columns:
+        price_missing = _is_missing(frame["price"])
+        prices = pd.to_numeric(frame["price"].where(~price_missing, None), errors="coerce")
+        raw_prices = frame["price"].to_numpy()
+        not_number = prices.isna().to_numpy() & ~price_missing
+        check.flag(not_number, "price", lambda p: f"price {raw_prices[p]!r} is not a number")
+        as_float = prices.to_numpy(dtype=float, na_value=np.nan)
+        check.flag(~np.isnan(as_float) & ~np.isfinite(as_float), "price",
+                   lambda p: f"price {raw_prices[p]!r} is not finite")
+        check.flag(np.nan_to_num(as_float, nan=0.0) < 0, "price",
+                   lambda p: f"negative price {as_float[p]:g} (prices must be >= 0)")
+        out["price"] = as_float
+    else:
+        out["price"] = np.nan
+    out["tags"] = frame["tags"].map(_parse_tags) if "tags" in frame.columns else [[] for _ in range(len(frame))]
+    if "in_stock" in frame.columns:
+        stock_missing = _is_missing(frame["in_stock"])
+        text = frame["in_stock"].astype(str).str.strip().str.lower()
+        is_true = text.isin(_TRUE).to_numpy() | stock_missing
+        is_false = text.isin(_FALSE).to_numpy()
+        raw_stock = frame["in_stock"].to_numpy()
+        check.flag(~is_true & ~is_false, "in_stock",
+                   lambda p: f"in_stock {raw_stock[p]!r} is not a boolean (true/false, yes/no, 1/0)")
+        out["in_stock"] = is_true
+    else:
+        out["in_stock"] = True
+    if "created_at" in frame.columns:
+        created_missing = _is_missing(frame["created_at"])
+        created = parse_timestamps(frame["created_at"].where(~created_missing, None))
+        raw_created = frame["created_at"].to_numpy()
+        check.flag(created.isna().to_numpy() & ~created_missing, "created_at",
+                   lambda p: f"unparseable time {raw_created[p]!r} (expected ISO 8601 or unix seconds)")
+        out["created_at"] = created
+    else:
+        out["created_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    good = ~check.bad
+    items = out.loc[good].reset_index(drop=True)
+    duplicated = items["item_id"].duplicated(keep="last")
+    if duplicated.any():
+        # A later row for the same item is an update of it: keep the latest, count the rest.
+        report.merged_duplicates += int(duplicated.sum())
+        items = items.loc[~duplicated].reset_index(drop=True)
+    report.rows_accepted += len(items)
+    return ReadResult(items, report)
+
+
+def empty_items() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": pd.Series([], dtype=object),
+            "title": pd.Series([], dtype=object),
+            "description": pd.Series([], dtype=object),
+            "category": pd.Series([], dtype=object),
+            "brand": pd.Series([], dtype=object),
+            "price": pd.Series([], dtype=float),
+            "tags": pd.Series([], dtype=object),
+            "in_stock": pd.Series([], dtype=bool),
+            "created_at": pd.Series([], dtype="datetime64[ns, UTC]"),
+        }
+    )

@@ -1,0 +1,51 @@
+"""The one exception hierarchy of shelfwise.
+
+Every error that shelfwise raises on purpose derives from `ShelfwiseError`, so callers (the CLI, the
+HTTP service) can map the whole family to exit codes or status codes in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shelfwise.data.validation import ValidationReport
+
+
+class ShelfwiseError(Exception):
+    """Base class of every error shelfwise raises on purpose."""
+
+
+class ConfigError(ShelfwiseError, ValueError):
+    """A setting, parameter or option has a value that is not allowed."""
+
+
+class DataFormatError(ShelfwiseError, ValueError):
+    """A file or folder is not in a format shelfwise can read (wrong columns, unknown layout)."""
+
+
+class DatasetNotFoundError(ShelfwiseError, FileNotFoundError):
+    """A data set folder or file does not exist where it was looked for."""
+
+
+class ValidationError(ShelfwiseError, ValueError):
+    """Input rows failed validation. `report` holds every problem found, with file, line and column."""
+
+    def __init__(self, message: str, report: ValidationReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UnknownIdError(ShelfwiseError, KeyError):
+    """An external user or item id is not known to the data set or model."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it readable
+        return str(self.args[0]) if self.args else "unknown id"
+
+
+class NotFittedError(ShelfwiseError, RuntimeError):
+    """A model was used before `fit` (or `load`)."""
+
+
+class LeakageError(ShelfwiseError, AssertionError):
+    """An evaluation split would let a model see a test interaction during `fit`."""

@@ -1,0 +1,193 @@
+"""Protocols P1 (leave-last-out) and P2 (temporal), exactly as ../shared/PROTOCOLS.md writes them.
+
+A protocol turns a `Dataset` into two `Split`s: ``tune`` (for choosing hyperparameters) and ``test``
+(for the reported figures). A split's `train` holds only the rows a model may see in `fit`;
+`check_no_leakage` proves that no held-out interaction is among them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.errors import ConfigError, LeakageError
+
+PROTOCOLS = ("p1", "p2")
+DEFAULT_K = {"p1": 10, "p2": 20}
+#: Online Retail cutoffs from PROTOCOLS.md.
+RETAIL_CUTOFF = pd.Timestamp("2011-11-09 00:00:00", tz="UTC")
+RETAIL_TUNE_CUTOFF = pd.Timestamp("2011-10-10 00:00:00", tz="UTC")
+
+
+@dataclass
+class Split:
+    """What a model may see (`train`) and what it is scored on (`users`, `targets`)."""
+
+    protocol: str
+    stage: str  # "tune" or "test"
+    train: Dataset
+    users: np.ndarray  # evaluated user indices
+    targets: list[np.ndarray]  # relevant item indices per evaluated user
+    candidates: np.ndarray  # bool per item: may appear in a list
+    k: int
+    heldout_orders: np.ndarray  # `order` of the held-out rows (never in train)
+    cold_users: np.ndarray | None = None  # P1: bool per evaluated user, target unseen in train
+    cold_items: np.ndarray | None = None  # P2: bool per item, first seen at or after the cutoff
+    cutoff: pd.Timestamp | None = None
+    notes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.protocol}:{self.stage}"
+
+    def history(self) -> sp.csr_matrix:
+        """What is removed from each user's list: everything the model was allowed to see."""
+        return self.train.user_items(binary=True)
+
+
+def _dedup_in_time_order(dataset: Dataset) -> pd.DataFrame:
+    """Rules 2 and 3: order each user's rows by time (ties: source order), keep each pair's first row."""
+    frame = dataset.interactions.iloc[dataset.time_order()]
+    return frame.drop_duplicates(["user", "item"], keep="first")
+
+
+def p1_splits(dataset: Dataset, *, k: int = DEFAULT_K["p1"]) -> dict[str, Split]:
+    """Leave-last-out: last item = test target, second-to-last = validation target."""
+    rows = _dedup_in_time_order(dataset)
+    users = rows["user"].to_numpy()
+    position_from_end = rows.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    counts = rows["user"].map(rows["user"].value_counts()).to_numpy()
+    evaluated = counts >= 3
+    test_mask = evaluated & (position_from_end == 0)
+    val_mask = evaluated & (position_from_end == 1)
+    candidates = np.zeros(dataset.n_items, dtype=bool)
+    candidates[rows["item"].to_numpy()] = True
+
+    def build(stage: str, target_mask: np.ndarray, hidden_mask: np.ndarray) -> Split:
+        train_rows = rows.loc[~hidden_mask]
+        target_rows = rows.loc[target_mask].sort_values("user")
+        eval_users = target_rows["user"].to_numpy()
+        target_items = target_rows["item"].to_numpy()
+        seen = np.zeros(dataset.n_items, dtype=bool)
+        seen[train_rows["item"].to_numpy()] = True
+        return Split(
+            protocol="p1",
+            stage=stage,
+            train=dataset.with_interactions(train_rows),
+            users=eval_users.astype(np.int64),
+            targets=[np.array([item], dtype=np.int64) for item in target_items],
+            candidates=candidates,
+            k=k,
+            heldout_orders=rows.loc[hidden_mask, "order"].to_numpy(),
+            cold_users=~seen[target_items],
+        )
+
+    del users
+    return {
+        "tune": build("tune", val_mask, test_mask | val_mask),
+        "test": build("test", test_mask, test_mask),
+    }
+
+
+def _temporal_split(rows: pd.DataFrame, dataset: Dataset, cutoff: pd.Timestamp, stage: str, k: int) -> Split:
+    stamps = rows["timestamp"]
+    before = (stamps < cutoff).to_numpy()
+    train_rows = rows.loc[before]
+    test_rows = rows.loc[~before]
+    candidates = np.zeros(dataset.n_items, dtype=bool)
+    candidates[rows["item"].to_numpy()] = True
+    seen = np.zeros(dataset.n_items, dtype=bool)
+    seen[train_rows["item"].to_numpy()] = True
+    # rows are de-duplicated per pair in time order, so a test row's item was never bought before T
+    active = np.unique(train_rows["user"].to_numpy())
+    relevant = test_rows[test_rows["user"].isin(active)].sort_values(["user", "item"])
+    grouped = relevant.groupby("user", sort=True)["item"]
+    eval_users = np.array(list(grouped.groups.keys()), dtype=np.int64)
+    targets = [np.asarray(items, dtype=np.int64) for _, items in grouped]
+    return Split(
+        protocol="p2",
+        stage=stage,
+        train=dataset.with_interactions(train_rows),
+        users=eval_users,
+        targets=targets,
+        candidates=candidates,
+        k=k,
+        heldout_orders=test_rows["order"].to_numpy(),
+        cold_items=candidates & ~seen,
+        cutoff=cutoff,
+    )
+
+
+def default_cutoffs(dataset: Dataset) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The P2 cutoffs: PROTOCOLS.md's dates for Online Retail; elsewhere the midnight before the 90%
+    quantile of event times, and the same rule again inside the fitted data for tuning."""
+    if dataset.meta.get("source_format") == "online-retail":
+        return RETAIL_CUTOFF, RETAIL_TUNE_CUTOFF
+    stamps = dataset.interactions["timestamp"].dropna()
+    if stamps.empty:
+        raise ConfigError(f"Protocol p2 needs timestamps; data set {dataset.name!r} has none. Use p1.")
+    cutoff = stamps.quantile(0.9).floor("D")
+    tune_cutoff = stamps[stamps < cutoff].quantile(0.9).floor("D")
+    return cutoff, tune_cutoff
+
+
+def p2_splits(
+    dataset: Dataset,
+    *,
+    cutoff: pd.Timestamp | str | None = None,
+    tune_cutoff: pd.Timestamp | str | None = None,
+    k: int = DEFAULT_K["p2"],
+) -> dict[str, Split]:
+    """Temporal split at `cutoff`; tuning repeats the construction inside the fitted data."""
+    default_cutoff, default_tune = default_cutoffs(dataset)
+    cutoff = _as_utc(cutoff) if cutoff is not None else default_cutoff
+    tune_cutoff = _as_utc(tune_cutoff) if tune_cutoff is not None else default_tune
+    if tune_cutoff >= cutoff:
+        raise ConfigError(f"The tuning cutoff ({tune_cutoff}) must be before the test cutoff ({cutoff}).")
+    rows = _dedup_in_time_order(dataset)
+    if rows["timestamp"].isna().any():
+        raise ConfigError(f"Protocol p2 needs a timestamp on every row; {dataset.name!r} has rows without.")
+    test = _temporal_split(rows, dataset, cutoff, "test", k)
+    fitted = rows.loc[(rows["timestamp"] < cutoff).to_numpy()]
+    tune = _temporal_split(fitted, dataset, tune_cutoff, "tune", k)
+    return {"tune": tune, "test": test}
+
+
+def _as_utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def make_splits(dataset: Dataset, protocol: str, **options: object) -> dict[str, Split]:
+    """The tune and test splits of `protocol` ("p1" or "p2") for `dataset`."""
+    protocol = protocol.lower()
+    if protocol == "p1":
+        return p1_splits(dataset, **options)  # type: ignore[arg-type]
+    if protocol == "p2":
+        return p2_splits(dataset, **options)  # type: ignore[arg-type]
+    raise ConfigError(f"Unknown protocol {protocol!r}; valid protocols are {PROTOCOLS}.")
+
+
+def check_no_leakage(split: Split) -> None:
+    """Raise `LeakageError` if any held-out interaction is visible in `split.train`."""
+    train = split.train.interactions
+    overlap = np.intersect1d(train["order"].to_numpy(), split.heldout_orders)
+    if len(overlap):
+        raise LeakageError(f"{split.name}: {len(overlap)} held-out rows are in the training data.")
+    if split.cutoff is not None and len(train) and (train["timestamp"] >= split.cutoff).any():
+        raise LeakageError(f"{split.name}: training data holds rows at or after the cutoff {split.cutoff}.")
+    seen = split.train.user_items(binary=True)
+    lengths = np.array([len(t) for t in split.targets], dtype=np.int64)
+    targets = sp.csr_matrix(
+        (np.ones(lengths.sum(), np.float32),
+         (np.repeat(split.users, lengths), np.concatenate(split.targets) if len(lengths) else [])),
+        shape=seen.shape,
+    )
+    leaked = seen.multiply(targets)
+    if leaked.nnz:
+        user = int(leaked.nonzero()[0][0])
+        raise LeakageError(f"{split.name}: a target of user index {user} is in its training history.")

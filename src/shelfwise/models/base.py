@@ -1,0 +1,287 @@
+"""The `Recommender` base class every model implements.
+
+Models see integer indices only: users ``0..n_users-1`` and items ``0..n_items-1`` of the `Dataset`
+they were fitted on. Arrays go in, ``(ids, scores)`` arrays come out, a batch of users at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.errors import ConfigError, DataFormatError, NotFittedError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT_VERSION = 1
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+def register(cls: type[Recommender]) -> type[Recommender]:
+    """Class decorator: make a model loadable by its `name`."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"Unknown model {name!r}; valid models are {', '.join(model_names())}.") from None
+
+
+def create_model(name: str, **params: Any) -> Recommender:
+    """A model by name with the given hyperparameters (unknown names are rejected)."""
+    return get_model_class(name)(**params)
+
+
+def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of each row, best first; ties go to the lowest index. -inf entries become id -1."""
+    k = min(k, scores.shape[1])
+    if scores.shape[1] > 4 * k:
+        # candidates: everything at least as good as the k-th best, so ties at the boundary are kept
+        part = np.partition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k]
+        ids = np.empty((scores.shape[0], k), dtype=np.int64)
+        for row in range(scores.shape[0]):
+            pool = np.flatnonzero(scores[row] >= part[row])
+            order = np.lexsort((pool, -scores[row, pool]))[:k]
+            ids[row] = pool[order]
+    else:
+        ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(scores, ids, axis=1)
+    ids = np.where(np.isneginf(top), -1, ids)
+    return ids, top
+
+
+class Recommender(ABC):
+    """Base of every shelfwise model.
+
+    Subclasses store hyperparameters in ``__init__`` (keyword-only, no validation there), learn in
+    `_fit`, score in `_score`, and list their learned arrays in `_state` / `_set_state`. Learned
+    attributes end in ``_``.
+
+    Class attributes:
+        name: registry name (``shelfwise evaluate --models NAME``).
+        tuning_grid: hyperparameter sets tried on the tuning split; the first is the default.
+    """
+
+    name: ClassVar[str] = ""
+    tuning_grid: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+
+    n_users_: int
+    n_items_: int
+    user_items_: sp.csr_matrix
+
+    # ------------------------------------------------------------------------------- parameters
+    def get_params(self) -> dict[str, Any]:
+        signature = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in signature.parameters if name != "self"}
+
+    def set_params(self, **params: Any) -> Recommender:
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ConfigError(
+                    f"{type(self).__name__} has no parameter {key!r}; valid parameters are {sorted(valid)}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _check_param(self, name: str, kind: type, low: float, high: float) -> None:
+        value = getattr(self, name)
+        ok = isinstance(value, kind) and not isinstance(value, bool) and low <= value <= high
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = low <= value <= high
+        if not ok:
+            raise ConfigError(
+                f"The {name!r} parameter of {type(self).__name__} must be a {kind.__name__} in "
+                f"[{low}, {high}]. Got {value!r} instead."
+            )
+
+    # ------------------------------------------------------------------------------- fitting
+    def fit(self, dataset: Dataset, *, progress: bool = False) -> Recommender:
+        """Learn from `dataset` (its interactions are all this model may see). Returns ``self``."""
+        self._validate_params()
+        self.n_users_ = dataset.n_users
+        self.n_items_ = dataset.n_items
+        self.user_items_ = dataset.user_items(binary=True)
+        started = time.perf_counter()
+        self._fit(dataset, progress=progress)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _validate_params(self) -> None:  # noqa: B027 - optional hook
+        """Check hyperparameters (raise `ConfigError` naming the parameter and the allowed range)."""
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None: ...
+
+    @abstractmethod
+    def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        """Dense scores (len(users) × n_items). `user_items` holds the rows of those users' histories."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "n_items_")
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() or load() first.")
+
+    # ------------------------------------------------------------------------------- scoring
+    def score(self, users: np.ndarray, user_items: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores of every item for each user index; `user_items` rows override the fitted histories."""
+        self._require_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        rows = self.user_items_[users] if user_items is None else sp.csr_matrix(user_items)
+        return np.asarray(self._score(users, rows), dtype=np.float64)
+
+    def recommend(
+        self,
+        users: np.ndarray | int,
+        k: int = 10,
+        *,
+        user_items: sp.csr_matrix | None = None,
+        filter_already_liked: bool = True,
+        candidates: np.ndarray | None = None,
+        batch_size: int = 512,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` items for each user: ``(ids, scores)`` of shape (len(users), k), best first.
+
+        Args:
+            users: user indices (a single int gives 1-d arrays).
+            user_items: history rows to score from instead of the fitted ones (same order as `users`).
+            filter_already_liked: remove each user's history from its list.
+            candidates: boolean mask over items; only these may be recommended.
+        Missing slots (fewer than `k` allowed items) have id -1 and score -inf.
+        """
+        self._require_fitted()
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= 10_000:
+            raise ConfigError(f"The 'k' parameter of recommend must be an int in [1, 10000]. Got {k!r} instead.")
+        single = np.isscalar(users)
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if user_items is None and ((users < 0) | (users >= self.n_users_)).any():
+            raise ConfigError(f"User indices must be in [0, {self.n_users_ - 1}].")
+        history = self.user_items_[users] if user_items is None else sp.csr_matrix(user_items)
+        if history.shape[0] != len(users):
+            raise ConfigError(f"user_items has {history.shape[0]} rows for {len(users)} users.")
+        if candidates is not None:
+            candidates = np.asarray(candidates, dtype=bool)
+            if candidates.shape != (self.n_items_,):
+                raise ConfigError(f"candidates must be a boolean mask of length {self.n_items_}.")
+        all_ids, all_scores = [], []
+        for start in range(0, len(users), batch_size):
+            batch = users[start: start + batch_size]
+            rows = history[start: start + batch_size]
+            scores = self.score(batch, rows)
+            if candidates is not None:
+                scores[:, ~candidates] = -np.inf
+            if filter_already_liked:
+                row_index = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+                scores[row_index, rows.indices] = -np.inf
+            ids, top = topk(scores, k)
+            all_ids.append(ids)
+            all_scores.append(top)
+        ids = np.vstack(all_ids)
+        top = np.vstack(all_scores)
+        return (ids[0], top[0]) if single else (ids, top)
+
+    def similar_items(self, items: np.ndarray | int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` items most similar to each item (the item itself excluded)."""
+        self._require_fitted()
+        single = np.isscalar(items)
+        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        if ((items < 0) | (items >= self.n_items_)).any():
+            raise ConfigError(f"Item indices must be in [0, {self.n_items_ - 1}].")
+        scores = np.asarray(self._item_similarity(items), dtype=np.float64)
+        scores[np.arange(len(items)), items] = -np.inf
+        ids, top = topk(scores, k)
+        return (ids[0], top[0]) if single else (ids, top)
+
+    def _item_similarity(self, items: np.ndarray) -> np.ndarray:
+        """Similarity of each given item to every item; default: cosine of `item_vectors()`."""
+        vectors = self.item_vectors()
+        norms = np.linalg.norm(vectors, axis=1)
+        norms[norms == 0] = 1.0
+        unit = vectors / norms[:, None]
+        return unit[items] @ unit.T
+
+    def item_vectors(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} has no item vectors")
+
+    # ------------------------------------------------------------------------------- storage
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """The learned arrays to save."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore learned arrays saved by `_state`."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``arrays.npz`` (no pickle) to the folder `path`."""
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        history = self.user_items_
+        arrays = {
+            "history_indptr": history.indptr,
+            "history_indices": history.indices,
+            **{f"state_{key}": np.asarray(value) for key, value in self._state().items()},
+        }
+        tmp = path / "arrays.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path / "arrays.npz")
+        config = {
+            "format_version": MODEL_FORMAT_VERSION,
+            "model": self.name,
+            "params": self.get_params(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+        }
+        (path / "config.json").write_text(json.dumps(config, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Recommender:
+        """Load a model folder written by `save` (any model class when called on the base)."""
+        path = Path(path)
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise DataFormatError(f"{path} is not a saved model (no config.json).")
+        config = json.loads(config_file.read_text())
+        if config.get("format_version") != MODEL_FORMAT_VERSION:
+            raise DataFormatError(f"{path}: unsupported model format version {config.get('format_version')}.")
+        model_cls = get_model_class(config["model"])
+        if cls is not Recommender and not issubclass(model_cls, cls):
+            raise DataFormatError(f"{path} holds a {config['model']!r} model, not a {cls.name!r} model.")
+        model = model_cls(**config["params"])
+        with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
+            data = {key: arrays[key] for key in arrays.files}
+        model.n_users_ = int(config["n_users"])
+        model.n_items_ = int(config["n_items"])
+        indices = data["history_indices"]
+        model.user_items_ = sp.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, data["history_indptr"]),
+            shape=(model.n_users_, model.n_items_),
+        )
+        model._set_state({key[6:]: value for key, value in data.items() if key.startswith("state_")})
+        return model

@@ -1,0 +1,54 @@
+"""EASE (Steck, WWW 2019): a closed-form item-item linear model with a zero diagonal."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.errors import ConfigError
+from shelfwise.models.base import Recommender, register
+
+#: Above this many items the dense item×item matrix (n² floats) is too big for one machine.
+MAX_ITEMS = 40_000
+
+
+@register
+class EASE(Recommender):
+    """B = argmin ‖X − XB‖² + λ‖B‖², diag(B) = 0; closed form B = I − P·diag(1/diag P), P = (XᵀX + λI)⁻¹."""
+
+    name = "ease"
+    tuning_grid = tuple({"regularization": value} for value in (250.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0))
+
+    def __init__(self, *, regularization: float = 250.0) -> None:
+        self.regularization = regularization
+
+    def _validate_params(self) -> None:
+        self._check_param("regularization", float, 1e-6, 1e9)
+
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        if self.n_items_ > MAX_ITEMS:
+            raise ConfigError(
+                f"EASE needs a dense {self.n_items_}×{self.n_items_} matrix; above {MAX_ITEMS} items use "
+                "'als' or 'itemknn' instead."
+            )
+        matrix = self.user_items_.astype(np.float64)
+        gram = (matrix.T @ matrix).toarray()
+        gram[np.diag_indices_from(gram)] += self.regularization
+        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        weights = precision / (-np.diag(precision))
+        weights[np.diag_indices_from(weights)] = 0.0
+        self.weights_ = weights.astype(np.float32)
+
+    def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(user_items @ self.weights_)
+
+    def _item_similarity(self, items: np.ndarray) -> np.ndarray:
+        return self.weights_[items]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.weights_ = state["weights"]

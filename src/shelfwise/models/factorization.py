@@ -1,0 +1,125 @@
+"""Matrix factorisation through the `implicit` library: ALS (Hu, Koren, Volinsky 2008) and BPR."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.models.base import Recommender, register
+
+logger = logging.getLogger(__name__)
+
+
+class _FactorModel(Recommender):
+    """Shared scoring and storage for models with user and item factor tables."""
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    def _weighted(self, dataset: Dataset) -> sp.csr_matrix:
+        """Event weights summed per pair and scaled so that one purchase counts 1."""
+        matrix = dataset.user_items().astype(np.float32)
+        return (matrix / max(dataset.event_weights.get("purchase", 1.0), 1e-6)).tocsr()
+
+    def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        return self.user_factors_[users] @ self.item_factors_.T
+
+    def item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = state["user_factors"]
+        self.item_factors_ = state["item_factors"]
+
+
+
+
+@register
+class ALS(_FactorModel):
+    """Implicit-feedback ALS; confidence = 1 + alpha · weight."""
+
+    name = "als"
+    tuning_grid = (
+        {"factors": 128, "regularization": 0.1, "alpha": 10.0},
+        {"factors": 64, "regularization": 0.1, "alpha": 10.0},
+        {"factors": 128, "regularization": 1.0, "alpha": 10.0},
+        {"factors": 128, "regularization": 0.1, "alpha": 2.0},
+        {"factors": 128, "regularization": 0.1, "alpha": 40.0},
+        {"factors": 256, "regularization": 1.0, "alpha": 10.0},
+        {"factors": 32, "regularization": 0.1, "alpha": 10.0},
+    )
+
+    def __init__(
+        self, *, factors: int = 128, regularization: float = 0.1, alpha: float = 10.0,
+        iterations: int = 15, seed: int = 42,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.seed = seed
+
+    def _validate_params(self) -> None:
+        self._check_param("factors", int, 1, 4096)
+        self._check_param("regularization", float, 0.0, 1e6)
+        self._check_param("alpha", float, 0.0, 1e6)
+        self._check_param("iterations", int, 1, 1000)
+
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        model = AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+            iterations=self.iterations, random_state=self.seed,
+        )
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(self._weighted(dataset), show_progress=progress)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+
+
+@register
+class BPR(_FactorModel):
+    """Bayesian Personalised Ranking with SGD (implicit's implementation)."""
+
+    name = "bpr"
+    tuning_grid = (
+        {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
+        {"factors": 128, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 200},
+        {"factors": 64, "learning_rate": 0.05, "regularization": 0.001, "iterations": 100},
+    )
+
+    def __init__(
+        self, *, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
+        iterations: int = 100, seed: int = 42,
+    ) -> None:
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.seed = seed
+
+    def _validate_params(self) -> None:
+        self._check_param("factors", int, 1, 4096)
+        self._check_param("learning_rate", float, 1e-8, 10.0)
+        self._check_param("regularization", float, 0.0, 1e6)
+        self._check_param("iterations", int, 1, 10_000)
+
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        model = BayesianPersonalizedRanking(
+            factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
+            iterations=self.iterations, random_state=self.seed, num_threads=1,
+        )
+        model.fit(self.user_items_, show_progress=progress)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
