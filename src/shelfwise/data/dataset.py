@@ -131,6 +131,21 @@ class Dataset:
             meta=self.meta,
         )
 
+    def to_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The events (external ids, source order) and the item table, as `from_frames` takes them."""
+        frame = self.interactions.sort_values("order", kind="stable")
+        events = pd.DataFrame(
+            {
+                "user_id": self.user_ids[frame["user"].to_numpy()],
+                "item_id": self.item_ids[frame["item"].to_numpy()],
+                "event_type": frame["event_type"].astype(str).to_numpy(dtype=object),
+                "timestamp": frame["timestamp"].to_numpy(),
+                "value": frame["value"].to_numpy(dtype=float),
+            }
+        )
+        events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+        return events, self.items.copy()
+
     # ----------------------------------------------------------------------------------- sizes
     @property
     def n_users(self) -> int:

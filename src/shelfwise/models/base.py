@@ -45,8 +45,13 @@ def get_model_class(name: str) -> type[Recommender]:
 
 
 def create_model(name: str, **params: Any) -> Recommender:
-    """A model by name with the given hyperparameters (unknown names are rejected)."""
-    return get_model_class(name)(**params)
+    """A model by name with the given hyperparameters (unknown names and parameters are rejected)."""
+    model_cls = get_model_class(name)
+    valid = [p for p in inspect.signature(model_cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"Model {name!r} has no parameter(s) {unknown}; valid parameters are {valid}.")
+    return model_cls(**params)
 
 
 def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

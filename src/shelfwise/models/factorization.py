@@ -48,12 +48,13 @@ class ALS(_FactorModel):
     name = "als"
     tuning_grid = (
         {"factors": 128, "regularization": 0.1, "alpha": 10.0},
-        {"factors": 64, "regularization": 0.1, "alpha": 10.0},
-        {"factors": 128, "regularization": 1.0, "alpha": 10.0},
-        {"factors": 128, "regularization": 0.1, "alpha": 2.0},
-        {"factors": 128, "regularization": 0.1, "alpha": 40.0},
-        {"factors": 256, "regularization": 1.0, "alpha": 10.0},
-        {"factors": 32, "regularization": 0.1, "alpha": 10.0},
+        {"factors": 64, "regularization": 1.0, "alpha": 10.0},
+        {"factors": 128, "regularization": 10.0, "alpha": 10.0},
+        {"factors": 128, "regularization": 1.0, "alpha": 2.0},
+        {"factors": 128, "regularization": 1.0, "alpha": 40.0},
+        {"factors": 256, "regularization": 10.0, "alpha": 20.0},
+        {"factors": 32, "regularization": 1.0, "alpha": 5.0},
+        {"factors": 64, "regularization": 50.0, "alpha": 20.0},
     )
 
     def __init__(
@@ -75,11 +76,11 @@ class ALS(_FactorModel):
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
-        model = AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-            iterations=self.iterations, random_state=self.seed,
-        )
         with threadpool_limits(limits=1, user_api="blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                iterations=self.iterations, random_state=self.seed,
+            )
             model.fit(self._weighted(dataset), show_progress=progress)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)

@@ -1,0 +1,53 @@
+"""The `shelfwise` command line (typer)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from shelfwise.errors import ShelfwiseError
+
+app = typer.Typer(
+    name="shelfwise",
+    help="shelfwise: recommendations for online shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    from shelfwise.cli import demo, evaluate, ingest  # noqa: F401  (each module adds its commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the app and turns shelfwise errors into a message and exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ShelfwiseError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def run() -> None:  # pragma: no cover - console script
+    sys.exit(main())

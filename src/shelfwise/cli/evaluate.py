@@ -1,0 +1,89 @@
+"""`shelfwise evaluate`: models side by side under a protocol of PROTOCOLS.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shelfwise.cli import app, console, err_console
+from shelfwise.cli.options import split_names
+
+
+def results_table(records: list[dict]) -> Table:
+    """One row per record, one column per metric."""
+    metric_names: list[str] = []
+    for record in records:
+        metric_names += [name for name in record["metrics"] if name not in metric_names]
+    title = ", ".join(sorted({f"{r['dataset']} ({r['protocol']})" for r in records}))
+    table = Table(title=title)
+    table.add_column("model")
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    table.add_column("users", justify="right")
+    table.add_column("fit s", justify="right")
+    for record in records:
+        values = [record["metrics"].get(name) for name in metric_names]
+        table.add_row(
+            record["model"],
+            *["–" if v is None else f"{v:.4f}" for v in values],
+            str(record["users"]),
+            f"{record['fit_seconds']:.1f}",
+        )
+    return table
+
+
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Option("--data", help="A data set folder (e.g. ../shared/data/online-retail-uci"
+                                      ", or its bare name) or a folder from `shelfwise ingest`.")],
+    protocol: Annotated[str, typer.Option("--protocol", help="p1 (leave-last-out) or p2 (temporal).")],
+    models: Annotated[str, typer.Option("--models", help="Comma-separated: popularity, itemknn, als, bpr, "
+                                        "ease, mf.")] = "popularity,itemknn,als,bpr,ease,mf",
+    format: Annotated[str | None, typer.Option("--format", help="online-retail, amazon2018, movielens-100k,"
+                                               " movielens or shelfwise (default: detected).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the records as JSON here.")] = None,
+    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="Search each model's grid on the tuning "
+                                       "split first.")] = True,
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="p2: test cutoff time (default: the "
+                                               "protocol's).")] = None,
+    tune_cutoff: Annotated[str | None, typer.Option("--tune-cutoff", help="p2: tuning cutoff time.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+) -> None:
+    """Fit, tune and score models under protocol P1 or P2; print a table and write JSON records."""
+    from shelfwise.data.adapters import load_dataset
+    from shelfwise.evaluation.runner import evaluate as run_evaluate
+    from shelfwise.models import get_model_class
+
+    names = split_names(models, "--models")
+    for name in names:
+        get_model_class(name)
+    dataset = load_dataset(data, format)
+    options = {}
+    if protocol.lower() == "p2":
+        options = {"cutoff": cutoff, "tune_cutoff": tune_cutoff}
+    elif cutoff or tune_cutoff:
+        err_console.print("--cutoff and --tune-cutoff apply to p2 only; ignored.")
+
+    def note(message: str) -> None:
+        if not quiet:
+            err_console.print(message, highlight=False, markup=False)
+
+    with console.status(f"evaluating on {dataset.name}", spinner="dots") if not quiet else _null():
+        records = run_evaluate(dataset, protocol, names, tuned=tune, split_options=options, on_event=note)
+    console.print(results_table(records))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(records, indent=2))
+        console.print(f"wrote {output}")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None

@@ -1,0 +1,36 @@
+"""Parsing helpers shared by the commands."""
+
+from __future__ import annotations
+
+from shelfwise.errors import ConfigError
+
+
+def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``["a=b", "c=d"]`` → ``{"a": "b", "c": "d"}``; a malformed pair names the option."""
+    pairs: dict[str, str] = {}
+    for value in values or []:
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, target = part.partition("=")
+            if not sep or not key.strip() or not target.strip():
+                raise ConfigError(f"{option} takes FIELD=VALUE pairs. Got {part!r} instead.")
+            pairs[key.strip()] = target.strip()
+    return pairs
+
+
+def parse_weights(values: list[str] | None) -> dict[str, float]:
+    weights = {}
+    for key, raw in parse_pairs(values, "--event-weight").items():
+        try:
+            weights[key] = float(raw)
+        except ValueError:
+            raise ConfigError(f"--event-weight {key}={raw!r}: the weight must be a number.") from None
+    return weights
+
+
+def split_names(value: str, option: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ConfigError(f"{option} needs at least one name.")
+    return names

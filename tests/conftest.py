@@ -1,0 +1,64 @@
+"""Shared fixtures: small data built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.data.synthetic import generate_shop
+from shelfwise.settings import load_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def shared_data_dir() -> Path:
+    return load_settings().data_dir
+
+
+def require_dataset(name: str) -> Path:
+    """The folder of a public data set, or skip the test saying where it was looked for."""
+    folder = shared_data_dir() / name
+    if not folder.is_dir():
+        pytest.skip(f"data set {name!r} not found at {folder} (set SHELFWISE_DATA_DIR to its parent folder)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shop():
+    return generate_shop(n_items=300, n_users=250, days=28, seed=7)
+
+
+@pytest.fixture(scope="session")
+def shop_dataset(shop) -> Dataset:
+    return Dataset.from_frames(shop.events, shop.items, name="test-shop")
+
+
+def frame(rows: list[tuple], columns=("user_id", "item_id", "event_type", "timestamp")) -> pd.DataFrame:
+    events = pd.DataFrame(rows, columns=list(columns))
+    events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+    if "value" not in events.columns:
+        events["value"] = float("nan")
+    return events
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    """Four users, five items, hand-made, with known order and ties in time."""
+    rows = [
+        ("u1", "a", "purchase", "2024-01-01"),
+        ("u1", "b", "purchase", "2024-01-02"),
+        ("u1", "c", "purchase", "2024-01-03"),
+        ("u1", "d", "purchase", "2024-01-04"),
+        ("u2", "a", "purchase", "2024-01-01"),
+        ("u2", "b", "view", "2024-01-02"),
+        ("u2", "b", "purchase", "2024-01-05"),  # repeat pair: dropped by dedup, earliest kept
+        ("u2", "e", "purchase", "2024-01-06"),
+        ("u3", "a", "purchase", "2024-01-01"),
+        ("u3", "c", "purchase", "2024-01-01"),  # same time as the row above: file order decides
+        ("u4", "e", "purchase", "2024-01-03"),
+    ]
+    return Dataset.from_frames(frame(rows), name="tiny")

@@ -1,0 +1,106 @@
+"""One contract every model passes: fit, history excluded, save/load gives identical lists."""
+
+import numpy as np
+import pytest
+
+from shelfwise.errors import ConfigError, NotFittedError
+from shelfwise.evaluation import make_splits, score_split
+from shelfwise.models import BASELINES, Recommender, create_model, topk
+
+FAST = {
+    "als": {"factors": 16, "iterations": 5},
+    "bpr": {"factors": 16, "iterations": 20},
+    "mf": {"factors": 16, "epochs": 3},
+    "itemknn": {"neighbours": 20},
+    "ease": {"regularization": 50.0},
+}
+
+
+@pytest.fixture(scope="module", params=BASELINES)
+def fitted(request, shop_dataset):
+    return create_model(request.param, **FAST.get(request.param, {})).fit(shop_dataset)
+
+
+def test_recommendations_exclude_history_and_have_k_items(fitted, shop_dataset):
+    users = np.arange(0, shop_dataset.n_users, 7)
+    ids, scores = fitted.recommend(users, 10)
+    assert ids.shape == scores.shape == (len(users), 10)
+    history = shop_dataset.user_items(binary=True)
+    for row, user in enumerate(users):
+        assert not set(ids[row]) & set(history[user].indices)
+        assert len(set(ids[row])) == 10
+        assert np.all(np.diff(scores[row]) <= 0)
+
+
+def test_candidates_are_respected(fitted, shop_dataset):
+    mask = np.zeros(shop_dataset.n_items, dtype=bool)
+    mask[::3] = True
+    ids, _ = fitted.recommend(np.arange(5), 10, candidates=mask)
+    assert mask[ids[ids >= 0]].all()
+
+
+def test_save_then_load_gives_identical_recommendations(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    loaded = Recommender.load(tmp_path / "model")
+    assert type(loaded) is type(fitted)
+    assert loaded.get_params() == fitted.get_params()
+    users = np.arange(20)
+    first, first_scores = fitted.recommend(users, 10)
+    second, second_scores = loaded.recommend(users, 10)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first_scores, second_scores, rtol=1e-6)
+
+
+def test_similar_items_exclude_the_item(fitted):
+    ids, _ = fitted.similar_items(np.array([0, 1, 2]), 5)
+    assert ids.shape == (3, 5)
+    for row, item in enumerate([0, 1, 2]):
+        assert item not in ids[row]
+
+
+def test_single_user_gives_1d_arrays(fitted):
+    ids, scores = fitted.recommend(3, 4)
+    assert ids.shape == (4,) and scores.shape == (4,)
+
+
+def test_bad_arguments_are_named(fitted):
+    with pytest.raises(ConfigError, match="'k' parameter of recommend"):
+        fitted.recommend(0, -3)
+    with pytest.raises(ConfigError, match="User indices"):
+        fitted.recommend(10**9, 5)
+
+
+def test_unfitted_model_says_so():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        create_model("ease").recommend(0, 5)
+
+
+def test_unknown_model_and_parameter_list_the_choices():
+    with pytest.raises(ConfigError, match="valid models are"):
+        create_model("nope")
+    with pytest.raises(ConfigError, match=r"no parameter\(s\) \['lambda_'\]; valid parameters are"):
+        create_model("ease", lambda_=3)
+
+
+def test_bad_hyperparameter_fails_in_fit_with_its_range(shop_dataset):
+    with pytest.raises(ConfigError, match=r"'regularization' parameter of EASE must be a float in"):
+        create_model("ease", regularization=-1.0).fit(shop_dataset)
+
+
+def test_topk_breaks_ties_by_lowest_index():
+    scores = np.array([[1.0, 3.0, 3.0, 0.0, 3.0, 2.0] + [0.0] * 30])
+    ids, top = topk(scores, 3)
+    assert ids.tolist() == [[1, 2, 4]]
+    scores[0, :] = -np.inf
+    scores[0, 5] = 1.0
+    ids, _ = topk(scores, 2)
+    assert ids.tolist() == [[5, -1]]
+
+
+def test_personalised_models_beat_popularity_on_the_synthetic_shop(shop_dataset):
+    split = make_splits(shop_dataset, "p1")["test"]
+    results = {}
+    for name in ("popularity", "itemknn", "ease", "als"):
+        model = create_model(name, **FAST.get(name, {})).fit(split.train)
+        results[name] = score_split(model, split)["ndcg@10"]
+    assert max(results["itemknn"], results["ease"], results["als"]) > 3 * results["popularity"], results
