@@ -91,6 +91,7 @@ def test_topk_breaks_ties_by_lowest_index():
     scores = np.array([[1.0, 3.0, 3.0, 0.0, 3.0, 2.0] + [0.0] * 30])
     ids, top = topk(scores, 3)
     assert ids.tolist() == [[1, 2, 4]]
+    assert top.tolist() == [[3.0, 3.0, 3.0]]
     scores[0, :] = -np.inf
     scores[0, 5] = 1.0
     ids, _ = topk(scores, 2)

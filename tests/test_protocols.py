@@ -26,10 +26,17 @@ def test_p1_leave_last_out_with_dedup_and_time_ties(tiny_dataset):
     assert tiny_dataset.user_ids[test.users].tolist() == ["u1", "u2"]
     assert [_items(tiny_dataset, t) for t in test.targets] == [["d"], ["e"]]
     assert [_items(tiny_dataset, t) for t in tune.targets] == [["c"], ["b"]]
-    assert _train_pairs(test) == [("u1", "a"), ("u1", "b"), ("u1", "c"), ("u2", "a"), ("u2", "b"),
-                                  ("u3", "a"), ("u3", "c"), ("u4", "e")]
-    assert _train_pairs(tune) == [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u3", "a"), ("u3", "c"),
-                                  ("u4", "e")]
+    assert _train_pairs(test) == [
+        ("u1", "a"),
+        ("u1", "b"),
+        ("u1", "c"),
+        ("u2", "a"),
+        ("u2", "b"),
+        ("u3", "a"),
+        ("u3", "c"),
+        ("u4", "e"),
+    ]
+    assert _train_pairs(tune) == [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u3", "a"), ("u3", "c"), ("u4", "e")]
     assert test.cold_users.tolist() == [True, False]  # d never seen in training, e seen (u4)
     assert test.candidates.all() and test.k == 10
 

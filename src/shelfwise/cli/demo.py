@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -18,35 +19,38 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
 ) -> None:
     """Generate a synthetic shop, compare the baselines on it (P1) and show recommendations."""
+    from shelfwise.cli.evaluate import results_table
     from shelfwise.data.dataset import Dataset
     from shelfwise.data.synthetic import generate_shop
     from shelfwise.evaluation.runner import evaluate
-    from shelfwise.cli.evaluate import results_table
     from shelfwise.models import create_model
 
     with console.status("generating a synthetic shop"):
         shop = generate_shop(n_items=items, n_users=users, seed=seed)
         dataset = Dataset.from_frames(shop.events, shop.items, name="synthetic-shop")
-    console.print(f"[bold]synthetic shop[/]: {dataset.n_items:,} items, {dataset.n_users:,} shoppers, "
-                  f"{dataset.n_interactions:,} events from {shop.start:%Y-%m-%d} to {shop.end:%Y-%m-%d}")
+    console.print(
+        f"[bold]synthetic shop[/]: {dataset.n_items:,} items, {dataset.n_users:,} shoppers, "
+        f"{dataset.n_interactions:,} events from {shop.start:%Y-%m-%d} to {shop.end:%Y-%m-%d}"
+    )
     with console.status("evaluating baselines under protocol P1 (leave-last-out)"):
         records = evaluate(dataset, "p1", ["popularity", "itemknn", "ease", "als"], tuned=False)
     console.print(results_table(records))
 
     model = create_model("ease").fit(dataset)
-    rng = __import__("numpy").random.default_rng(seed)
+    rng = np.random.default_rng(seed)
     counts = dataset.interactions.groupby("user").size()
-    chosen = rng.choice(counts.index[counts >= 8].to_numpy(), size=min(shoppers, (counts >= 8).sum()),
-                        replace=False)
-    ids, scores = model.recommend(chosen, 5, candidates=dataset.items["in_stock"].to_numpy())
+    chosen = rng.choice(counts.index[counts >= 8].to_numpy(), size=min(shoppers, (counts >= 8).sum()), replace=False)
+    ids, _ = model.recommend(chosen, 5, candidates=dataset.items["in_stock"].to_numpy())
     titles = dataset.items["title"].to_numpy()
     categories = dataset.items["category"].to_numpy()
     prices = dataset.items["price"].to_numpy()
     sequences = dataset.sequences()
     for row, user in enumerate(chosen):
         recent = list(dict.fromkeys(sequences[user][::-1]))[:4]
-        table = Table(title=f"shopper {dataset.user_ids[user]}: recently looked at "
-                            + "; ".join(titles[i] for i in recent), title_justify="left")
+        table = Table(
+            title=f"shopper {dataset.user_ids[user]}: recently looked at " + "; ".join(titles[i] for i in recent),
+            title_justify="left",
+        )
         table.add_column("#", justify="right")
         table.add_column("recommended (EASE)")
         table.add_column("category")

@@ -38,18 +38,31 @@ def results_table(records: list[dict]) -> Table:
 
 @app.command()
 def evaluate(
-    data: Annotated[str, typer.Option("--data", help="A data set folder (e.g. ../shared/data/online-retail-uci"
-                                      ", or its bare name) or a folder from `shelfwise ingest`.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="A data set folder (e.g. ../shared/data/online-retail-uci"
+            ", or its bare name) or a folder from `shelfwise ingest`.",
+        ),
+    ],
     protocol: Annotated[str, typer.Option("--protocol", help="p1 (leave-last-out) or p2 (temporal).")],
-    models: Annotated[str, typer.Option("--models", help="Comma-separated: popularity, itemknn, als, bpr, "
-                                        "ease, mf.")] = "popularity,itemknn,als,bpr,ease,mf",
-    format: Annotated[str | None, typer.Option("--format", help="online-retail, amazon2018, movielens-100k,"
-                                               " movielens or shelfwise (default: detected).")] = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated: popularity, itemknn, als, bpr, ease, mf.")
+    ] = "popularity,itemknn,als,bpr,ease,mf",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="online-retail, amazon2018, movielens-100k, movielens or shelfwise (default: detected)."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write the records as JSON here.")] = None,
-    tune: Annotated[bool, typer.Option("--tune/--no-tune", help="Search each model's grid on the tuning "
-                                       "split first.")] = True,
-    cutoff: Annotated[str | None, typer.Option("--cutoff", help="p2: test cutoff time (default: the "
-                                               "protocol's).")] = None,
+    tune: Annotated[
+        bool, typer.Option("--tune/--no-tune", help="Search each model's grid on the tuning split first.")
+    ] = True,
+    cutoff: Annotated[
+        str | None, typer.Option("--cutoff", help="p2: test cutoff time (default: the protocol's).")
+    ] = None,
     tune_cutoff: Annotated[str | None, typer.Option("--tune-cutoff", help="p2: tuning cutoff time.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
 ) -> None:

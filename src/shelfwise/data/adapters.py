@@ -29,9 +29,25 @@ KNOWN_DATASETS = {
     "movielens-latest-small": "p1",
 }
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 _STOCK_CODE = r"^[0-9]{5}[A-Za-z]*$"
 
@@ -106,13 +122,17 @@ def load_online_retail(folder: str | os.PathLike[str]) -> Dataset:
     if source.suffix == ".parquet":
         raw = pd.read_parquet(source)
     else:
-        raw = pd.read_csv(source, dtype={"InvoiceNo": str, "StockCode": str, "Description": str,
-                                         "CustomerID": "Int64", "Country": str},
-                          keep_default_na=False, na_values={"CustomerID": [""], "Description": [""]})
+        raw = pd.read_csv(
+            source,
+            dtype={"InvoiceNo": str, "StockCode": str, "Description": str, "CustomerID": "Int64", "Country": str},
+            keep_default_na=False,
+            na_values={"CustomerID": [""], "Description": [""]},
+        )
     raw["InvoiceDate"] = pd.to_datetime(raw["InvoiceDate"])
     description = raw["Description"].astype(object)
-    description = description.where(description.notna() & (description.astype(str).str.strip() != "")
-                                    & (description.astype(str) != "nan"), None)
+    description = description.where(
+        description.notna() & (description.astype(str).str.strip() != "") & (description.astype(str) != "nan"), None
+    )
     customer = pd.to_numeric(raw["CustomerID"], errors="coerce")
     invoice = raw["InvoiceNo"].astype(str)
     code = raw["StockCode"].astype(str)
@@ -145,7 +165,10 @@ def load_online_retail(folder: str | os.PathLike[str]) -> Dataset:
     items["title"] = clean_text_column(items["item_id"].map(titles).astype(object))
     items["price"] = items["item_id"].map(prices).astype(float)
     return Dataset.from_frames(
-        events, items, name=folder.name, keep_items_without_events=False,
+        events,
+        items,
+        name=folder.name,
+        keep_items_without_events=False,
         meta={"source_format": "online-retail", "protocol": "p2"},
     )
 
@@ -181,7 +204,10 @@ def load_amazon2018(folder: str | os.PathLike[str]) -> Dataset:
         catalog["description"].replace("", None), empty_markers=("Empty description",)
     )
     return Dataset.from_frames(
-        events, items, name=folder.name, keep_items_without_events=False,
+        events,
+        items,
+        name=folder.name,
+        keep_items_without_events=False,
         meta={"source_format": "amazon2018", "protocol": "p1"},
     )
 
@@ -193,8 +219,9 @@ def load_movielens_100k(folder: str | os.PathLike[str]) -> Dataset:
     item_file = _first(folder, "u.item.gz", "u.item")
     if data_file is None:
         raise DatasetNotFoundError(f"{folder} has no u.data.gz")
-    raw = pd.read_csv(data_file, sep="\t", header=None, names=["user", "item", "rating", "ts"],
-                      dtype={"user": str, "item": str})
+    raw = pd.read_csv(
+        data_file, sep="\t", header=None, names=["user", "item", "rating", "ts"], dtype={"user": str, "item": str}
+    )
     events = pd.DataFrame(
         {
             "user_id": raw["user"].to_numpy(),
@@ -207,13 +234,17 @@ def load_movielens_100k(folder: str | os.PathLike[str]) -> Dataset:
     items = None
     if item_file is not None:
         names = ["item_id", "title", "release", "video_release", "url", *ML100K_GENRES]
-        table = pd.read_csv(item_file, sep="|", header=None, names=names, encoding="latin-1",
-                            dtype={"item_id": str, "title": str})
+        table = pd.read_csv(
+            item_file, sep="|", header=None, names=names, encoding="latin-1", dtype={"item_id": str, "title": str}
+        )
         flags = table[list(ML100K_GENRES)].to_numpy(dtype=bool)
         genres = [[g for g, on in zip(ML100K_GENRES, row, strict=True) if on] for row in flags]
         items = _movie_items(table["item_id"], table["title"], genres)
     return Dataset.from_frames(
-        events, items, name=folder.name, keep_items_without_events=False,
+        events,
+        items,
+        name=folder.name,
+        keep_items_without_events=False,
         meta={"source_format": "movielens-100k", "protocol": "p1"},
     )
 
@@ -241,7 +272,10 @@ def load_movielens(folder: str | os.PathLike[str]) -> Dataset:
         genres = [[] if g == "(no genres listed)" else g.split("|") for g in table["genres"]]
         items = _movie_items(table["movieId"], table["title"], genres)
     return Dataset.from_frames(
-        events, items, name=folder.name, keep_items_without_events=False,
+        events,
+        items,
+        name=folder.name,
+        keep_items_without_events=False,
         meta={"source_format": "movielens", "protocol": "p1"},
     )
 

@@ -108,7 +108,8 @@ class Dataset:
                 "item": item_index.get_indexer(events["item_id"].astype(str)).astype(np.int32),
                 "event_type": pd.Categorical(event_types, categories=sorted(weights)),
                 "timestamp": timestamps.to_numpy(),
-                "value": events["value"].to_numpy(dtype=float) if "value" in events.columns
+                "value": events["value"].to_numpy(dtype=float)
+                if "value" in events.columns
                 else np.full(len(events), np.nan),
                 "weight": pd.Series(event_types).map(weights).to_numpy(dtype=np.float32),
                 "order": np.arange(len(events), dtype=np.int64),
@@ -214,7 +215,7 @@ class Dataset:
             users = self.interactions["user"].to_numpy()[order]
             items = self.interactions["item"].to_numpy()[order].astype(np.int64)
             bounds = np.searchsorted(users, np.arange(self.n_users + 1))
-            self._cache["sequences"] = [items[bounds[u]: bounds[u + 1]] for u in range(self.n_users)]
+            self._cache["sequences"] = [items[bounds[u] : bounds[u + 1]] for u in range(self.n_users)]
         return self._cache["sequences"]
 
     # ----------------------------------------------------------------------------------- storage
@@ -226,9 +227,7 @@ class Dataset:
         try:
             self.interactions.to_parquet(staging / "interactions.parquet", index=False)
             self.items.to_parquet(staging / "items.parquet", index=False)
-            pd.DataFrame({"user_id": self.user_ids.astype(str)}).to_parquet(
-                staging / "users.parquet", index=False
-            )
+            pd.DataFrame({"user_id": self.user_ids.astype(str)}).to_parquet(staging / "users.parquet", index=False)
             meta = {
                 "format_version": FORMAT_VERSION,
                 "name": self.name,
@@ -289,10 +288,12 @@ def _complete_item_table(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("title", "description", "category", "brand"):
         table[column] = table[column].astype(object).where(table[column].notna(), None)
     table["price"] = pd.to_numeric(table["price"], errors="coerce").astype(float)
-    table["tags"] = table["tags"].map(lambda tags: list(tags) if isinstance(tags, (list, tuple, np.ndarray))
-                                      else [])
-    table["in_stock"] = table["in_stock"].map(lambda v: True if v is None or v is pd.NA or
-                                              (isinstance(v, float) and np.isnan(v)) else bool(v)).astype(bool)
+    table["tags"] = table["tags"].map(lambda tags: list(tags) if isinstance(tags, (list, tuple, np.ndarray)) else [])
+    table["in_stock"] = (
+        table["in_stock"]
+        .map(lambda v: True if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else bool(v))
+        .astype(bool)
+    )
     table["created_at"] = pd.to_datetime(table["created_at"], utc=True)
     return table[list(ITEM_COLUMNS) + [c for c in table.columns if c not in ITEM_COLUMNS]]
 

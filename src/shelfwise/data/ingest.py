@@ -53,8 +53,7 @@ def ingest(
     are kept and the new ones added.
     """
     out = Path(out)
-    events_result = read_events(events_path, format=format, columns=columns,
-                                default_event_type=default_event_type)
+    events_result = read_events(events_path, format=format, columns=columns, default_event_type=default_event_type)
     report = events_result.report
     items_frame = None
     if items_path is not None:
@@ -64,17 +63,17 @@ def ingest(
     if not skip_invalid:
         report.raise_if_errors()
     events = events_result.frame
-    counts = {"rows_read": report.rows_read, "rows_rejected": report.rows_rejected,
-              "items_merged_duplicates": report.merged_duplicates}
+    counts = {
+        "rows_read": report.rows_read,
+        "rows_rejected": report.rows_rejected,
+        "items_merged_duplicates": report.merged_duplicates,
+    }
     if append and (out / "dataset.json").is_file():
         previous = Dataset.load(out)
         old_events, old_items = previous.to_frames()
         counts["events_kept_from_before"] = len(old_events)
         events = pd.concat([old_events, events], ignore_index=True)
-        if items_frame is not None:
-            items_frame = pd.concat([old_items, items_frame], ignore_index=True)
-        else:
-            items_frame = old_items
+        items_frame = old_items if items_frame is None else pd.concat([old_items, items_frame], ignore_index=True)
         event_weights = {**previous.event_weights, **(event_weights or {})}
     if drop_duplicates:
         events, removed = drop_duplicate_events(events)
@@ -83,8 +82,13 @@ def ingest(
         before = len(events)
         events = k_core(events, min_user_items=min_user_items, min_item_users=min_item_users)
         counts["k_core_events_dropped"] = before - len(events)
-    dataset = Dataset.from_frames(events, items_frame, name=name or out.name, event_weights=event_weights,
-                                  meta={"source_format": "shelfwise", "sources": [str(events_path)]})
+    dataset = Dataset.from_frames(
+        events,
+        items_frame,
+        name=name or out.name,
+        event_weights=event_weights,
+        meta={"source_format": "shelfwise", "sources": [str(events_path)]},
+    )
     quarantine_path = None
     if not report.ok:
         quarantine_path = Path(quarantine) if quarantine else out.with_name(out.name + ".quarantine.jsonl")

@@ -49,13 +49,19 @@ def detect_file_format(path: str | os.PathLike[str]) -> str:
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv"), (".parquet", "parquet"),
-                        (".pq", "parquet"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl")):
+    for suffix, fmt in (
+        (".csv", "csv"),
+        (".tsv", "tsv"),
+        (".tab", "tsv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+    ):
         if name.endswith(suffix):
             return fmt
-    raise DataFormatError(
-        f"Cannot tell the format of {path} from its name; pass --format with one of {FORMATS}."
-    )
+    raise DataFormatError(f"Cannot tell the format of {path} from its name; pass --format with one of {FORMATS}.")
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
@@ -71,8 +77,11 @@ def _decoded_lines(path: Path, report: ValidationReport) -> Iterator[tuple[int, 
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
+                report.rows_read += 1
                 report.add(
-                    str(path), number, None,
+                    str(path),
+                    number,
+                    None,
                     f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start})",
                     {"raw": raw.decode("utf-8", errors="replace").rstrip("\r\n")},
                 )
@@ -115,7 +124,9 @@ def _read_delimited(path: Path, delimiter: str, report: ValidationReport) -> pd.
         if len(record) != len(header):
             report.rows_read += 1
             report.add(
-                str(path), first_line, None,
+                str(path),
+                first_line,
+                None,
                 f"wrong column count: expected {len(header)} ({delimiter!r}-separated), got {len(record)}"
                 + (" (truncated line?)" if len(record) < len(header) else ""),
                 {"raw": delimiter.join(record)},
@@ -138,13 +149,15 @@ def _read_jsonl(path: Path, report: ValidationReport) -> pd.DataFrame:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             report.rows_read += 1
-            report.add(str(path), number, None, f"not valid JSON: {exc.msg} at column {exc.colno}",
-                       {"raw": text.rstrip()})
+            report.add(
+                str(path), number, None, f"not valid JSON: {exc.msg} at column {exc.colno}", {"raw": text.rstrip()}
+            )
             continue
         if not isinstance(record, dict):
             report.rows_read += 1
-            report.add(str(path), number, None, f"expected a JSON object, got {type(record).__name__}",
-                       {"raw": text.rstrip()})
+            report.add(
+                str(path), number, None, f"expected a JSON object, got {type(record).__name__}", {"raw": text.rstrip()}
+            )
             continue
         records.append(record)
         line_numbers.append(number)
@@ -185,8 +198,9 @@ def read_raw(path: str | os.PathLike[str], format: str | None = None) -> tuple[p
     return frame, report
 
 
-def _apply_mapping(frame: pd.DataFrame, columns: Mapping[str, str] | None, known: tuple[str, ...],
-                   path: Path) -> pd.DataFrame:
+def _apply_mapping(
+    frame: pd.DataFrame, columns: Mapping[str, str] | None, known: tuple[str, ...], path: Path
+) -> pd.DataFrame:
     mapping = dict(columns or {})
     unknown = sorted(set(mapping) - set(known))
     if unknown:
@@ -237,8 +251,11 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
 
 def _row_dict(frame: pd.DataFrame, position: int) -> dict:
     row = frame.iloc[position]
-    return {k: (None if (v is None or (isinstance(v, float) and np.isnan(v))) else v)
-            for k, v in row.items() if k != LINE_COLUMN}
+    return {
+        k: (None if (v is None or (isinstance(v, float) and np.isnan(v))) else v)
+        for k, v in row.items()
+        if k != LINE_COLUMN
+    }
 
 
 class _Checker:
@@ -254,8 +271,14 @@ class _Checker:
 
     def flag(self, mask: np.ndarray, column: str, reason_for: callable) -> None:  # type: ignore[valid-type]
         for position in np.flatnonzero(mask):
-            self.report.add(str(self.path), int(self.lines[position]), column, reason_for(position),
-                            _row_dict(self.frame, position), unit=self.unit)
+            self.report.add(
+                str(self.path),
+                int(self.lines[position]),
+                column,
+                reason_for(position),
+                _row_dict(self.frame, position),
+                unit=self.unit,
+            )
         self.bad |= mask
 
 
@@ -299,9 +322,11 @@ def read_events(
     check.flag(ts_missing, "timestamp", lambda _p: "missing timestamp")
     unparseable = timestamps.isna().to_numpy() & ~ts_missing
     raw_ts = frame["timestamp"].to_numpy()
-    check.flag(unparseable, "timestamp",
-               lambda p: f"unparseable time {raw_ts[p]!r} (expected ISO 8601 such as "
-                         "2024-05-01T12:30:00Z, or unix seconds)")
+    check.flag(
+        unparseable,
+        "timestamp",
+        lambda p: f"unparseable time {raw_ts[p]!r} (expected ISO 8601 such as 2024-05-01T12:30:00Z, or unix seconds)",
+    )
 
     if "event_type" in frame.columns:
         raw_types = frame["event_type"]
@@ -310,8 +335,11 @@ def read_events(
         normalised = normalised.where(~type_missing, default)
         unknown = normalised.isna().to_numpy()
         raw_values = raw_types.to_numpy()
-        check.flag(unknown, "event_type",
-                   lambda p: f"unknown event type {raw_values[p]!r} (expected one of {', '.join(EVENT_TYPES)})")
+        check.flag(
+            unknown,
+            "event_type",
+            lambda p: f"unknown event type {raw_values[p]!r} (expected one of {', '.join(EVENT_TYPES)})",
+        )
         event_types = normalised
     else:
         event_types = pd.Series(default, index=frame.index)
@@ -322,8 +350,7 @@ def read_events(
         not_number = values.isna().to_numpy() & ~value_missing
         not_finite = ~not_number & ~value_missing & ~np.isfinite(values.to_numpy(dtype=float, na_value=0.0))
         raw_values = frame["value"].to_numpy()
-        check.flag(not_number | not_finite, "value",
-                   lambda p: f"value {raw_values[p]!r} is not a finite number")
+        check.flag(not_number | not_finite, "value", lambda p: f"value {raw_values[p]!r} is not a finite number")
     else:
         values = pd.Series(np.nan, index=frame.index)
 
@@ -348,6 +375,7 @@ def detect_or(format: str | None, path: Path) -> str:
 
 def _as_id(values: pd.Series) -> pd.Series:
     """External ids as clean strings; floats that hold integers (``17850.0``) lose the ``.0``."""
+
     def convert(value: object) -> object:
         if value is None:
             return None
@@ -425,10 +453,14 @@ def read_items(
         not_number = prices.isna().to_numpy() & ~price_missing
         check.flag(not_number, "price", lambda p: f"price {raw_prices[p]!r} is not a number")
         as_float = prices.to_numpy(dtype=float, na_value=np.nan)
-        check.flag(~np.isnan(as_float) & ~np.isfinite(as_float), "price",
-                   lambda p: f"price {raw_prices[p]!r} is not finite")
-        check.flag(np.nan_to_num(as_float, nan=0.0) < 0, "price",
-                   lambda p: f"negative price {as_float[p]:g} (prices must be >= 0)")
+        check.flag(
+            ~np.isnan(as_float) & ~np.isfinite(as_float), "price", lambda p: f"price {raw_prices[p]!r} is not finite"
+        )
+        check.flag(
+            np.nan_to_num(as_float, nan=0.0) < 0,
+            "price",
+            lambda p: f"negative price {as_float[p]:g} (prices must be >= 0)",
+        )
         out["price"] = as_float
     else:
         out["price"] = np.nan
@@ -439,8 +471,11 @@ def read_items(
         is_true = text.isin(_TRUE).to_numpy() | stock_missing
         is_false = text.isin(_FALSE).to_numpy()
         raw_stock = frame["in_stock"].to_numpy()
-        check.flag(~is_true & ~is_false, "in_stock",
-                   lambda p: f"in_stock {raw_stock[p]!r} is not a boolean (true/false, yes/no, 1/0)")
+        check.flag(
+            ~is_true & ~is_false,
+            "in_stock",
+            lambda p: f"in_stock {raw_stock[p]!r} is not a boolean (true/false, yes/no, 1/0)",
+        )
         out["in_stock"] = is_true
     else:
         out["in_stock"] = True
@@ -448,8 +483,11 @@ def read_items(
         created_missing = _is_missing(frame["created_at"])
         created = parse_timestamps(frame["created_at"].where(~created_missing, None))
         raw_created = frame["created_at"].to_numpy()
-        check.flag(created.isna().to_numpy() & ~created_missing, "created_at",
-                   lambda p: f"unparseable time {raw_created[p]!r} (expected ISO 8601 or unix seconds)")
+        check.flag(
+            created.isna().to_numpy() & ~created_missing,
+            "created_at",
+            lambda p: f"unparseable time {raw_created[p]!r} (expected ISO 8601 or unix seconds)",
+        )
         out["created_at"] = created
     else:
         out["created_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")

@@ -18,21 +18,29 @@ from shelfwise.errors import ConfigError
 # department -> subcategory -> [(product type, price low, price high, materials)]
 CATALOG_TREE: dict[str, dict[str, list[tuple[str, float, float, tuple[str, ...]]]]] = {
     "Home": {
-        "Kitchen": [("Mug", 6, 25, ("ceramic", "stoneware", "enamel")),
-                    ("Teapot", 18, 60, ("porcelain", "cast iron", "glass")),
-                    ("Chef Knife", 25, 140, ("steel", "damascus steel"))],
-        "Decor": [("Scented Candle", 8, 40, ("soy wax", "beeswax")),
-                  ("Vase", 15, 80, ("glass", "ceramic", "rattan")),
-                  ("Cushion Cover", 10, 35, ("linen", "velvet", "cotton"))],
+        "Kitchen": [
+            ("Mug", 6, 25, ("ceramic", "stoneware", "enamel")),
+            ("Teapot", 18, 60, ("porcelain", "cast iron", "glass")),
+            ("Chef Knife", 25, 140, ("steel", "damascus steel")),
+        ],
+        "Decor": [
+            ("Scented Candle", 8, 40, ("soy wax", "beeswax")),
+            ("Vase", 15, 80, ("glass", "ceramic", "rattan")),
+            ("Cushion Cover", 10, 35, ("linen", "velvet", "cotton")),
+        ],
         "Bath": [("Bath Towel", 12, 45, ("cotton", "bamboo")), ("Shower Curtain", 15, 40, ("polyester", "linen"))],
     },
     "Electronics": {
-        "Audio": [("Wireless Headphones", 40, 350, ("aluminium", "plastic")),
-                  ("Bluetooth Speaker", 25, 250, ("fabric", "rubber"))],
-        "Computing": [("Mechanical Keyboard", 45, 220, ("aluminium", "plastic")),
-                      ("Wireless Mouse", 15, 90, ("plastic",)), ("Monitor Stand", 20, 90, ("wood", "steel"))],
-        "Phone Accessories": [("Phone Case", 8, 45, ("silicone", "leather")),
-                              ("USB-C Charger", 12, 60, ("plastic",))],
+        "Audio": [
+            ("Wireless Headphones", 40, 350, ("aluminium", "plastic")),
+            ("Bluetooth Speaker", 25, 250, ("fabric", "rubber")),
+        ],
+        "Computing": [
+            ("Mechanical Keyboard", 45, 220, ("aluminium", "plastic")),
+            ("Wireless Mouse", 15, 90, ("plastic",)),
+            ("Monitor Stand", 20, 90, ("wood", "steel")),
+        ],
+        "Phone Accessories": [("Phone Case", 8, 45, ("silicone", "leather")), ("USB-C Charger", 12, 60, ("plastic",))],
     },
     "Fashion": {
         "Women": [("Summer Dress", 25, 120, ("cotton", "linen", "silk")), ("Scarf", 12, 70, ("wool", "silk"))],
@@ -45,7 +53,10 @@ CATALOG_TREE: dict[str, dict[str, list[tuple[str, float, float, tuple[str, ...]]
         "Cycling": [("Bike Helmet", 30, 180, ("polycarbonate",)), ("Bike Light", 10, 70, ("aluminium", "plastic"))],
     },
     "Beauty": {
-        "Skincare": [("Face Moisturizer", 8, 70, ("aloe", "shea butter")), ("Vitamin C Serum", 12, 90, ("hyaluronic acid", "niacinamide"))],
+        "Skincare": [
+            ("Face Moisturizer", 8, 70, ("aloe", "shea butter")),
+            ("Vitamin C Serum", 12, 90, ("hyaluronic acid", "niacinamide")),
+        ],
         "Hair": [("Shampoo", 5, 35, ("argan oil", "coconut")), ("Hair Dryer", 25, 250, ("ceramic", "ionic"))],
     },
     "Toys": {

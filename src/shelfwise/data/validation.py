@@ -22,7 +22,7 @@ class RowError:
     unit: str = "line"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.unit} {self.line}"
+        where = f"{self.file}, {self.unit} {self.line}"
         if self.column:
             where += f", column '{self.column}'"
         return f"{where}: {self.reason}"
@@ -93,14 +93,17 @@ class ValidationReport:
         reasons: dict[tuple[str, int], list[dict[str, Any]]] = {}
         units: dict[tuple[str, int], str] = {}
         for error in self.errors:
-            reasons.setdefault((error.file, error.line), []).append(
-                {"column": error.column, "reason": error.reason}
-            )
+            reasons.setdefault((error.file, error.line), []).append({"column": error.column, "reason": error.reason})
             units.setdefault((error.file, error.line), error.unit)
         tmp = path.with_suffix(path.suffix + ".tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
             for (file, line), row in sorted(self.rejected.items()):
-                record = {"file": file, units.get((file, line), "line"): line, "problems": reasons.get((file, line), []), "row": row}
+                record = {
+                    "file": file,
+                    units.get((file, line), "line"): line,
+                    "problems": reasons.get((file, line), []),
+                    "row": row,
+                }
                 handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         os.replace(tmp, path)
         return path

@@ -183,8 +183,10 @@ def check_no_leakage(split: Split) -> None:
     seen = split.train.user_items(binary=True)
     lengths = np.array([len(t) for t in split.targets], dtype=np.int64)
     targets = sp.csr_matrix(
-        (np.ones(lengths.sum(), np.float32),
-         (np.repeat(split.users, lengths), np.concatenate(split.targets) if len(lengths) else [])),
+        (
+            np.ones(lengths.sum(), np.float32),
+            (np.repeat(split.users, lengths), np.concatenate(split.targets) if len(lengths) else []),
+        ),
         shape=seen.shape,
     )
     leaked = seen.multiply(targets)

@@ -24,8 +24,10 @@ def score_split(model: Recommender, split: Split, *, batch_size: int = 512) -> d
     ids, _ = model.recommend(split.users, k, candidates=split.candidates, batch_size=batch_size)
     ndcg = ndcg_at_k(ids, split.targets, k)
     recall = recall_at_k(ids, split.targets, k)
-    metrics = {f"ndcg@{k}": float(ndcg.mean()) if len(ndcg) else float("nan"),
-               f"recall@{k}": float(recall.mean()) if len(recall) else float("nan")}
+    metrics = {
+        f"ndcg@{k}": float(ndcg.mean()) if len(ndcg) else float("nan"),
+        f"recall@{k}": float(recall.mean()) if len(recall) else float("nan"),
+    }
     if split.cold_users is not None:  # P1: the users whose target was never seen in training
         cold = split.cold_users
         metrics[f"cold_ndcg@{k}"] = float(ndcg[cold].mean()) if cold.any() else float("nan")
@@ -88,12 +90,14 @@ def evaluate(
     progress: bool = False,
     split_options: dict[str, Any] | None = None,
     on_event: Callable[[str], None] | None = None,
+    include_tuning: bool = False,
 ) -> list[dict[str, Any]]:
     """Run each model under `protocol` and return one record per model:
     ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``.
 
     With `tuned`, each model's grid is searched on the tuning split first; `params` fixes
-    hyperparameters per model instead (no search for a model named there).
+    hyperparameters per model instead (no search for a model named there). With `include_tuning`
+    each record also has a ``"tuning"`` list of ``{"params", "ndcg@K"}`` on the tuning split.
     """
     for name in model_names:
         get_model_class(name)  # fail on an unknown name before any work
@@ -101,14 +105,17 @@ def evaluate(
     records = []
     for name in model_names:
         fixed = (params or {}).get(name)
+        trials: list[tuple[dict[str, Any], float]] = []
         if fixed is not None or not tuned:
             chosen = dict(fixed or {})
         else:
+
             def report(trial: dict[str, Any], value: float, name: str = name) -> None:
                 if on_event:
                     on_event(f"{name}: tuning {trial} → ndcg@{splits['tune'].k} {value:.4f}")
 
-            chosen = tune(name, splits["tune"], on_trial=report).best_params
+            result = tune(name, splits["tune"], on_trial=report)
+            chosen, trials = result.best_params, result.trials
         model = create_model(name, **chosen)
         metrics, fit_seconds = fit_and_score(model, splits["test"], progress=progress)
         record = {
@@ -120,6 +127,9 @@ def evaluate(
             "fit_seconds": round(fit_seconds, 3),
             "config": model.get_params(),
         }
+        if include_tuning:
+            metric = f"ndcg@{splits['tune'].k}"
+            record["tuning"] = [{"params": p, metric: round(v, 6)} for p, v in trials]
         if on_event:
             on_event(f"{name}: {record['metrics']} (fit {fit_seconds:.1f}s)")
         records.append(record)

@@ -194,8 +194,8 @@ class Recommender(ABC):
                 raise ConfigError(f"candidates must be a boolean mask of length {self.n_items_}.")
         all_ids, all_scores = [], []
         for start in range(0, len(users), batch_size):
-            batch = users[start: start + batch_size]
-            rows = history[start: start + batch_size]
+            batch = users[start : start + batch_size]
+            rows = history[start : start + batch_size]
             scores = self.score(batch, rows)
             if candidates is not None:
                 scores[:, ~candidates] = -np.inf

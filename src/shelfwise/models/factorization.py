@@ -39,8 +39,6 @@ class _FactorModel(Recommender):
         self.item_factors_ = state["item_factors"]
 
 
-
-
 @register
 class ALS(_FactorModel):
     """Implicit-feedback ALS; confidence = 1 + alpha · weight."""
@@ -58,8 +56,13 @@ class ALS(_FactorModel):
     )
 
     def __init__(
-        self, *, factors: int = 128, regularization: float = 0.1, alpha: float = 10.0,
-        iterations: int = 15, seed: int = 42,
+        self,
+        *,
+        factors: int = 128,
+        regularization: float = 0.1,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        seed: int = 42,
     ) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -78,8 +81,11 @@ class ALS(_FactorModel):
 
         with threadpool_limits(limits=1, user_api="blas"):
             model = AlternatingLeastSquares(
-                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                iterations=self.iterations, random_state=self.seed,
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
             )
             model.fit(self._weighted(dataset), show_progress=progress)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
@@ -99,8 +105,13 @@ class BPR(_FactorModel):
     )
 
     def __init__(
-        self, *, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
-        iterations: int = 100, seed: int = 42,
+        self,
+        *,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        seed: int = 42,
     ) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
@@ -118,8 +129,12 @@ class BPR(_FactorModel):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         model = BayesianPersonalizedRanking(
-            factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
-            iterations=self.iterations, random_state=self.seed, num_threads=1,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=1,
         )
         model.fit(self.user_items_, show_progress=progress)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)

@@ -59,7 +59,8 @@ class ItemKNN(Recommender):
         # similarity[i, j]: how much having i suggests j
         self.similarity_ = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_items, n_items), dtype=np.float32,
+            shape=(n_items, n_items),
+            dtype=np.float32,
         )
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:

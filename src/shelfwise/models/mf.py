@@ -26,8 +26,15 @@ class MF(Recommender):
     )
 
     def __init__(
-        self, *, factors: int = 64, epochs: int = 20, learning_rate: float = 0.005,
-        weight_decay: float = 1e-5, negatives: int = 4, batch_size: int = 4096, seed: int = 42,
+        self,
+        *,
+        factors: int = 64,
+        epochs: int = 20,
+        learning_rate: float = 0.005,
+        weight_decay: float = 1e-5,
+        negatives: int = 4,
+        batch_size: int = 4096,
+        seed: int = 42,
     ) -> None:
         self.factors = factors
         self.epochs = epochs
@@ -66,11 +73,9 @@ class MF(Recommender):
             for _ in range(self.epochs):
                 order = torch.from_numpy(rng.permutation(n_pairs))
                 for start in range(0, n_pairs, self.batch_size):
-                    batch = order[start: start + self.batch_size]
+                    batch = order[start : start + self.batch_size]
                     batch_users = users[batch]
-                    negative_items = torch.from_numpy(
-                        rng.integers(0, self.n_items_, size=(len(batch), self.negatives))
-                    )
+                    negative_items = torch.from_numpy(rng.integers(0, self.n_items_, size=(len(batch), self.negatives)))
                     all_items = torch.cat([items[batch, None], negative_items], dim=1)
                     labels = torch.zeros_like(all_items, dtype=torch.float32)
                     labels[:, 0] = 1.0
@@ -92,8 +97,7 @@ class MF(Recommender):
         return self.item_factors_
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
-                "item_bias": self.item_bias_}
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = state["user_factors"]

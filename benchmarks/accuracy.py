@@ -1,0 +1,109 @@
+"""Accuracy benchmark: every model on the four public data sets under PROTOCOLS.md.
+
+Each model's grid is searched on the tuning split; the chosen configuration is then fitted on the
+fitted data and scored on the test targets. Writes benchmarks/results/accuracy.md and accuracy.json.
+
+    python benchmarks/accuracy.py                      # everything (about 10 minutes on 2 cores)
+    python benchmarks/accuracy.py --datasets amazon2018-all-beauty --models popularity,ease
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from shelfwise.evaluation.runner import evaluate
+from shelfwise.models import BASELINES
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Test NDCG of well-tuned public implementations under PROTOCOLS.md (independent run, issue #4).
+REFERENCE = {
+    "online-retail-uci": {"EASE": 0.1038, "implicit ALS": 0.1016, "RecTools SASRec": 0.0646},
+    "amazon2018-all-beauty": {"EASE": 0.4399, "implicit ALS": 0.4599, "RecTools SASRec": 0.4715},
+    "movielens-latest-small": {"EASE": 0.0415, "implicit ALS": 0.0414, "RecTools SASRec": 0.0303},
+}
+
+
+def markdown(records: list[dict], meta: dict) -> str:
+    lines = [
+        "# Accuracy benchmark",
+        "",
+        f"Measured {meta['date']} on {meta['machine']} ({meta['cores']} cores), Python {meta['python']}, "
+        f"by `{meta['command']}` in {meta['seconds']:.0f} s.",
+        "",
+        "Protocols as in ../shared/PROTOCOLS.md: full ranking over all candidate items, the user's history",
+        "removed. Hyperparameters chosen on the tuning split only (NDCG@K), then fitted on the fitted data",
+        "and scored on the test targets. `fit s` is the final fit on 2 cores. Cold columns: P1, the users",
+        "whose test item never occurs in the fitted data; P2, recall pooled over relevant items first seen",
+        "after the cutoff. ID-only models cannot rank cold items, so their cold figures are 0.",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        metric_names = list(rows[0]["metrics"])
+        lines += [f"## {dataset} ({rows[0]['protocol'].upper()}, {rows[0]['users']} evaluated users)", ""]
+        lines.append("| model | " + " | ".join(metric_names) + " | fit s | chosen configuration |")
+        lines.append("|---|" + "---:|" * (len(metric_names) + 1) + "---|")
+        best = max(rows, key=lambda r: r["metrics"][metric_names[0]] or 0)["model"]
+        for row in rows:
+            values = ["–" if row["metrics"][m] is None else f"{row['metrics'][m]:.4f}" for m in metric_names]
+            if row["model"] == best:
+                values[0] = f"**{values[0]}**"
+            config = ", ".join(f"{k}={v}" for k, v in row["config"].items() if k != "seed") or "–"
+            lines.append(f"| {row['model']} | " + " | ".join(values) + f" | {row['fit_seconds']:.1f} | {config} |")
+        if dataset in REFERENCE:
+            ref = ", ".join(f"{name} {value:.4f}" for name, value in REFERENCE[dataset].items())
+            lines += ["", f"Reference (independent run of public implementations, test {metric_names[0]}): {ref}."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default=",".join(KNOWN_DATASETS))
+    parser.add_argument("--models", default=",".join(BASELINES))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d]
+    models = [m for m in args.models.split(",") if m]
+    missing = [d for d in datasets if not (data_dir() / d).is_dir()]
+    if missing:
+        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
+        datasets = [d for d in datasets if d not in missing]
+        if not datasets:
+            return 0
+    started = time.perf_counter()
+    records: list[dict] = []
+    for name in datasets:
+        dataset = load_dataset(name)
+        protocol = KNOWN_DATASETS[name]
+        print(f"== {name} ({protocol}): {dataset}", flush=True)
+        records += evaluate(
+            dataset, protocol, models, include_tuning=True, on_event=lambda message: print("  " + message, flush=True)
+        )
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.machine() + " " + platform.processor(),
+        "cores": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "command": "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seconds": time.perf_counter() - started,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "accuracy.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2))
+    (args.out / "accuracy.md").write_text(markdown(records, meta))
+    print(f"wrote {args.out / 'accuracy.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

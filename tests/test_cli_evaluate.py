@@ -1,0 +1,75 @@
+import json
+
+from shelfwise.cli import main
+
+KEYS = {"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}
+
+
+def test_evaluate_an_ingested_folder_under_both_protocols(tmp_path, shop, shop_dataset, capsys):
+    shop_dataset.save(tmp_path / "shop")
+    for protocol, k in (("p1", 10), ("p2", 20)):
+        output = tmp_path / f"{protocol}.json"
+        code = main(
+            [
+                "evaluate",
+                "--data",
+                str(tmp_path / "shop"),
+                "--protocol",
+                protocol,
+                "--models",
+                "popularity,ease",
+                "--no-tune",
+                "--output",
+                str(output),
+                "--quiet",
+            ]
+        )
+        assert code == 0
+        records = json.loads(output.read_text())
+        assert [r["model"] for r in records] == ["popularity", "ease"]
+        assert all(set(r) == KEYS for r in records)
+        assert f"ndcg@{k}" in records[0]["metrics"] and f"cold_recall@{k}" in records[0]["metrics"]
+        assert records[1]["metrics"][f"ndcg@{k}"] > records[0]["metrics"][f"ndcg@{k}"]
+    assert "popularity" in capsys.readouterr().out
+
+
+def test_evaluate_with_tuning_picks_from_the_grid(tmp_path, shop_dataset):
+    shop_dataset.save(tmp_path / "shop")
+    output = tmp_path / "tuned.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(tmp_path / "shop"),
+                "--protocol",
+                "p1",
+                "--models",
+                "ease",
+                "--output",
+                str(output),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    from shelfwise.models import EASE
+
+    chosen = json.loads(output.read_text())[0]["config"]
+    assert chosen in [dict(EASE().get_params(), **grid) for grid in EASE.tuning_grid]
+
+
+def test_evaluate_rejects_unknown_models_and_protocols(tmp_path, shop_dataset, capsys):
+    shop_dataset.save(tmp_path / "shop")
+    assert main(["evaluate", "--data", str(tmp_path / "shop"), "--protocol", "p1", "--models", "magic"]) == 2
+    assert "valid models are" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "shop"), "--protocol", "p9", "--models", "ease"]) == 2
+    assert "valid protocols are" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--protocol", "p1"]) == 2
+    assert "No such data set folder" in capsys.readouterr().err
+
+
+def test_demo_runs_and_prints_recommendations(capsys):
+    assert main(["demo", "--items", "300", "--users", "200", "--shoppers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "recommended (EASE)" in out and "popularity" in out
