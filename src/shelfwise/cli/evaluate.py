@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
@@ -22,7 +23,7 @@ def results_table(records: list[dict]) -> Table:
     table = Table(title=title)
     table.add_column("model")
     for name in metric_names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     table.add_column("users", justify="right")
     table.add_column("fit s", justify="right")
     for record in records:
@@ -81,22 +82,26 @@ def evaluate(
     elif cutoff or tune_cutoff:
         err_console.print("--cutoff and --tune-cutoff apply to p2 only; ignored.")
 
-    def note(message: str) -> None:
-        if not quiet:
-            err_console.print(message, highlight=False, markup=False)
+    steps = sum(1 + (len(get_model_class(name).tuning_grid) if tune else 0) for name in names)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"evaluating on {dataset.name}", total=steps)
 
-    with console.status(f"evaluating on {dataset.name}", spinner="dots") if not quiet else _null():
+        def note(message: str) -> None:
+            progress.advance(task)
+            if not quiet:
+                progress.console.print(message, highlight=False, markup=False)
+
         records = run_evaluate(dataset, protocol, names, tuned=tune, split_options=options, on_event=note)
     console.print(results_table(records))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(records, indent=2))
         console.print(f"wrote {output}")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
