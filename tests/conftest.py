@@ -15,6 +15,19 @@ from shelfwise.settings import load_settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Caches and settings of the tests live in a temporary home, never in the user's."""
+    home = tmp_path_factory.mktemp("shelfwise-home")
+    previous = os.environ.get("SHELFWISE_HOME")
+    os.environ["SHELFWISE_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("SHELFWISE_HOME", None)
+    else:
+        os.environ["SHELFWISE_HOME"] = previous
+
+
 def shared_data_dir() -> Path:
     return load_settings().data_dir
 

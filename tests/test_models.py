@@ -105,3 +105,17 @@ def test_personalised_models_beat_popularity_on_the_synthetic_shop(shop_dataset)
         model = create_model(name, **FAST.get(name, {})).fit(split.train)
         results[name] = score_split(model, split)["ndcg@10"]
     assert max(results["itemknn"], results["ease"], results["als"]) > 3 * results["popularity"], results
+
+
+def test_content_model_ranks_cold_items_from_text(shop_dataset):
+    # drop every event of one item: it stays in the catalog with its text only
+    cold_item = int(shop_dataset.interactions["item"].value_counts().index[0])
+    kept = shop_dataset.interactions[shop_dataset.interactions["item"] != cold_item]
+    train = shop_dataset.with_interactions(kept)
+    model = create_model("content").fit(train)
+    vector = model.item_vectors()[cold_item]
+    assert np.isfinite(vector).all() and np.linalg.norm(vector) > 0.99
+    nearest, _ = model.similar_items(cold_item, 20)
+    users = np.flatnonzero(np.isin(train.user_items(binary=True)[:, nearest[:3]].toarray().sum(axis=1), [1, 2, 3]))
+    ids, _ = model.recommend(users, 50)
+    assert (ids == cold_item).any()

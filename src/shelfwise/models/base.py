@@ -156,8 +156,12 @@ class Recommender(ABC):
         """Scores of every item for each user index; `user_items` rows override the fitted histories."""
         self._require_fitted()
         users = np.asarray(users, dtype=np.int64)
-        rows = self.user_items_[users] if user_items is None else sp.csr_matrix(user_items)
+        rows = self._history_rows(users) if user_items is None else sp.csr_matrix(user_items)
         return np.asarray(self._score(users, rows), dtype=np.float64)
+
+    def _history_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        """The fitted history rows handed to `_score` (a model may weight them, e.g. by recency)."""
+        return self.user_items_[users]
 
     def recommend(
         self,
@@ -185,7 +189,7 @@ class Recommender(ABC):
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         if user_items is None and ((users < 0) | (users >= self.n_users_)).any():
             raise ConfigError(f"User indices must be in [0, {self.n_users_ - 1}].")
-        history = self.user_items_[users] if user_items is None else sp.csr_matrix(user_items)
+        history = self._history_rows(users) if user_items is None else sp.csr_matrix(user_items)
         if history.shape[0] != len(users):
             raise ConfigError(f"user_items has {history.shape[0]} rows for {len(users)} users.")
         if candidates is not None:

@@ -1,0 +1,65 @@
+"""`shelfwise encode`: a catalog's item texts into the embedding cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shelfwise.cli import app, console
+
+
+@app.command()
+def encode(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data", help="A data set folder (public layout or ingested) or a catalog file (CSV, TSV, Parquet, JSONL)."
+        ),
+    ],
+    format: Annotated[
+        str | None, typer.Option("--format", help="Data set format, or catalog file format when --data is a file.")
+    ] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            "--encoder",
+            envvar="SHELFWISE_ENCODER",
+            help="'default' (all-MiniLM-L6-v2), a model folder, or openai:URL#MODEL.",
+        ),
+    ] = "default",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option("--cache-dir", help="Embedding cache folder (default: ~/.shelfwise/cache/embeddings)."),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch or torch-int8.")] = "torch",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object: items, encoded, from_cache, encode_seconds.")
+    ] = False,
+) -> None:
+    """Encode every item's text; only items whose text is not in the cache reach the model."""
+    from shelfwise.data.adapters import load_dataset
+    from shelfwise.data.readers import read_items
+    from shelfwise.text import ItemTextTemplate, create_encoder, encode_items
+
+    path = Path(data)
+    if path.is_file():
+        result = read_items(path, format=format)
+        result.report.raise_if_errors()
+        items = result.frame
+    else:
+        items = load_dataset(data, format).items
+    options = {} if encoder.startswith("openai:") else {"backend": backend, "batch_size": batch_size}
+    text_encoder = create_encoder(encoder, **options)
+    result = encode_items(items, text_encoder, template=ItemTextTemplate(), cache_dir=cache_dir, progress=not as_json)
+    if as_json:
+        print(json.dumps(result.summary()))
+    else:
+        summary = result.summary()
+        console.print(
+            f"{summary['items']:,} items: {summary['encoded']:,} encoded, {summary['from_cache']:,} "
+            f"from the cache, in {summary['encode_seconds']:.2f} s ({text_encoder.name})"
+        )

@@ -1,0 +1,114 @@
+"""ContentKNN: shoppers and items compared through the language model's text vectors.
+
+A shopper's vector is the recency-weighted mean of the text vectors of the items in their history;
+every item is scored by cosine similarity to it. Items need only text, so items nobody has taken yet
+(cold items) are ranked like any other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.models.base import Recommender, register
+from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
+from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
+from shelfwise.text.pipeline import encode_items
+
+
+@register
+class ContentKNN(Recommender):
+    """score(u, j) = cos(Σ_i w_ui · v_i, v_j), with w_ui = `recency` ** (distinct items taken after i).
+
+    Args:
+        encoder: encoder spec (see `shelfwise.text.create_encoder`).
+        recency: decay per later item; 1.0 weighs the whole history equally.
+        max_history: only the most recent this many distinct items form the shopper's vector.
+        template: item text template.
+        cache_dir: embedding cache folder (default: the settings' cache).
+    """
+
+    name = "content"
+    tuning_grid = ({"recency": 0.8}, {"recency": 1.0}, {"recency": 0.95}, {"recency": 0.5})
+
+    def __init__(
+        self,
+        *,
+        encoder: str = DEFAULT_ENCODER,
+        recency: float = 0.8,
+        max_history: int = 200,
+        template: str = DEFAULT_TEMPLATE,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.recency = recency
+        self.max_history = max_history
+        self.template = template
+        self.cache_dir = cache_dir
+
+    def _validate_params(self) -> None:
+        self._check_param("recency", float, 0.0, 1.0)
+        self._check_param("max_history", int, 1, 1_000_000)
+        ItemTextTemplate(self.template)
+
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        result = encode_items(
+            dataset.items,
+            create_encoder(self.encoder),
+            template=ItemTextTemplate(self.template),
+            cache_dir=self.cache_dir,
+            progress=progress,
+        )
+        self.item_vectors_ = result.vectors
+        self.profile_ = self._recency_weights(dataset)
+
+    def _recency_weights(self, dataset: Dataset) -> sp.csr_matrix:
+        """Per user, a weight for each distinct item: recency ** (number of distinct items taken later)."""
+        rows, cols, vals = [], [], []
+        for user, sequence in enumerate(dataset.sequences()):
+            if len(sequence) == 0:
+                continue
+            last_seen = list(dict.fromkeys(sequence[::-1]))[: self.max_history]  # most recent first
+            rows.append(np.full(len(last_seen), user))
+            cols.append(np.asarray(last_seen))
+            vals.append(self.recency ** np.arange(len(last_seen), dtype=np.float64))
+        if not rows:
+            return sp.csr_matrix((self.n_users_, self.n_items_), dtype=np.float32)
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(self.n_users_, self.n_items_),
+            dtype=np.float32,
+        )
+
+    def _history_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        return self.profile_[users]
+
+    def user_vectors(self, user_items: sp.csr_matrix) -> np.ndarray:
+        """Normalised shopper vectors from weighted history rows (zero for an empty history)."""
+        vectors = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return vectors / norms
+
+    def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        return self.user_vectors(user_items) @ self.item_vectors_.T
+
+    def item_vectors(self) -> np.ndarray:
+        return self.item_vectors_
+
+    def _state(self) -> dict[str, np.ndarray]:
+        profile = self.profile_
+        return {
+            "item_vectors": self.item_vectors_,
+            "profile_data": profile.data,
+            "profile_indices": profile.indices,
+            "profile_indptr": profile.indptr,
+        }
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.item_vectors_ = state["item_vectors"]
+        self.profile_ = sp.csr_matrix(
+            (state["profile_data"], state["profile_indices"], state["profile_indptr"]),
+            shape=(self.n_users_, self.n_items_),
+        )

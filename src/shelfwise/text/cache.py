@@ -1,0 +1,90 @@
+"""An on-disk embedding cache keyed by (encoder identity, hash of the text).
+
+It is one SQLite database in WAL mode: each write is a transaction, so two processes can share it and
+a run killed half-way leaves only whole entries behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shelfwise.errors import ShelfwiseError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    key BLOB NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, key)
+) WITHOUT ROWID
+"""
+_CHUNK = 500
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class EmbeddingCache:
+    """Vectors by (model, text). `get` returns what is there; `put` stores new vectors atomically."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "embeddings.sqlite"
+        try:
+            self._connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ShelfwiseError(f"Embedding cache {self.path} cannot be opened: {exc}") from None
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.close()
+
+    def get(self, model: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT key, dim, vector FROM embeddings WHERE model = ? AND key IN ({marks})", [model, *chunk]
+            )
+            for key, dim, blob in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if len(vector) == dim:  # a torn entry cannot happen in a transaction; this guards corruption
+                    found[bytes(key)] = vector
+        return found
+
+    def put(self, model: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [(model, key, vectors.shape[1], vectors[i].tobytes()) for i, key in enumerate(keys)]
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def count(self, model: str | None = None) -> int:
+        if model is None:
+            return int(self._connection.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        query = "SELECT COUNT(*) FROM embeddings WHERE model = ?"
+        return int(self._connection.execute(query, [model]).fetchone()[0])
