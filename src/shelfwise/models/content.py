@@ -27,6 +27,7 @@ class ContentKNN(Recommender):
         max_history: only the most recent this many distinct items form the shopper's vector.
         template: item text template.
         cache_dir: embedding cache folder (default: the settings' cache).
+        backend, max_seq_length: encoder options (see `SentenceTransformerEncoder`).
     """
 
     name = "content"
@@ -40,12 +41,16 @@ class ContentKNN(Recommender):
         max_history: int = 200,
         template: str = DEFAULT_TEMPLATE,
         cache_dir: str | None = None,
+        backend: str = "torch",
+        max_seq_length: int | None = None,
     ) -> None:
         self.encoder = encoder
         self.recency = recency
         self.max_history = max_history
         self.template = template
         self.cache_dir = cache_dir
+        self.backend = backend
+        self.max_seq_length = max_seq_length
 
     def _validate_params(self) -> None:
         self._check_param("recency", float, 0.0, 1.0)
