@@ -161,6 +161,12 @@ def test_encode_command_reports_cache_use(tmp_path, shop, capsys):
     second = json.loads(capsys.readouterr().out)
     assert (second["encoded"], second["from_cache"]) == (0, 120)
     assert second["encode_seconds"] < 0.05 * first["encode_seconds"]
+    changed = shop.items.head(120).copy()
+    changed.loc[changed.index[:10], "title"] = [f"Refreshed product line {i}" for i in range(10)]
+    changed.to_parquet(catalog)
+    assert main(args) == 0
+    third = json.loads(capsys.readouterr().out)
+    assert (third["encoded"], third["from_cache"]) == (10, 110)
 
 
 class _EmbeddingHandler(BaseHTTPRequestHandler):

@@ -30,6 +30,7 @@ class Settings:
     home: Path
     progress: bool = True
     seed: int = 42
+    encoder: str = "default"
 
     @property
     def datasets_available(self) -> bool:
@@ -58,7 +59,7 @@ def _coerce(name: str, raw: object, kind: type) -> object:
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: object) -> Settings:
     """Build the settings: defaults → `config_file` (TOML, or `SHELFWISE_CONFIG`) → environment → overrides."""
-    types = {"data_dir": Path, "home": Path, "progress": bool, "seed": int}
+    types = {"data_dir": Path, "home": Path, "progress": bool, "seed": int, "encoder": str}
     values: dict[str, object] = {
         "data_dir": _default_data_dir(),
         "home": Path.home() / ".shelfwise",

@@ -23,13 +23,17 @@ def encode(
         str | None, typer.Option("--format", help="Data set format, or catalog file format when --data is a file.")
     ] = None,
     encoder: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--encoder",
-            envvar="SHELFWISE_ENCODER",
-            help="'default' (all-MiniLM-L6-v2), a model folder, or openai:URL#MODEL.",
+            help="'default' (all-MiniLM-L6-v2), a model folder, or openai:URL#MODEL "
+            "(default: the encoder setting, SHELFWISE_ENCODER).",
         ),
-    ] = "default",
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", help="Item text template over {title}, {brand}, {category}, {description}, {tags}."),
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option("--cache-dir", help="Embedding cache folder (default: ~/.shelfwise/cache/embeddings)."),
@@ -43,6 +47,7 @@ def encode(
     """Encode every item's text; only items whose text is not in the cache reach the model."""
     from shelfwise.data.adapters import load_dataset
     from shelfwise.data.readers import read_items
+    from shelfwise.settings import load_settings
     from shelfwise.text import ItemTextTemplate, create_encoder, encode_items
 
     path = Path(data)
@@ -52,9 +57,11 @@ def encode(
         items = result.frame
     else:
         items = load_dataset(data, format).items
+    encoder = encoder or load_settings().encoder
     options = {} if encoder.startswith("openai:") else {"backend": backend, "batch_size": batch_size}
     text_encoder = create_encoder(encoder, **options)
-    result = encode_items(items, text_encoder, template=ItemTextTemplate(), cache_dir=cache_dir, progress=not as_json)
+    item_text = ItemTextTemplate(template) if template else ItemTextTemplate()
+    result = encode_items(items, text_encoder, template=item_text, cache_dir=cache_dir, progress=not as_json)
     if as_json:
         print(json.dumps(result.summary()))
     else:
