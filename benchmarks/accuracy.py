@@ -24,6 +24,8 @@ from shelfwise.evaluation.runner import evaluate
 from shelfwise.models import BASELINES
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: Settings that are not hyperparameters: left out of the markdown table (they are in the JSON).
+HIDDEN = {"seed", "template", "cache_dir", "block_size", "encoder", "batch_size", "backend", "max_seq_length"}
 #: Test NDCG of well-tuned public implementations under PROTOCOLS.md (independent run, issue #4).
 REFERENCE = {
     "online-retail-uci": {"EASE": 0.1038, "implicit ALS": 0.1016, "RecTools SASRec": 0.0646},
@@ -43,7 +45,9 @@ def markdown(records: list[dict], meta: dict) -> str:
         "removed. Hyperparameters chosen on the tuning split only (NDCG@K), then fitted on the fitted data",
         "and scored on the test targets. `fit s` is the final fit on 2 cores. Cold columns: P1, the users",
         "whose test item never occurs in the fitted data; P2, recall pooled over relevant items first seen",
-        "after the cutoff. ID-only models cannot rank cold items, so their cold figures are 0.",
+        "after the cutoff. ID-only models cannot rank cold items, so their cold figures are 0. `content`",
+        "(ContentKNN, all-MiniLM-L6-v2) reads its item vectors from the embedding cache filled while tuning,",
+        "so its `fit s` excludes encoding; encoding speed is in encoding.md.",
         "",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
@@ -57,7 +61,7 @@ def markdown(records: list[dict], meta: dict) -> str:
             values = ["–" if row["metrics"][m] is None else f"{row['metrics'][m]:.4f}" for m in metric_names]
             if row["model"] == best:
                 values[0] = f"**{values[0]}**"
-            config = ", ".join(f"{k}={v}" for k, v in row["config"].items() if k != "seed") or "–"
+            config = ", ".join(f"{k}={v}" for k, v in row["config"].items() if k not in HIDDEN) or "–"
             lines.append(f"| {row['model']} | " + " | ".join(values) + f" | {row['fit_seconds']:.1f} | {config} |")
         if dataset in REFERENCE:
             ref = ", ".join(f"{name} {value:.4f}" for name, value in REFERENCE[dataset].items())
@@ -71,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(KNOWN_DATASETS))
     parser.add_argument("--models", default=",".join(BASELINES))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads((args.out / "accuracy.json").read_text())
+        (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"]))
+        return 0
     datasets = [d for d in args.datasets.split(",") if d]
     models = [m for m in args.models.split(",") if m]
     missing = [d for d in datasets if not (data_dir() / d).is_dir()]
