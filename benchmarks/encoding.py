@@ -161,6 +161,17 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 f"| {r['variant']} | {r['items_per_second']:.1f} | {r['speed_ratio']:.2f} | "
                 f"{r['cosine_mean']:.4f} | {r['cosine_min']:.4f} | " + " | ".join(metrics) + " |"
             )
+        scored = [r for r in subset if "content_metrics" in r]
+        if scored and metric_names:
+            main_metric = metric_names[0]
+            exact = scored[0]["content_metrics"][main_metric]
+            kept = [r for r in scored if r["content_metrics"][main_metric] >= 0.99 * exact]
+            best = max(kept, key=lambda r: r["speed_ratio"])
+            lines += [
+                "",
+                f"Fastest variant whose ContentKNN {main_metric} stays within 1% of fp32: "
+                f"**{best['variant']}**, {best['speed_ratio']:.2f}× the plain call.",
+            ]
         lines.append("")
     return "\n".join(lines)
 
