@@ -13,10 +13,11 @@ FAST = {
     "mf": {"factors": 16, "epochs": 3},
     "itemknn": {"neighbours": 20},
     "ease": {"regularization": 50.0},
+    "sequential": {"dim": 16, "layers": 1, "max_len": 10, "epochs": 2, "max_seconds": 30.0},
 }
 
 
-@pytest.fixture(scope="module", params=BASELINES)
+@pytest.fixture(scope="module", params=(*BASELINES, "sequential"))
 def fitted(request, shop_dataset):
     return create_model(request.param, **FAST.get(request.param, {})).fit(shop_dataset)
 

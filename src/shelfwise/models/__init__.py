@@ -7,6 +7,7 @@ from shelfwise.models.factorization import ALS, BPR
 from shelfwise.models.itemknn import ItemKNN
 from shelfwise.models.mf import MF
 from shelfwise.models.popularity import Popularity
+from shelfwise.models.sequential import SequentialRecommender
 
 BASELINES = ("popularity", "itemknn", "als", "bpr", "ease", "mf", "content")
 
@@ -20,6 +21,7 @@ __all__ = [
     "ItemKNN",
     "Popularity",
     "Recommender",
+    "SequentialRecommender",
     "create_model",
     "get_model_class",
     "model_names",

@@ -114,6 +114,7 @@ def finetune_encoder(
     inference_length = model.max_seq_length
     model.max_seq_length = max_seq_length
     model.train()
+    tokenize = getattr(model, "preprocess", None) or model.tokenize
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     steps_per_epoch = len(pairs) // batch_size
     total = steps_per_epoch * epochs
@@ -130,8 +131,8 @@ def finetune_encoder(
             order = rng.permutation(len(pairs))
             for start in range(0, steps_per_epoch * batch_size, batch_size):
                 batch = pairs[order[start : start + batch_size]]
-                anchors = model.tokenize([texts[i] for i in batch[:, 0]])
-                positives = model.tokenize([texts[i] for i in batch[:, 1]])
+                anchors = tokenize([texts[i] for i in batch[:, 0]])
+                positives = tokenize([texts[i] for i in batch[:, 1]])
                 left = F.normalize(model(anchors)["sentence_embedding"], dim=-1)
                 right = F.normalize(model(positives)["sentence_embedding"], dim=-1)
                 scores = left @ right.T * scale

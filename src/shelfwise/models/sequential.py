@@ -1,0 +1,363 @@
+"""The flagship: a language-model-informed sequential recommender (SASRec-style, torch).
+
+Items are a learned projection of their text vector plus an ID embedding trained with ID dropout,
+so an item without interactions is represented from its text alone, in the same space. A shopper is
+a causal transformer over their last `max_len` items; the hidden state at the last position scores
+every item. A new event is one more position in the input: recommendations change with no refit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.evaluation.metrics import ndcg_at_k
+from shelfwise.models.base import Recommender, register, topk
+from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
+from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
+from shelfwise.text.pipeline import encode_items
+
+logger = logging.getLogger(__name__)
+
+
+class _Network(nn.Module):
+    def __init__(
+        self, n_items: int, text_dim: int, dim: int, layers: int, heads: int, max_len: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.text_projection = nn.Linear(text_dim, dim, bias=False)
+        self.item_ids = nn.Embedding(n_items + 1, dim, padding_idx=n_items)  # last row: padding
+        nn.init.zeros_(self.item_ids.weight)
+        self.positions = nn.Embedding(max_len, dim)
+        nn.init.normal_(self.positions.weight, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.max_len = max_len
+
+    def item_table(self, text: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Every item's vector: projected text plus ID embedding (dropped where `id_keep` is 0)."""
+        ids = self.item_ids.weight[:-1]
+        if id_keep is not None:
+            ids = ids * id_keep[:, None]
+        return self.text_projection(text) + ids
+
+    def forward(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Hidden state at every position of left-padded sequences (padding index = n_items)."""
+        padded = torch.cat([table, torch.zeros(1, table.shape[1])], dim=0)
+        hidden = padded[sequences] * math.sqrt(table.shape[1])
+        length = sequences.shape[1]
+        hidden = hidden + self.positions.weight[self.max_len - length :][None]
+        hidden = self.dropout(hidden)
+        causal = torch.triu(torch.full((length, length), float("-inf")), diagonal=1)
+        # no key-padding mask: with left padding a fully masked row would give NaN; pads are zero vectors
+        out = self.encoder(hidden, mask=causal, is_causal=True)
+        return self.norm(out)
+
+
+@register
+class SequentialRecommender(Recommender):
+    """Causal transformer over a shopper's recent items, with text-informed item vectors.
+
+    Args:
+        encoder: text encoder spec (see `shelfwise.text.create_encoder`).
+        dim, layers, heads, max_len, dropout: the transformer.
+        id_dropout: probability of dropping an item's ID embedding in a training step, so the text
+            projection alone must carry it (as it must for a cold item).
+        epochs: the most epochs; early stopping on the last item of each history picks fewer.
+        negatives: 0 for a full softmax over all items; otherwise sampled softmax over in-batch targets
+            and this many uniform negatives, with a log-frequency (popularity) correction.
+        max_seconds: wall-clock budget for training.
+    """
+
+    name = "sequential"
+    tuning_grid = (
+        {"dim": 64, "dropout": 0.2, "id_dropout": 0.3},
+        {"dim": 64, "dropout": 0.4, "id_dropout": 0.3},
+        {"dim": 128, "dropout": 0.2, "id_dropout": 0.5},
+    )
+
+    def __init__(
+        self,
+        *,
+        encoder: str = DEFAULT_ENCODER,
+        dim: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        id_dropout: float = 0.3,
+        epochs: int = 40,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        negatives: int = 0,
+        patience: int = 3,
+        max_seconds: float = 240.0,
+        template: str = DEFAULT_TEMPLATE,
+        cache_dir: str | None = None,
+        seed: int = 42,
+    ) -> None:
+        self.encoder = encoder
+        self.dim = dim
+        self.layers = layers
+        self.heads = heads
+        self.max_len = max_len
+        self.dropout = dropout
+        self.id_dropout = id_dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.negatives = negatives
+        self.patience = patience
+        self.max_seconds = max_seconds
+        self.template = template
+        self.cache_dir = cache_dir
+        self.seed = seed
+
+    def _validate_params(self) -> None:
+        self._check_param("dim", int, 4, 4096)
+        self._check_param("layers", int, 1, 24)
+        self._check_param("heads", int, 1, 64)
+        self._check_param("max_len", int, 2, 4096)
+        self._check_param("dropout", float, 0.0, 0.9)
+        self._check_param("id_dropout", float, 0.0, 1.0)
+        self._check_param("epochs", int, 1, 10_000)
+        self._check_param("batch_size", int, 1, 100_000)
+        self._check_param("learning_rate", float, 1e-7, 1.0)
+        self._check_param("negatives", int, 0, 1_000_000)
+        self._check_param("patience", int, 1, 1000)
+        self._check_param("max_seconds", float, 1.0, 1e6)
+        if self.dim % self.heads:
+            from shelfwise.errors import ConfigError
+
+            raise ConfigError(f"'dim' ({self.dim}) must be a multiple of 'heads' ({self.heads}).")
+
+    # ------------------------------------------------------------------------------- data
+    @staticmethod
+    def _distinct_in_order(sequence: np.ndarray) -> np.ndarray:
+        """Drop immediate repeats (a view then a purchase of one item is one step)."""
+        if len(sequence) == 0:
+            return sequence
+        keep = np.ones(len(sequence), dtype=bool)
+        keep[1:] = sequence[1:] != sequence[:-1]
+        return sequence[keep]
+
+    def _pad(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Left-padded (len × max_len) array of the last `max_len` items (padding = n_items)."""
+        out = np.full((len(sequences), self.max_len), self.n_items_, dtype=np.int64)
+        for row, sequence in enumerate(sequences):
+            tail = sequence[-self.max_len :]
+            if len(tail):
+                out[row, -len(tail) :] = tail
+        return out
+
+    def _windows(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Training windows of `max_len` + 1 items covering each history once (long ones in chunks)."""
+        chunks = []
+        for sequence in sequences:
+            end = len(sequence)
+            while end >= 2:
+                chunks.append(sequence[max(0, end - self.max_len - 1) : end])
+                end -= self.max_len
+        out = np.full((len(chunks), self.max_len + 1), self.n_items_, dtype=np.int64)
+        for row, chunk in enumerate(chunks):
+            out[row, -len(chunk) :] = chunk
+        return out
+
+    # ------------------------------------------------------------------------------- training
+    def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        encoded = encode_items(
+            dataset.items,
+            create_encoder(self.encoder),
+            template=ItemTextTemplate(self.template),
+            cache_dir=self.cache_dir,
+            progress=progress,
+        )
+        self.text_vectors_ = encoded.vectors.astype(np.float32)
+        sequences = [self._distinct_in_order(s) for s in dataset.sequences()]
+        self.sequences_ = sequences
+        counts = np.bincount(
+            np.concatenate([s for s in sequences if len(s)] or [np.zeros(0, np.int64)]), minlength=self.n_items_
+        )
+        self.seen_ = counts > 0
+        # early stopping: hold out each history's last item (histories of 3 or more)
+        holdout = [u for u, s in enumerate(sequences) if len(s) >= 3]
+        train_sequences = [s[:-1] if len(s) >= 3 else s for s in sequences]
+        best_epochs = self._train(
+            train_sequences, counts, rng, holdout=holdout, progress=progress, budget=self.max_seconds / 2
+        )
+        torch.manual_seed(self.seed)
+        self._train(
+            sequences,
+            counts,
+            np.random.default_rng(self.seed),
+            holdout=None,
+            progress=progress,
+            budget=self.max_seconds / 2,
+            epochs=best_epochs,
+        )
+
+    def _train(
+        self,
+        sequences: list[np.ndarray],
+        counts: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        holdout: list[int] | None,
+        progress: bool,
+        budget: float,
+        epochs: int | None = None,
+    ) -> int:
+        network = _Network(
+            self.n_items_,
+            self.text_vectors_.shape[1],
+            self.dim,
+            self.layers,
+            self.heads,
+            self.max_len + 1,
+            self.dropout,
+        )
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
+        text = torch.from_numpy(self.text_vectors_)
+        log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
+        windows = torch.from_numpy(self._windows(sequences))
+        pad = self.n_items_
+        started = time.perf_counter()
+        best, best_epoch, since_best = -1.0, 1, 0
+        self.network_ = network
+        limit = epochs or self.epochs
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("sequential", total=limit)
+            for epoch in range(1, limit + 1):
+                network.train()
+                order = torch.from_numpy(rng.permutation(len(windows)))
+                for start in range(0, len(windows), self.batch_size):
+                    batch = windows[order[start : start + self.batch_size]]
+                    inputs, targets = batch[:, :-1], batch[:, 1:]
+                    keep = (torch.rand(self.n_items_) >= self.id_dropout).float()
+                    table = network.item_table(text, keep)
+                    hidden = network(inputs, table)
+                    mask = (targets != pad) & (inputs != pad)
+                    hidden, targets = hidden[mask], targets[mask]
+                    if self.negatives and self.negatives < self.n_items_:
+                        sampled = torch.from_numpy(rng.integers(0, self.n_items_, self.negatives))
+                        candidates = torch.unique(torch.cat([targets, sampled]))
+                        logits = hidden @ table[candidates].T - log_q[candidates]
+                        labels = torch.searchsorted(candidates, targets)
+                    else:
+                        logits = hidden @ table.T
+                        labels = targets
+                    loss = nn.functional.cross_entropy(logits, labels)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                bar.advance(task)
+                if holdout is not None:
+                    score = self._holdout_ndcg(sequences, holdout)
+                    logger.info("sequential epoch %d: holdout ndcg@10 %.4f", epoch, score)
+                    if score > best:
+                        best, best_epoch, since_best = score, epoch, 0
+                    else:
+                        since_best += 1
+                        if since_best >= self.patience:
+                            break
+                if time.perf_counter() - started > budget:
+                    logger.warning("sequential: time budget reached after %d epochs", epoch)
+                    break
+        self._freeze()
+        return best_epoch if holdout is not None else limit
+
+    def _freeze(self) -> None:
+        """Compute the inference item table once (no ID dropout)."""
+        self.network_.eval()
+        with torch.no_grad():
+            self.item_table_ = self.network_.item_table(torch.from_numpy(self.text_vectors_)).numpy()
+
+    def _holdout_ndcg(self, train_sequences: list[np.ndarray], holdout: list[int]) -> float:
+        self._freeze()
+        full = self.sequences_
+        targets = [np.array([full[u][-1]]) for u in holdout]
+        scores = self._score_sequences([train_sequences[u] for u in holdout])
+        for row, user in enumerate(holdout):
+            scores[row, train_sequences[user]] = -np.inf
+        ids, _ = topk(scores, 10)
+        return float(ndcg_at_k(ids, targets, 10).mean())
+
+    # ------------------------------------------------------------------------------- scoring
+    def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:
+        network = self.network_
+        table = torch.from_numpy(self.item_table_)
+        out = np.empty((len(sequences), self.n_items_), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(sequences), 256):
+                padded = torch.from_numpy(self._pad(sequences[start : start + 256]))
+                hidden = network(padded, table)[:, -1]
+                out[start : start + 256] = (hidden @ table.T).numpy()
+        empty = np.array([len(s) == 0 for s in sequences])
+        if empty.any():
+            out[empty] = 0.0
+        return out
+
+    def user_vector(self, sequence: np.ndarray) -> np.ndarray:
+        """The shopper's vector after `sequence` (item indices, oldest first); no refit needed."""
+        padded = torch.from_numpy(self._pad([np.asarray(sequence, dtype=np.int64)]))
+        with torch.no_grad():
+            return self.network_(padded, torch.from_numpy(self.item_table_))[0, -1].numpy()
+
+    def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
+        sequences = [self.sequences_[u] if u < len(self.sequences_) else np.zeros(0, np.int64) for u in users]
+        return self._score_sequences(sequences)
+
+    def recommend_for_sequence(
+        self, sequence: np.ndarray, k: int = 10, *, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for an anonymous or updated history (item indices, oldest first)."""
+        sequence = np.asarray(sequence, dtype=np.int64)
+        scores = self._score_sequences([sequence])
+        if exclude_seen and len(sequence):
+            scores[0, sequence] = -np.inf
+        ids, top = topk(scores, k)
+        return ids[0], top[0]
+
+    def item_vectors(self) -> np.ndarray:
+        return self.item_table_
+
+    # ------------------------------------------------------------------------------- storage
+    def _state(self) -> dict[str, np.ndarray]:
+        lengths = np.array([len(s) for s in self.sequences_], dtype=np.int64)
+        state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+        state.update(
+            text_vectors=self.text_vectors_,
+            seq_lengths=lengths,
+            seq_items=np.concatenate(self.sequences_ or [np.zeros(0, np.int64)]).astype(np.int64),
+        )
+        return state
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.text_vectors_ = state["text_vectors"]
+        bounds = np.concatenate([[0], np.cumsum(state["seq_lengths"])])
+        self.sequences_ = [state["seq_items"][bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+        self.network_ = _Network(
+            self.n_items_,
+            self.text_vectors_.shape[1],
+            self.dim,
+            self.layers,
+            self.heads,
+            self.max_len + 1,
+            self.dropout,
+        )
+        self.network_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
+        self._freeze()
