@@ -33,26 +33,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="online-retail-uci,amazon2018-all-beauty")
     parser.add_argument("--max-pairs", type=int, default=4000)
     parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--learning-rates", default="1e-5,3e-5", help="tried on the tuning split")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = [n for n in args.datasets.split(",") if n and (data_dir() / n).is_dir()]
     rows = []
+    rates = [float(r) for r in args.learning_rates.split(",")]
     with tempfile.TemporaryDirectory() as work:
         for name in names:
             dataset = load_dataset(name)
-            split = make_splits(dataset, KNOWN_DATASETS[name])["test"]
-            base, _ = fit_and_score(ContentKNN(), split)
+            splits = make_splits(dataset, KNOWN_DATASETS[name])
+            cache = str(Path(work) / "cache")
+
+            def tuned_encoder(split, rate: float, stage: str, name: str = name):
+                return finetune_encoder(
+                    split.train,
+                    Path(work) / f"{name}-{stage}-{rate:g}",
+                    max_pairs=args.max_pairs,
+                    learning_rate=rate,
+                    max_seconds=args.max_seconds,
+                )
+
+            # choose the learning rate on the tuning split (fine-tuned on its fitted data), never on test
+            tune_scores = {"none": fit_and_score(ContentKNN(), splits["tune"])[0]}
+            for rate in rates:
+                model = tuned_encoder(splits["tune"], rate, "tune")
+                tune_scores[f"{rate:g}"] = fit_and_score(
+                    ContentKNN(encoder=str(model.path), cache_dir=cache), splits["tune"]
+                )[0]
+            metric = next(iter(tune_scores["none"]))
+            chosen = max(rates, key=lambda r: tune_scores[f"{r:g}"][metric])
+            base, _ = fit_and_score(ContentKNN(), splits["test"])
             started = time.perf_counter()
-            tuned = finetune_encoder(
-                split.train, Path(work) / name, max_pairs=args.max_pairs, max_seconds=args.max_seconds, progress=False
-            )
+            tuned = tuned_encoder(splits["test"], chosen, "test")
             finetune_seconds = time.perf_counter() - started
-            after, _ = fit_and_score(ContentKNN(encoder=str(tuned.path), cache_dir=str(Path(work) / "cache")), split)
+            after, _ = fit_and_score(ContentKNN(encoder=str(tuned.path), cache_dir=cache), splits["test"])
             row = {
                 "dataset": name,
                 "protocol": KNOWN_DATASETS[name],
                 "pairs": tuned.pairs,
                 "steps": tuned.steps,
+                "learning_rate": chosen,
+                "tuning": {k: v[metric] for k, v in tune_scores.items()},
                 "finetune_seconds": round(finetune_seconds, 1),
                 "loss_first": round(tuned.losses[0], 4),
                 "loss_last10": round(sum(tuned.losses[-10:]) / len(tuned.losses[-10:]), 4),
@@ -61,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
+    write(rows, args.out, argv)
+    return 0
+
+
+def write(rows: list[dict], out: Path, argv: list[str] | None) -> None:
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": platform.machine(),
@@ -74,9 +101,26 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "all-MiniLM-L6-v2 fine-tuned with an in-batch contrastive loss on co-interaction pairs (distinct items",
         "at most 3 steps and 7 days apart in one shopper's history, each item in at most 20 pairs) taken from",
-        "the test split's fitted data only; 1 epoch, batch 32, learning rate 3e-5, 64 tokens while training.",
-        "ContentKNN runs with its default configuration (recency 0.8) before and after; nothing was tuned on",
-        "the test figures.",
+        "the split's fitted data only; 1 epoch, batch 32, 64 tokens while training. The learning rate is",
+        "chosen on the tuning split (fine-tuned on the tuning split's fitted data, scored on its targets);",
+        "the chosen rate is then used on the test split. ContentKNN runs with its default configuration",
+        "(recency 0.8) before and after. Nothing was chosen by looking at test figures.",
+        "",
+        "Tuning split, ContentKNN NDCG by learning rate (`none` = the base encoder):",
+        "",
+    ]
+    for row in rows:
+        tried = ", ".join(f"{rate}: {value:.4f}" for rate, value in row["tuning"].items())
+        verdict = (
+            "fine-tuning beat the base encoder on the tuning split"
+            if max(v for k, v in row["tuning"].items() if k != "none") > row["tuning"]["none"]
+            else "no learning rate beat the base encoder on the tuning split, so for this shop the base encoder "
+            "is the better choice"
+        )
+        lines.append(f"- {row['dataset']}: {tried}; best rate {row['learning_rate']:g}; {verdict}.")
+    lines += [
+        "",
+        "Test split:",
         "",
         "| data set | pairs | steps | fine-tune s | loss first → last 10 | metric | before | after |",
         "|---|---:|---:|---:|---|---|---:|---:|",
@@ -90,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                 else "| | | | | "
             )
             lines.append(f"{lead}| {metric} | {row['before'][metric]:.4f} | {row['after'][metric]:.4f} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "finetune.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    (args.out / "finetune.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out / 'finetune.md'}")
-    return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finetune.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    (out / "finetune.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'finetune.md'}")
 
 
 if __name__ == "__main__":
