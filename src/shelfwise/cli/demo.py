@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -17,6 +18,9 @@ def demo(
     users: Annotated[int, typer.Option("--users", min=10, help="Number of shoppers.")] = 1500,
     shoppers: Annotated[int, typer.Option("--shoppers", min=1, help="Shoppers to show.")] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    text: Annotated[
+        bool, typer.Option("--text/--no-text", help="Also show new arrivals ranked by the language model.")
+    ] = True,
 ) -> None:
     """Generate a synthetic shop, compare the baselines on it (P1) and show recommendations."""
     from shelfwise.cli.evaluate import results_table
@@ -60,3 +64,28 @@ def demo(
                 continue
             table.add_row(str(rank), titles[item], categories[item], f"{prices[item]:.2f}")
         console.print(table)
+    if text:
+        show_new_arrivals(dataset, int(chosen[0]))
+
+
+def show_new_arrivals(dataset, user: int, *, days: int = 14) -> None:
+    """ContentKNN ranks the newest items (most with no sales yet) for one shopper from their text."""
+    from shelfwise.models import create_model
+
+    created = dataset.items["created_at"]
+    fresh = (created >= created.max() - pd.Timedelta(days=days)).to_numpy()
+    with console.status("encoding the catalog with the language model (cached after the first run)"):
+        model = create_model("content").fit(dataset)
+    ids, _ = model.recommend(user, 5, candidates=fresh & dataset.items["in_stock"].to_numpy())
+    sold = np.asarray(dataset.user_items(binary=True).sum(axis=0)).ravel()
+    table = Table(
+        title=f"new arrivals for shopper {dataset.user_ids[user]} (language model, last {days} days)",
+        title_justify="left",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("new item")
+    table.add_column("shoppers so far", justify="right")
+    for rank, item in enumerate(ids, start=1):
+        if item >= 0:
+            table.add_row(str(rank), dataset.items["title"].iloc[item], str(int(sold[item])))
+    console.print(table)
