@@ -14,6 +14,17 @@ from shelfwise.models.base import Recommender, register
 MAX_ITEMS = 40_000
 
 
+def ease_weights(user_items: sp.csr_matrix, regularization: float) -> np.ndarray:
+    """The EASE item×item matrix B (float32) for a user×item matrix."""
+    matrix = user_items.astype(np.float64)
+    gram = (matrix.T @ matrix).toarray()
+    gram[np.diag_indices_from(gram)] += regularization
+    precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    weights = precision / (-np.diag(precision))
+    weights[np.diag_indices_from(weights)] = 0.0
+    return weights.astype(np.float32)
+
+
 @register
 class EASE(Recommender):
     """B = argmin ‖X − XB‖² + λ‖B‖², diag(B) = 0; closed form B = I − P·diag(1/diag P), P = (XᵀX + λI)⁻¹."""
@@ -33,13 +44,7 @@ class EASE(Recommender):
                 f"EASE needs a dense {self.n_items_}×{self.n_items_} matrix; above {MAX_ITEMS} items use "
                 "'als' or 'itemknn' instead."
             )
-        matrix = self.user_items_.astype(np.float64)
-        gram = (matrix.T @ matrix).toarray()
-        gram[np.diag_indices_from(gram)] += self.regularization
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        weights = precision / (-np.diag(precision))
-        weights[np.diag_indices_from(weights)] = 0.0
-        self.weights_ = weights.astype(np.float32)
+        self.weights_ = ease_weights(self.user_items_, self.regularization)
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         return np.asarray(user_items @ self.weights_)

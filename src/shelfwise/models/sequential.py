@@ -21,11 +21,29 @@ from torch import nn
 from shelfwise.data.dataset import Dataset
 from shelfwise.evaluation.metrics import ndcg_at_k
 from shelfwise.models.base import Recommender, register, topk
+from shelfwise.models.ease import ease_weights
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
 from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
 
 logger = logging.getLogger(__name__)
+EASE_MAX_ITEMS = 20_000
+#: (transformer, collaborative, text) weights tried on the holdout.
+_BLEND_GRID = tuple(
+    (w_seq, w_cf, w_text)
+    for w_seq in (0.0, 0.5, 1.0)
+    for w_cf in (0.0, 0.5, 1.0, 2.0)
+    for w_text in (0.0, 0.1, 0.3)
+    if w_seq or w_cf
+)
+
+
+def _zscore(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float32)
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    std[std == 0] = 1.0
+    return (scores - mean) / std
 
 
 class _Network(nn.Module):
@@ -79,6 +97,9 @@ class SequentialRecommender(Recommender):
         negatives: 0 for a full softmax over all items; otherwise sampled softmax over in-batch targets
             and this many uniform negatives, with a log-frequency (popularity) correction.
         max_seconds: wall-clock budget for training.
+        blend: join the transformer with a collaborative component (EASE over the history) and a text
+            component (cosine to the recency-weighted text profile); their weights (and EASE's
+            regularisation) are chosen on the held-out last item of each training history.
     """
 
     name = "sequential"
@@ -103,9 +124,10 @@ class SequentialRecommender(Recommender):
         learning_rate: float = 1e-3,
         negatives: int = 0,
         patience: int = 3,
-        max_seconds: float = 240.0,
+        max_seconds: float = 480.0,
         template: str = DEFAULT_TEMPLATE,
         cache_dir: str | None = None,
+        blend: bool = True,
         seed: int = 42,
     ) -> None:
         self.encoder = encoder
@@ -123,6 +145,7 @@ class SequentialRecommender(Recommender):
         self.max_seconds = max_seconds
         self.template = template
         self.cache_dir = cache_dir
+        self.blend = blend
         self.seed = seed
 
     def _validate_params(self) -> None:
@@ -199,6 +222,14 @@ class SequentialRecommender(Recommender):
         best_epochs = self._train(
             train_sequences, counts, rng, holdout=holdout, progress=progress, budget=self.max_seconds / 2
         )
+        self.weights_ = np.array([1.0, 0.0, 0.0])
+        self.cf_regularization_ = 0.0
+        if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
+            self._choose_blend(train_sequences, holdout)
+        if self.weights_[1]:
+            full = self._sequence_matrix(sequences)
+            full.data[:] = 1.0
+            self.cf_weights_ = ease_weights(full, self.cf_regularization_)
         torch.manual_seed(self.seed)
         self._train(
             sequences,
@@ -208,6 +239,58 @@ class SequentialRecommender(Recommender):
             progress=progress,
             budget=self.max_seconds / 2,
             epochs=best_epochs,
+        )
+
+    # ------------------------------------------------------------------------------- blending
+    def _sequence_matrix(self, sequences: list[np.ndarray]) -> sp.csr_matrix:
+        lengths = [len(x) for x in sequences]
+        items = np.concatenate(sequences) if sequences else np.zeros(0, np.int64)
+        rows = np.repeat(np.arange(len(sequences)), lengths)
+        return sp.csr_matrix(
+            (np.ones(len(items), np.float32), (rows, items)), shape=(len(sequences), self.n_items_)
+        ).tocsr()
+
+    def _components(self, sequences: list[np.ndarray], *, everything: bool = False) -> list[np.ndarray | None]:
+        """Per-user z-scored component scores: transformer, collaborative (EASE), text profile."""
+        parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None]
+        if everything or self.weights_[1]:
+            history = self._sequence_matrix(sequences)
+            history.data[:] = 1.0
+            parts[1] = np.asarray(history @ self.cf_weights_)
+        if everything or self.weights_[2]:
+            profile = np.zeros((len(sequences), self.text_vectors_.shape[1]), np.float32)
+            for row, sequence in enumerate(sequences):
+                recent = list(dict.fromkeys(sequence[::-1].tolist()))[: self.max_len]
+                if recent:
+                    profile[row] = (0.8 ** np.arange(len(recent))) @ self.text_vectors_[recent]
+            norms = np.linalg.norm(profile, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            parts[2] = (profile / norms) @ self.text_vectors_.T
+        return [None if part is None else _zscore(part) for part in parts]
+
+    def _choose_blend(self, train_sequences: list[np.ndarray], holdout: list[int]) -> None:
+        """Pick the component weights and EASE's regularisation on each history's held-out last item."""
+        truncated = self._sequence_matrix(train_sequences)
+        truncated.data[:] = 1.0
+        targets = [np.array([self.sequences_[u][-1]]) for u in holdout]
+        inputs = [train_sequences[u] for u in holdout]
+        seen = self._sequence_matrix(inputs)
+        rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
+        best: tuple[float, tuple[float, float, float], float] = (-1.0, (1.0, 0.0, 0.0), 0.0)
+        for regularization in (50.0, 250.0, 1000.0):
+            self.cf_weights_ = ease_weights(truncated, regularization)
+            seq, cf, text = self._components(inputs, everything=True)
+            for w_seq, w_cf, w_text in _BLEND_GRID:
+                scores = w_seq * seq + w_cf * cf + w_text * text
+                scores[rows, seen.indices] = -np.inf
+                ids, _ = topk(scores, 10)
+                value = float(ndcg_at_k(ids, targets, 10).mean())
+                if value > best[0]:
+                    best = (value, (w_seq, w_cf, w_text), regularization)
+        self.weights_ = np.array(best[1], dtype=np.float64)
+        self.cf_regularization_ = best[2]
+        logger.info(
+            "sequential blend: weights %s, EASE regularisation %s (holdout ndcg@10 %.4f)", best[1], best[2], best[0]
         )
 
     def _train(
@@ -234,6 +317,8 @@ class SequentialRecommender(Recommender):
         text = torch.from_numpy(self.text_vectors_)
         log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
         windows = torch.from_numpy(self._windows(sequences))
+        trained_mask = torch.from_numpy(counts > 0)
+        trained_items = torch.from_numpy(np.flatnonzero(counts > 0))
         pad = self.n_items_
         started = time.perf_counter()
         best, best_epoch, since_best = -1.0, 1, 0
@@ -252,13 +337,16 @@ class SequentialRecommender(Recommender):
                     hidden = network(inputs, table)
                     mask = (targets != pad) & (inputs != pad)
                     hidden, targets = hidden[mask], targets[mask]
-                    if self.negatives and self.negatives < self.n_items_:
-                        sampled = torch.from_numpy(rng.integers(0, self.n_items_, self.negatives))
+                    if self.negatives and self.negatives < len(trained_items):
+                        picks = rng.integers(0, len(trained_items), self.negatives)
+                        sampled = trained_items[torch.from_numpy(picks)]
                         candidates = torch.unique(torch.cat([targets, sampled]))
                         logits = hidden @ table[candidates].T - log_q[candidates]
                         labels = torch.searchsorted(candidates, targets)
                     else:
-                        logits = hidden @ table.T
+                        # only items that occur in training compete: an item that is never a target
+                        # would otherwise be pushed down as a negative in every step (cold items)
+                        logits = (hidden @ table.T).masked_fill(~trained_mask, float("-inf"))
                         labels = targets
                     loss = nn.functional.cross_entropy(logits, labels)
                     optimizer.zero_grad()
@@ -317,16 +405,22 @@ class SequentialRecommender(Recommender):
         with torch.no_grad():
             return self.network_(padded, torch.from_numpy(self.item_table_))[0, -1].numpy()
 
+    def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
+        if not self.weights_[1] and not self.weights_[2]:
+            return self._score_sequences(sequences)
+        parts = self._components(sequences)
+        return sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
+
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         sequences = [self.sequences_[u] if u < len(self.sequences_) else np.zeros(0, np.int64) for u in users]
-        return self._score_sequences(sequences)
+        return self._blended(sequences)
 
     def recommend_for_sequence(
         self, sequence: np.ndarray, k: int = 10, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k for an anonymous or updated history (item indices, oldest first)."""
         sequence = np.asarray(sequence, dtype=np.int64)
-        scores = self._score_sequences([sequence])
+        scores = self._blended([sequence])
         if exclude_seen and len(sequence):
             scores[0, sequence] = -np.inf
         ids, top = topk(scores, k)
@@ -339,7 +433,11 @@ class SequentialRecommender(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         lengths = np.array([len(s) for s in self.sequences_], dtype=np.int64)
         state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+        if self.weights_[1]:
+            state["cf_weights"] = self.cf_weights_
         state.update(
+            blend_weights=self.weights_,
+            cf_regularization=np.array(self.cf_regularization_),
             text_vectors=self.text_vectors_,
             seq_lengths=lengths,
             seq_items=np.concatenate(self.sequences_ or [np.zeros(0, np.int64)]).astype(np.int64),
@@ -348,6 +446,10 @@ class SequentialRecommender(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors_ = state["text_vectors"]
+        self.weights_ = state["blend_weights"]
+        self.cf_regularization_ = float(state["cf_regularization"])
+        if "cf_weights" in state:
+            self.cf_weights_ = state["cf_weights"]
         bounds = np.concatenate([[0], np.cumsum(state["seq_lengths"])])
         self.sequences_ = [state["seq_items"][bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
         self.network_ = _Network(
