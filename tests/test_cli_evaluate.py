@@ -73,3 +73,50 @@ def test_demo_runs_and_prints_recommendations(capsys):
     assert main(["demo", "--items", "300", "--users", "200", "--shoppers", "2"]) == 0
     out = capsys.readouterr().out
     assert "recommended (EASE)" in out and "popularity" in out
+
+
+def test_train_then_recommend(tmp_path, shop_dataset, capsys):
+    shop_dataset.save(tmp_path / "shop")
+    out = tmp_path / "model"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "shop"),
+                "--model",
+                "ease",
+                "--param",
+                "regularization=100",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "train.json").read_text())
+    assert summary["params"] == {"regularization": 100} and summary["fit_seconds"] >= 0
+    user = shop_dataset.user_ids[0]
+    capsys.readouterr()
+    assert main(["recommend", user, "--model", str(out), "-k", "5"]) == 0
+    out_text = capsys.readouterr().out
+    assert f"top 5 for shopper {user}" in out_text and "SKU-" in out_text
+    assert main(["recommend", "nobody", "--model", str(out)]) == 2
+    assert "Unknown user id(s): 'nobody'" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "shop"),
+                "--model",
+                "ease",
+                "--param",
+                "lambda=1",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
+    assert "valid parameters are" in capsys.readouterr().err

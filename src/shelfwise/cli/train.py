@@ -1,0 +1,87 @@
+"""`shelfwise train` (a model folder from a data set) and `shelfwise recommend` (a shopper's list)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from shelfwise.cli import app, console
+from shelfwise.cli.options import parse_pairs
+
+
+def _parse_value(raw: str) -> object:
+    """A --param value as JSON where it parses (numbers, true/false), else as a string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Option("--data", help="A data set folder (public layout or ingested).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the trained model to.")],
+    model: Annotated[str, typer.Option("--model", help="Model name (see `shelfwise evaluate --help`).")] = "ease",
+    format: Annotated[str | None, typer.Option("--format", help="Data set format (default: detected).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+) -> None:
+    """Fit a model on all of a data set and save it, with the catalog and histories, as a folder."""
+    from shelfwise.data.adapters import load_dataset
+    from shelfwise.models import create_model
+
+    dataset = load_dataset(data, format)
+    params = {key: _parse_value(value) for key, value in parse_pairs(param, "--param").items()}
+    recommender = create_model(model, **params)
+    console.print(f"training {model} on {dataset}")
+    started = time.perf_counter()
+    recommender.fit(dataset, progress=True)
+    seconds = time.perf_counter() - started
+    recommender.save(out)
+    dataset.save(out / "dataset")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = {
+        "model": model,
+        "data": str(data),
+        "fit_seconds": round(seconds, 2),
+        "peak_memory_mb": round(peak_mb),
+        "params": recommender.get_params(),
+        "users": dataset.n_users,
+        "items": dataset.n_items,
+    }
+    (out / "train.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"fitted in {seconds:.1f} s (peak memory {peak_mb:.0f} MB); saved to {out}")
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The shopper's id as in the training data.")],
+    model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many items.")] = 10,
+    in_stock: Annotated[bool, typer.Option("--in-stock/--any-stock", help="Only items in stock.")] = True,
+) -> None:
+    """Print a shopper's top-k recommendations from a trained model folder."""
+    from shelfwise.data.dataset import Dataset
+    from shelfwise.models import Recommender
+
+    recommender = Recommender.load(model)
+    dataset = Dataset.load(model / "dataset")
+    user = int(dataset.user_index(user_id))
+    candidates = dataset.items["in_stock"].to_numpy() if in_stock else None
+    ids, scores = recommender.recommend(user, k, candidates=candidates)
+    items = dataset.items
+    table = Table(title=f"top {k} for shopper {user_id} ({recommender.name})", title_justify="left")
+    for column in ("#", "item", "title", "category", "price", "score"):
+        table.add_column(column, justify="right" if column in {"#", "price", "score"} else "left")
+    for rank, (item, score) in enumerate(zip(ids, scores, strict=True), start=1):
+        if item < 0:
+            continue
+        row = items.iloc[item]
+        price = "" if row["price"] != row["price"] else f"{row['price']:.2f}"
+        table.add_row(str(rank), row["item_id"], row["title"] or "", row["category"] or "", price, f"{score:.4f}")
+    console.print(table)
