@@ -203,13 +203,7 @@ def load_amazon2018(folder: str | os.PathLike[str]) -> Dataset:
     items["description"] = clean_text_column(
         catalog["description"].replace("", None), empty_markers=("Empty description",)
     )
-    return Dataset.from_frames(
-        events,
-        items,
-        name=folder.name,
-        keep_items_without_events=False,
-        meta={"source_format": "amazon2018", "protocol": "p1"},
-    )
+    return _p1_dataset(events, items, folder, "amazon2018")
 
 
 def load_movielens_100k(folder: str | os.PathLike[str]) -> Dataset:
@@ -222,15 +216,7 @@ def load_movielens_100k(folder: str | os.PathLike[str]) -> Dataset:
     raw = pd.read_csv(
         data_file, sep="\t", header=None, names=["user", "item", "rating", "ts"], dtype={"user": str, "item": str}
     )
-    events = pd.DataFrame(
-        {
-            "user_id": raw["user"].to_numpy(),
-            "item_id": raw["item"].to_numpy(),
-            "event_type": "rating",
-            "timestamp": pd.to_datetime(raw["ts"], unit="s", utc=True).to_numpy(),
-            "value": raw["rating"].to_numpy(dtype=float),
-        }
-    )
+    events = _rating_events(raw["user"], raw["item"], raw["rating"], raw["ts"])
     items = None
     if item_file is not None:
         names = ["item_id", "title", "release", "video_release", "url", *ML100K_GENRES]
@@ -240,13 +226,7 @@ def load_movielens_100k(folder: str | os.PathLike[str]) -> Dataset:
         flags = table[list(ML100K_GENRES)].to_numpy(dtype=bool)
         genres = [[g for g, on in zip(ML100K_GENRES, row, strict=True) if on] for row in flags]
         items = _movie_items(table["item_id"], table["title"], genres)
-    return Dataset.from_frames(
-        events,
-        items,
-        name=folder.name,
-        keep_items_without_events=False,
-        meta={"source_format": "movielens-100k", "protocol": "p1"},
-    )
+    return _p1_dataset(events, items, folder, "movielens-100k")
 
 
 def load_movielens(folder: str | os.PathLike[str]) -> Dataset:
@@ -257,27 +237,13 @@ def load_movielens(folder: str | os.PathLike[str]) -> Dataset:
     if ratings_file is None:
         raise DatasetNotFoundError(f"{folder} has no ratings.csv.gz")
     raw = pd.read_csv(ratings_file, dtype={"userId": str, "movieId": str})
-    events = pd.DataFrame(
-        {
-            "user_id": raw["userId"].to_numpy(),
-            "item_id": raw["movieId"].to_numpy(),
-            "event_type": "rating",
-            "timestamp": pd.to_datetime(raw["timestamp"], unit="s", utc=True).to_numpy(),
-            "value": raw["rating"].to_numpy(dtype=float),
-        }
-    )
+    events = _rating_events(raw["userId"], raw["movieId"], raw["rating"], raw["timestamp"])
     items = None
     if movies_file is not None:
         table = pd.read_csv(movies_file, dtype=str, keep_default_na=False)
         genres = [[] if g == "(no genres listed)" else g.split("|") for g in table["genres"]]
         items = _movie_items(table["movieId"], table["title"], genres)
-    return Dataset.from_frames(
-        events,
-        items,
-        name=folder.name,
-        keep_items_without_events=False,
-        meta={"source_format": "movielens", "protocol": "p1"},
-    )
+    return _p1_dataset(events, items, folder, "movielens")
 
 
 def _movie_items(ids: pd.Series, titles: pd.Series, genres: list[list[str]]) -> pd.DataFrame:
@@ -289,4 +255,28 @@ def _movie_items(ids: pd.Series, titles: pd.Series, genres: list[list[str]]) -> 
             "category": [g[0] if g else None for g in genres],
             "tags": genres,
         }
+    )
+
+
+def _rating_events(users: pd.Series, items: pd.Series, ratings: pd.Series, seconds: pd.Series) -> pd.DataFrame:
+    """MovieLens ratings as `rating` events (value = the rating, time from unix seconds)."""
+    return pd.DataFrame(
+        {
+            "user_id": users.to_numpy(),
+            "item_id": items.to_numpy(),
+            "event_type": "rating",
+            "timestamp": pd.to_datetime(seconds, unit="s", utc=True).to_numpy(),
+            "value": ratings.to_numpy(dtype=float),
+        }
+    )
+
+
+def _p1_dataset(events: pd.DataFrame, items: pd.DataFrame | None, folder: Path, source_format: str) -> Dataset:
+    """A P1 data set: candidates are the items with interactions, so catalog-only items are left out."""
+    return Dataset.from_frames(
+        events,
+        items,
+        name=folder.name,
+        keep_items_without_events=False,
+        meta={"source_format": source_format, "protocol": "p1"},
     )

@@ -304,15 +304,7 @@ class SequentialRecommender(Recommender):
         budget: float,
         epochs: int | None = None,
     ) -> int:
-        network = _Network(
-            self.n_items_,
-            self.text_vectors_.shape[1],
-            self.dim,
-            self.layers,
-            self.heads,
-            self.max_len + 1,
-            self.dropout,
-        )
+        network = self._new_network()
         optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
         text = torch.from_numpy(self.text_vectors_)
         log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
@@ -367,6 +359,17 @@ class SequentialRecommender(Recommender):
                     break
         self._freeze()
         return best_epoch if holdout is not None else limit
+
+    def _new_network(self) -> _Network:
+        return _Network(
+            self.n_items_,
+            self.text_vectors_.shape[1],
+            self.dim,
+            self.layers,
+            self.heads,
+            self.max_len + 1,
+            self.dropout,
+        )
 
     def _freeze(self) -> None:
         """Compute the inference item table once (no ID dropout)."""
@@ -452,14 +455,6 @@ class SequentialRecommender(Recommender):
             self.cf_weights_ = state["cf_weights"]
         bounds = np.concatenate([[0], np.cumsum(state["seq_lengths"])])
         self.sequences_ = [state["seq_items"][bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
-        self.network_ = _Network(
-            self.n_items_,
-            self.text_vectors_.shape[1],
-            self.dim,
-            self.layers,
-            self.heads,
-            self.max_len + 1,
-            self.dropout,
-        )
+        self.network_ = self._new_network()
         self.network_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
         self._freeze()
