@@ -81,3 +81,11 @@ def test_save_load_is_exact(cycle_model, tmp_path):
     users = np.arange(30)
     np.testing.assert_array_equal(loaded.recommend(users, 5)[0], cycle_model.recommend(users, 5)[0])
     np.testing.assert_allclose(loaded.score(users), cycle_model.score(users), rtol=1e-5, atol=1e-5)
+
+
+def test_a_shopper_known_only_by_words_gets_matching_items(shop_dataset):
+    model = SequentialRecommender(**{**SMALL, "epochs": 3, "max_len": 10}).fit(shop_dataset)
+    ids, scores = model.recommend_for_words("wireless headphones for music", 10)
+    assert np.isfinite(scores).all()
+    categories = shop_dataset.items["category"].to_numpy()[ids]
+    assert sum("Audio" in c for c in categories) >= 5, categories

@@ -81,8 +81,12 @@ class _Network(nn.Module):
     def forward(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position of left-padded sequences (padding index = n_items)."""
         padded = torch.cat([table, torch.zeros(1, table.shape[1])], dim=0)
-        hidden = padded[sequences] * math.sqrt(table.shape[1])
-        length = sequences.shape[1]
+        return self.run(padded[sequences])
+
+    def run(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The transformer over input item vectors (batch × length × dim); zero vectors are padding."""
+        hidden = embeddings * math.sqrt(embeddings.shape[-1])
+        length = embeddings.shape[1]
         hidden = hidden + self.positions.weight[self.max_len - length :][None]
         hidden = self.dropout(hidden)
         causal = torch.triu(torch.full((length, length), float("-inf")), diagonal=1)
@@ -433,6 +437,20 @@ class SequentialRecommender(Recommender):
         scores = self._blended([sequence])
         if exclude_seen and len(sequence):
             scores[0, sequence] = -np.inf
+        ids, top = topk(scores, k)
+        return ids[0], top[0]
+
+    def recommend_for_words(self, words: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k for a shopper known only by a few words: the words, encoded by the same encoder and
+        projected like an item's text, are the one step of the history; the text similarity joins in."""
+        vector = create_encoder(self.encoder).encode([words])
+        with torch.no_grad():
+            step = self.network_.text_projection(torch.from_numpy(vector))
+            inputs = torch.zeros(1, self.max_len, step.shape[1])
+            inputs[0, -1] = step[0]
+            hidden = self.network_.run(inputs)[:, -1]
+            sequential = (hidden @ torch.from_numpy(self.item_table_).T).numpy()
+        scores = _zscore(sequential) + _zscore(vector @ self.text_vectors_.T)
         ids, top = topk(scores, k)
         return ids[0], top[0]
 
