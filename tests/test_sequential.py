@@ -89,3 +89,23 @@ def test_a_shopper_known_only_by_words_gets_matching_items(shop_dataset):
     assert np.isfinite(scores).all()
     categories = shop_dataset.items["category"].to_numpy()[ids]
     assert sum("Audio" in c for c in categories) >= 5, categories
+
+
+def test_temporal_holdout_hides_the_latest_items(tiny_dataset):
+    model = SequentialRecommender(holdout="temporal")
+    sequences = [model._distinct_in_order(s) for s in tiny_dataset.sequences()]
+    train, users, targets = model._make_holdout(tiny_dataset, sequences)
+    cutoff = tiny_dataset.interactions["timestamp"].quantile(0.9)
+    late = tiny_dataset.interactions[tiny_dataset.interactions["timestamp"] >= cutoff]
+    assert set(late["item"]) >= {int(t) for target in targets for t in target}
+    for user, target in zip(users, targets, strict=True):
+        assert not set(target) & set(train[user].tolist())
+    last = SequentialRecommender(holdout="last")._make_holdout(tiny_dataset, sequences)
+    assert [t.tolist() for t in last[2]] == [[3], [4]]  # u1 -> d, u2 -> e
+
+
+def test_unknown_holdout_is_refused(shop_dataset):
+    from shelfwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'holdout' must be 'last' or 'temporal'"):
+        SequentialRecommender(holdout="random").fit(shop_dataset)

@@ -38,11 +38,15 @@ _BLEND_GRID = tuple(
 
 
 def _holdout_ndcg(ids: np.ndarray, targets: list[np.ndarray]) -> float:
-    """Mean NDCG of single held-out items (models may not import `evaluation`, which imports models)."""
-    target = np.array([t[0] for t in targets])[:, None]
-    rank = np.argmax(ids == target, axis=1)
-    found = (ids == target).any(axis=1)
-    return float(np.where(found, 1.0 / np.log2(rank + 2.0), 0.0).mean()) if len(ids) else 0.0
+    """Mean NDCG of held-out items (models may not import `evaluation`, which imports models)."""
+    if not len(ids):
+        return 0.0
+    discounts = 1.0 / np.log2(np.arange(2, ids.shape[1] + 2))
+    total = 0.0
+    for row, target in zip(ids, targets, strict=True):
+        dcg = discounts[np.isin(row, target)].sum()
+        total += dcg / discounts[: min(len(target), len(row))].sum()
+    return total / len(ids)
 
 
 def _zscore(scores: np.ndarray) -> np.ndarray:
@@ -110,7 +114,10 @@ class SequentialRecommender(Recommender):
         max_seconds: wall-clock budget for training.
         blend: join the transformer with a collaborative component (EASE over the history) and a text
             component (cosine to the recency-weighted text profile); their weights (and EASE's
-            regularisation) are chosen on the held-out last item of each training history.
+            regularisation) are chosen on held-out items of the training data.
+        holdout: which training items early stopping and blending are judged on: ``last`` (each
+            history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
+            10% of the time span, as in a temporal split).
     """
 
     name = "sequential"
@@ -137,6 +144,7 @@ class SequentialRecommender(Recommender):
         template: str = DEFAULT_TEMPLATE,
         cache_dir: str | None = None,
         blend: bool = True,
+        holdout: str = "last",
         seed: int = 42,
     ) -> None:
         self.encoder = encoder
@@ -155,6 +163,7 @@ class SequentialRecommender(Recommender):
         self.template = template
         self.cache_dir = cache_dir
         self.blend = blend
+        self.holdout = holdout
         self.seed = seed
 
     def _validate_params(self) -> None:
@@ -170,6 +179,10 @@ class SequentialRecommender(Recommender):
         self._check_param("negatives", int, 0, 1_000_000)
         self._check_param("patience", int, 1, 1000)
         self._check_param("max_seconds", float, 1.0, 1e6)
+        if self.holdout not in ("last", "temporal"):
+            from shelfwise.errors import ConfigError
+
+            raise ConfigError(f"'holdout' must be 'last' or 'temporal'. Got {self.holdout!r} instead.")
         if self.dim % self.heads:
             from shelfwise.errors import ConfigError
 
@@ -225,16 +238,14 @@ class SequentialRecommender(Recommender):
             np.concatenate([s for s in sequences if len(s)] or [np.zeros(0, np.int64)]), minlength=self.n_items_
         )
         self.seen_ = counts > 0
-        # early stopping: hold out each history's last item (histories of 3 or more)
-        holdout = [u for u, s in enumerate(sequences) if len(s) >= 3]
-        train_sequences = [s[:-1] if len(s) >= 3 else s for s in sequences]
+        train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
         best_epochs = self._train(
-            train_sequences, counts, rng, holdout=holdout, progress=progress, budget=self.max_seconds / 2
+            train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
         )
         self.weights_ = np.array([1.0, 0.0, 0.0])
         self.cf_regularization_ = 0.0
         if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
-            self._choose_blend(train_sequences, holdout)
+            self._choose_blend(train_sequences, holdout, targets)
         if self.weights_[1]:
             full = self._sequence_matrix(sequences)
             full.data[:] = 1.0
@@ -277,11 +288,39 @@ class SequentialRecommender(Recommender):
             parts[2] = (profile / norms) @ self.text_vectors_.T
         return [None if part is None else _zscore(part) for part in parts]
 
-    def _choose_blend(self, train_sequences: list[np.ndarray], holdout: list[int]) -> None:
-        """Pick the component weights and EASE's regularisation on each history's held-out last item."""
+    def _make_holdout(
+        self, dataset: Dataset, sequences: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+        """Training histories, held-out users and their held-out items, for early stopping and blending.
+
+        ``last``: each history of 3 or more items loses its last item. ``temporal``: items a shopper
+        first took in the last 10% of the time span are held out (what a temporal protocol asks).
+        """
+        stamps = dataset.interactions["timestamp"]
+        if self.holdout == "temporal" and len(stamps) and stamps.notna().all():
+            cutoff = stamps.quantile(0.9)
+            frame = dataset.interactions.iloc[dataset.time_order()]
+            frame = frame.drop_duplicates(["user", "item"], keep="first")
+            late = (frame["timestamp"] >= cutoff).to_numpy()
+            early_items = {u: set(g) for u, g in frame.loc[~late].groupby("user")["item"]}
+            late_items = {u: np.unique(g.to_numpy()) for u, g in frame.loc[late].groupby("user")["item"]}
+            train_sequences = [
+                np.array([i for i in s if i in early_items.get(u, ())], dtype=np.int64) for u, s in enumerate(sequences)
+            ]
+            holdout = [u for u in sorted(late_items) if len(train_sequences[u])]
+            targets = [late_items[u][~np.isin(late_items[u], train_sequences[u])] for u in holdout]
+            keep = [row for row, t in enumerate(targets) if len(t)]
+            return train_sequences, [holdout[r] for r in keep], [targets[r] for r in keep]
+        if self.holdout == "temporal":
+            logger.warning("sequential: no timestamps for a temporal holdout; holding out last items instead")
+        holdout = [u for u, s in enumerate(sequences) if len(s) >= 3]
+        train_sequences = [s[:-1] if len(s) >= 3 else s for s in sequences]
+        return train_sequences, holdout, [np.array([sequences[u][-1]]) for u in holdout]
+
+    def _choose_blend(self, train_sequences: list[np.ndarray], holdout: list[int], targets: list[np.ndarray]) -> None:
+        """Pick the component weights and EASE's regularisation on the held-out items."""
         truncated = self._sequence_matrix(train_sequences)
         truncated.data[:] = 1.0
-        targets = [np.array([self.sequences_[u][-1]]) for u in holdout]
         inputs = [train_sequences[u] for u in holdout]
         seen = self._sequence_matrix(inputs)
         rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
@@ -308,7 +347,7 @@ class SequentialRecommender(Recommender):
         counts: np.ndarray,
         rng: np.random.Generator,
         *,
-        holdout: list[int] | None,
+        holdout: tuple[list[int], list[np.ndarray]] | None,
         progress: bool,
         budget: float,
         epochs: int | None = None,
@@ -355,7 +394,7 @@ class SequentialRecommender(Recommender):
                     optimizer.step()
                 bar.advance(task)
                 if holdout is not None:
-                    score = self._holdout_ndcg(sequences, holdout)
+                    score = self._holdout_ndcg(sequences, *holdout)
                     logger.info("sequential epoch %d: holdout ndcg@10 %.4f", epoch, score)
                     if score > best:
                         best, best_epoch, since_best = score, epoch, 0
@@ -386,10 +425,8 @@ class SequentialRecommender(Recommender):
         with torch.no_grad():
             self.item_table_ = self.network_.item_table(torch.from_numpy(self.text_vectors_)).numpy()
 
-    def _holdout_ndcg(self, train_sequences: list[np.ndarray], holdout: list[int]) -> float:
+    def _holdout_ndcg(self, train_sequences: list[np.ndarray], holdout: list[int], targets: list[np.ndarray]) -> float:
         self._freeze()
-        full = self.sequences_
-        targets = [np.array([full[u][-1]]) for u in holdout]
         scores = self._score_sequences([train_sequences[u] for u in holdout])
         for row, user in enumerate(holdout):
             scores[row, train_sequences[user]] = -np.inf
