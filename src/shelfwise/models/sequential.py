@@ -31,8 +31,8 @@ EASE_MAX_ITEMS = 20_000
 _BLEND_GRID = tuple(
     (w_seq, w_cf, w_text)
     for w_seq in (0.0, 0.5, 1.0)
-    for w_cf in (0.0, 0.5, 1.0, 2.0)
-    for w_text in (0.0, 0.1, 0.3)
+    for w_cf in (0.0, 0.5, 1.0, 2.0, 4.0)
+    for w_text in (0.0, 0.1, 0.3, 0.6)
     if w_seq or w_cf
 )
 
