@@ -78,22 +78,12 @@ def test_demo_runs_and_prints_recommendations(capsys):
 def test_train_then_recommend(tmp_path, shop_dataset, capsys):
     shop_dataset.save(tmp_path / "shop")
     out = tmp_path / "model"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(tmp_path / "shop"),
-                "--model",
-                "ease",
-                "--param",
-                "regularization=100",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+
+    def train(param: str, folder) -> int:
+        data = str(tmp_path / "shop")
+        return main(["train", "--data", data, "--model", "ease", "--param", param, "--out", str(folder)])
+
+    assert train("regularization=100", out) == 0
     summary = json.loads((out / "train.json").read_text())
     assert summary["params"] == {"regularization": 100} and summary["fit_seconds"] >= 0
     user = shop_dataset.user_ids[0]
@@ -103,20 +93,5 @@ def test_train_then_recommend(tmp_path, shop_dataset, capsys):
     assert f"top 5 for shopper {user}" in out_text and "SKU-" in out_text
     assert main(["recommend", "nobody", "--model", str(out)]) == 2
     assert "Unknown user id(s): 'nobody'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(tmp_path / "shop"),
-                "--model",
-                "ease",
-                "--param",
-                "lambda=1",
-                "--out",
-                str(tmp_path / "bad"),
-            ]
-        )
-        == 2
-    )
+    assert train("lambda=1", tmp_path / "bad") == 2
     assert "valid parameters are" in capsys.readouterr().err
