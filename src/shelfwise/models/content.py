@@ -17,6 +17,34 @@ from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
 
 
+def recency_weights(sequences: list[np.ndarray], n_items: int, *, recency: float, max_history: int) -> sp.csr_matrix:
+    """Per sequence, a weight for each distinct item: recency ** (number of distinct items taken later),
+    over the `max_history` most recent distinct items."""
+    rows, cols, vals = [], [], []
+    for row, sequence in enumerate(sequences):
+        if len(sequence) == 0:
+            continue
+        last_seen = list(dict.fromkeys(np.asarray(sequence)[::-1].tolist()))[:max_history]  # most recent first
+        rows.append(np.full(len(last_seen), row))
+        cols.append(np.asarray(last_seen))
+        vals.append(recency ** np.arange(len(last_seen), dtype=np.float64))
+    if not rows:
+        return sp.csr_matrix((len(sequences), n_items), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(sequences), n_items),
+        dtype=np.float32,
+    )
+
+
+def profile_vectors(weights: sp.csr_matrix, item_vectors: np.ndarray) -> np.ndarray:
+    """L2-normalised weighted sums of item vectors, one per row of `weights` (zero for an empty row)."""
+    vectors = np.asarray(weights @ item_vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
 @register
 class ContentKNN(Recommender):
     """score(u, j) = cos(Σ_i w_ui · v_i, v_j), with w_ui = `recency` ** (distinct items taken after i).
@@ -74,24 +102,8 @@ class ContentKNN(Recommender):
             progress=progress,
         )
         self.item_vectors_ = result.vectors
-        self.profile_ = self._recency_weights(dataset)
-
-    def _recency_weights(self, dataset: Dataset) -> sp.csr_matrix:
-        """Per user, a weight for each distinct item: recency ** (number of distinct items taken later)."""
-        rows, cols, vals = [], [], []
-        for user, sequence in enumerate(dataset.sequences()):
-            if len(sequence) == 0:
-                continue
-            last_seen = list(dict.fromkeys(sequence[::-1]))[: self.max_history]  # most recent first
-            rows.append(np.full(len(last_seen), user))
-            cols.append(np.asarray(last_seen))
-            vals.append(self.recency ** np.arange(len(last_seen), dtype=np.float64))
-        if not rows:
-            return sp.csr_matrix((self.n_users_, self.n_items_), dtype=np.float32)
-        return sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(self.n_users_, self.n_items_),
-            dtype=np.float32,
+        self.profile_ = recency_weights(
+            dataset.sequences(), self.n_items_, recency=self.recency, max_history=self.max_history
         )
 
     def _history_rows(self, users: np.ndarray) -> sp.csr_matrix:
@@ -99,10 +111,7 @@ class ContentKNN(Recommender):
 
     def user_vectors(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Normalised shopper vectors from weighted history rows (zero for an empty history)."""
-        vectors = np.asarray(user_items @ self.item_vectors_, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return vectors / norms
+        return profile_vectors(user_items, self.item_vectors_)
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         return self.user_vectors(user_items) @ self.item_vectors_.T

@@ -20,6 +20,7 @@ from torch import nn
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.models.base import Recommender, register, topk
+from shelfwise.models.content import profile_vectors, recency_weights
 from shelfwise.models.ease import ease_weights
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
 from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
@@ -278,14 +279,8 @@ class SequentialRecommender(Recommender):
             history.data[:] = 1.0
             parts[1] = np.asarray(history @ self.cf_weights_)
         if everything or self.weights_[2]:
-            profile = np.zeros((len(sequences), self.text_vectors_.shape[1]), np.float32)
-            for row, sequence in enumerate(sequences):
-                recent = list(dict.fromkeys(sequence[::-1].tolist()))[: self.max_len]
-                if recent:
-                    profile[row] = (0.8 ** np.arange(len(recent))) @ self.text_vectors_[recent]
-            norms = np.linalg.norm(profile, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            parts[2] = (profile / norms) @ self.text_vectors_.T
+            weights = recency_weights(sequences, self.n_items_, recency=0.8, max_history=self.max_len)
+            parts[2] = profile_vectors(weights, self.text_vectors_) @ self.text_vectors_.T
         return [None if part is None else _zscore(part) for part in parts]
 
     def _make_holdout(
@@ -478,7 +473,9 @@ class SequentialRecommender(Recommender):
     def recommend_for_words(self, words: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-k for a shopper known only by a few words: the words, encoded by the same encoder and
         projected like an item's text, are the one step of the history; the text similarity joins in."""
-        vector = create_encoder(self.encoder).encode([words])
+        if getattr(self, "_query_encoder", None) is None:
+            self._query_encoder = create_encoder(self.encoder)  # loaded once, not per query
+        vector = self._query_encoder.encode([words])
         with torch.no_grad():
             step = self.network_.text_projection(torch.from_numpy(vector))
             inputs = torch.zeros(1, self.max_len, step.shape[1])
