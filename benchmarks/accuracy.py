@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from common import run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
 from shelfwise.evaluation.runner import evaluate
 from shelfwise.models import BASELINES
@@ -98,19 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         records += evaluate(
             dataset, protocol, models, include_tuning=True, on_event=lambda message: print("  " + message, flush=True)
         )
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": platform.machine() + " " + platform.processor(),
-        "cores": __import__("os").cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "command": "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seconds": time.perf_counter() - started,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "accuracy.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2))
-    (args.out / "accuracy.md").write_text(markdown(records, meta))
-    print(f"wrote {args.out / 'accuracy.md'}")
+    meta = run_meta("accuracy.py", argv, numpy=np.__version__, seconds=time.perf_counter() - started)
+    write_results(args.out, "accuracy", {"meta": meta, "records": records}, markdown(records, meta))
     return 0
 
 

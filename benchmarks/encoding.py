@@ -12,18 +12,15 @@ benchmarks/results/encoding.md and encoding.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
 from shelfwise.evaluation import fit_and_score, make_splits
 from shelfwise.models import ContentKNN
@@ -192,18 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as cache_dir:
         for name in names:
             rows += run(name, args.sample, args.repeats, cache_dir)
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "command": "python benchmarks/encoding.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encoding.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    (args.out / "encoding.md").write_text(markdown(rows, meta))
-    print(f"wrote {args.out / 'encoding.md'}")
+    meta = run_meta("encoding.py", argv, torch=torch.__version__, threads=torch.get_num_threads())
+    write_results(args.out, "encoding", {"meta": meta, "rows": rows}, markdown(rows, meta))
     return 0
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
+from common import run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
 from shelfwise.evaluation import fit_and_score, make_splits
 from shelfwise.models import ContentKNN
@@ -88,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(rows: list[dict], out: Path, argv: list[str] | None) -> None:
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": platform.machine(),
-        "cores": os.cpu_count(),
-        "command": "python benchmarks/finetune.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    meta = run_meta("finetune.py", argv)
     lines = [
         "# Fine-tuning the encoder: effect on ContentKNN",
         "",
@@ -134,10 +127,7 @@ def write(rows: list[dict], out: Path, argv: list[str] | None) -> None:
                 else "| | | | | "
             )
             lines.append(f"{lead}| {metric} | {row['before'][metric]:.4f} | {row['after'][metric]:.4f} |")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    (out / "finetune.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'finetune.md'}")
+    write_results(out, "finetune", {"meta": meta, "rows": rows}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
