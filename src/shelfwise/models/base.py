@@ -163,6 +163,30 @@ class Recommender(ABC):
         """The fitted history rows handed to `_score` (a model may weight them, e.g. by recency)."""
         return self.user_items_[users]
 
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Scores of every item after each history (item indices, oldest first), with no refit.
+
+        This is how a fresh event reaches a shopper's list at once: the serving engine keeps each
+        shopper's history and scores it here. The default scores the binary history rows; models
+        whose user state is not a function of those rows (factor models, sequence models) override it.
+        """
+        self._require_fitted()
+        rows = self._rows_of(histories)
+        users = np.full(len(histories), -1, dtype=np.int64)
+        return np.asarray(self._score(users, rows), dtype=np.float64)
+
+    def _rows_of(self, histories: list[np.ndarray]) -> sp.csr_matrix:
+        """Binary history rows (n × n_items) of item-index lists; out-of-range indices are rejected."""
+        lengths = [len(h) for h in histories]
+        items = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0, int)
+        if len(items) and (items.min() < 0 or items.max() >= self.n_items_):
+            raise ConfigError(f"History item indices must be in [0, {self.n_items_ - 1}].")
+        rows = np.repeat(np.arange(len(histories)), lengths)
+        matrix = sp.csr_matrix((np.ones(len(items), np.float32), (rows, items)), shape=(len(histories), self.n_items_))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        return matrix
+
     def recommend(
         self,
         users: np.ndarray | int,

@@ -119,6 +119,17 @@ class ContentKNN(Recommender):
     def item_vectors(self) -> np.ndarray:
         return self.item_vectors_
 
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        self._require_fitted()
+        self._rows_of(histories)  # range check
+        weights = recency_weights(
+            [np.asarray(h, dtype=np.int64) for h in histories],
+            self.n_items_,
+            recency=self.recency,
+            max_history=self.max_history,
+        )
+        return self.user_vectors(weights) @ self.item_vectors_.T
+
     def _state(self) -> dict[str, np.ndarray]:
         profile = self.profile_
         return {

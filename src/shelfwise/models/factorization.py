@@ -14,6 +14,24 @@ from shelfwise.models.base import Recommender, register
 logger = logging.getLogger(__name__)
 
 
+def fold_in_factors(
+    rows: sp.csr_matrix, item_factors: np.ndarray, *, alpha: float, regularization: float
+) -> np.ndarray:
+    """User factors for binary history rows against fixed item factors: the implicit-feedback ALS
+    user step ``(YᵀY + alpha·Y_hᵀY_h + λI)⁻¹ (1 + alpha)·Y_hᵀ1`` (Hu, Koren, Volinsky 2008) per row."""
+    factors = item_factors.astype(np.float64)
+    regularization = max(float(regularization), 1e-3)
+    system_base = factors.T @ factors + regularization * np.eye(factors.shape[1])
+    out = np.zeros((rows.shape[0], factors.shape[1]), dtype=np.float64)
+    for row in range(rows.shape[0]):
+        items = rows.indices[rows.indptr[row] : rows.indptr[row + 1]]
+        if len(items) == 0:
+            continue
+        y = factors[items]
+        out[row] = np.linalg.solve(system_base + alpha * (y.T @ y), (1.0 + alpha) * y.sum(axis=0))
+    return out.astype(np.float32)
+
+
 class _FactorModel(Recommender):
     """Shared scoring and storage for models with user and item factor tables."""
 
@@ -30,6 +48,18 @@ class _FactorModel(Recommender):
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_
+
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Fold each history in: solve for its user factors against the fixed item factors."""
+        self._require_fitted()
+        rows = self._rows_of(histories)
+        return self.fold_in(rows) @ self.item_factors_.T
+
+    def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+        """User factors for history rows (the ALS user step; BPR uses alpha 1)."""
+        return fold_in_factors(
+            rows, self.item_factors_, alpha=float(getattr(self, "alpha", 1.0)), regularization=self.regularization
+        )
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.models.base import Recommender, register
+from shelfwise.models.factorization import fold_in_factors
 
 
 @register
@@ -95,6 +96,12 @@ class MF(Recommender):
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_
+
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Fold each history in (a ridge solve against the fixed item factors), then score."""
+        self._require_fitted()
+        users = fold_in_factors(self._rows_of(histories), self.item_factors_, alpha=1.0, regularization=1.0)
+        return users @ self.item_factors_.T + self.item_bias_[None, :]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}

@@ -459,6 +459,13 @@ class SequentialRecommender(Recommender):
         sequences = [self.sequences_[u] if u < len(self.sequences_) else np.zeros(0, np.int64) for u in users]
         return self._blended(sequences)
 
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """The blended scores after each history (oldest first): the transformer reads it as is."""
+        self._require_fitted()
+        self._rows_of(histories)  # range check
+        sequences = [self._distinct_in_order(np.asarray(h, dtype=np.int64)) for h in histories]
+        return self._blended(sequences).astype(np.float64)
+
     def recommend_for_sequence(
         self, sequence: np.ndarray, k: int = 10, *, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,19 @@
+"""Persistence of events, the catalog and shoppers behind one protocol, opened by URL.
+
+``sqlite:///path`` (the default; WAL mode, created on first use) and ``postgresql://…`` both go
+through SQLAlchemy and share one versioned schema with migrations (`shelfwise.store.sql`).
+"""
+
+from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, Store
+from shelfwise.store.sql import SCHEMA_VERSION, SQLStore, default_store_url, open_store
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DeletionReport",
+    "EventRecord",
+    "ItemRecord",
+    "SQLStore",
+    "Store",
+    "default_store_url",
+    "open_store",
+]

@@ -1,0 +1,91 @@
+"""The `Store` protocol and the records it keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One shopper event as stored: times are seconds since the epoch (UTC)."""
+
+    user_id: str
+    item_id: str
+    event_type: str
+    timestamp: float
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One catalog item as stored (``price`` and ``created_at`` may be unknown)."""
+
+    item_id: str
+    title: str = ""
+    description: str = ""
+    category: str = ""
+    brand: str = ""
+    price: float | None = None
+    tags: str = ""
+    in_stock: bool = True
+    created_at: float | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    """What `Store.delete_user` removed."""
+
+    user_id: str
+    events: int = 0
+    profile: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.events or self.profile)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Events, catalog items and shoppers. Every write is committed before the call returns."""
+
+    url: str
+
+    def schema_version(self) -> int: ...
+
+    # events and shoppers
+    def add_events(self, events: Iterable[EventRecord]) -> int: ...
+
+    def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
+        """A shopper's events, oldest first (the most recent `limit` where given)."""
+        ...
+
+    def iter_events(self, batch_size: int = 50_000) -> Iterator[list[EventRecord]]: ...
+
+    def has_user(self, user_id: str) -> bool: ...
+
+    def user_count(self) -> int: ...
+
+    def event_count(self) -> int: ...
+
+    def item_event_counts(self) -> dict[str, int]: ...
+
+    def delete_user(self, user_id: str) -> DeletionReport: ...
+
+    # catalog
+    def upsert_items(self, items: Iterable[ItemRecord]) -> tuple[int, int]:
+        """Insert or replace items; returns (created, updated)."""
+        ...
+
+    def get_item(self, item_id: str) -> ItemRecord | None: ...
+
+    def all_items(self) -> list[ItemRecord]: ...
+
+    def item_count(self) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,313 @@
+"""The SQL store (SQLite or PostgreSQL through SQLAlchemy Core) with a versioned schema.
+
+Migrations are numbered functions applied in order inside one transaction each; the table
+``schema_migrations`` records which ran. Opening a store migrates it to `SCHEMA_VERSION`.
+SQLite runs in WAL mode with ``synchronous=FULL``: a committed write survives a crash of the
+process (and of the machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shelfwise.errors import ConfigError, ShelfwiseError
+from shelfwise.settings import load_settings
+from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False, default=""),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("category", sa.Text, nullable=False, default=""),
+    sa.Column("brand", sa.Text, nullable=False, default=""),
+    sa.Column("price", sa.Float, nullable=True),
+    sa.Column("tags", sa.Text, nullable=False, default=""),
+    sa.Column("in_stock", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("events", sa.BigInteger, nullable=False, default=0),
+)
+# Indexes are created by the migrations (plain DDL, so a migration never changes once released).
+
+
+def _v1(conn: Connection) -> None:
+    for table in (items, events, users):
+        table.create(conn)
+    conn.execute(sa.text("CREATE INDEX ix_events_user_time ON events (user_id, timestamp, id)"))
+
+
+def _v2(conn: Connection) -> None:
+    conn.execute(sa.text("CREATE INDEX ix_events_item ON events (item_id)"))
+
+
+#: (version, description, upgrade) in order; append, never edit, to change the schema.
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "items, events and users tables; events by shopper and time", _v1),
+    (2, "events by item (popularity, catalog maintenance)", _v2),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def default_store_url() -> str:
+    """``sqlite:///<home>/store.db``: a file in shelfwise's data directory."""
+    return f"sqlite:///{load_settings().home / 'store.db'}"
+
+
+def _normalise(url: str) -> sa.URL:
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"Store URL {url!r} is not a database URL (sqlite:///path or postgresql://…).") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigError("The SQLite store needs a file path (sqlite:///path/to/store.db), not memory.")
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ConfigError(f"Store URL {url!r}: only sqlite:/// and postgresql:// are supported, not {backend!r}.")
+
+
+def open_store(url: str | None = None) -> SQLStore:
+    """Open (creating and migrating on first use) the store at `url` (default: `default_store_url`)."""
+    return SQLStore(url or default_store_url())
+
+
+class SQLStore:
+    """`Store` over SQLAlchemy: SQLite (default) or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        parsed = _normalise(url)
+        self.url = parsed.render_as_string(hide_password=True)
+        self.backend = parsed.get_backend_name()
+        self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
+        if self.backend == "sqlite":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        try:
+            self.migrate()
+        except sa.exc.OperationalError as exc:
+            raise ShelfwiseError(f"Cannot open the store at {self.url}: {exc.orig}") from None
+
+    # ------------------------------------------------------------------------------- schema
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks; returns the versions applied."""
+        applied: list[int] = []
+        with self._lock, self.engine.begin() as conn:
+            if self.backend == "postgresql":  # one migrator at a time across processes
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(74211)"))
+            schema_migrations.create(conn, checkfirst=True)
+            done = set(conn.execute(sa.select(schema_migrations.c.version)).scalars())
+            for version, description, upgrade in MIGRATIONS:
+                if version in done:
+                    continue
+                upgrade(conn)
+                conn.execute(
+                    schema_migrations.insert().values(version=version, description=description, applied_at=time.time())
+                )
+                applied.append(version)
+                logger.info("store %s: applied migration %d (%s)", self.url, version, description)
+        return applied
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar() or 0)
+
+    def _insert(self, table: sa.Table):
+        if self.backend == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(table)
+
+    # ------------------------------------------------------------------------------- events
+    def add_events(self, records: Iterable[EventRecord]) -> int:
+        rows = [
+            {
+                "user_id": r.user_id,
+                "item_id": r.item_id,
+                "event_type": r.event_type,
+                "timestamp": float(r.timestamp),
+                "value": None if r.value is None else float(r.value),
+            }
+            for r in records
+        ]
+        if not rows:
+            return 0
+        now = time.time()
+        for row in rows:
+            row["received_at"] = now
+        per_user: dict[str, list[float]] = {}
+        for row in rows:
+            per_user.setdefault(row["user_id"], []).append(row["timestamp"])
+        user_rows = [
+            {"user_id": u, "first_seen": min(t), "last_seen": max(t), "events": len(t)} for u, t in per_user.items()
+        ]
+        upsert = self._insert(users)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[users.c.user_id],
+            set_={
+                "first_seen": sa.func.min(users.c.first_seen, upsert.excluded.first_seen)
+                if self.backend == "sqlite"
+                else sa.func.least(users.c.first_seen, upsert.excluded.first_seen),
+                "last_seen": sa.func.max(users.c.last_seen, upsert.excluded.last_seen)
+                if self.backend == "sqlite"
+                else sa.func.greatest(users.c.last_seen, upsert.excluded.last_seen),
+                "events": users.c.events + upsert.excluded.events,
+            },
+        )
+        with self._lock, self.engine.begin() as conn:
+            for start in range(0, len(rows), 10_000):
+                conn.execute(events.insert(), rows[start : start + 10_000])
+            for start in range(0, len(user_rows), 10_000):
+                conn.execute(upsert, user_rows[start : start + 10_000])
+        return len(rows)
+
+    def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
+        query = (
+            sa.select(events.c.user_id, events.c.item_id, events.c.event_type, events.c.timestamp, events.c.value)
+            .where(events.c.user_id == user_id)
+            .order_by(events.c.timestamp.desc(), events.c.id.desc())
+        )
+        if limit is not None:
+            query = query.limit(int(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [EventRecord(*row) for row in reversed(rows)]
+
+    def iter_events(self, batch_size: int = 50_000) -> Iterator[list[EventRecord]]:
+        last = 0
+        columns = (events.c.id, events.c.user_id, events.c.item_id, events.c.event_type, events.c.timestamp)
+        while True:
+            query = sa.select(*columns, events.c.value).where(events.c.id > last).order_by(events.c.id)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.limit(batch_size)).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [EventRecord(*row[1:]) for row in rows]
+
+    def has_user(self, user_id: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(users.c.user_id).where(users.c.user_id == user_id)).first()
+        return found is not None
+
+    def user_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar())
+
+    def event_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar())
+
+    def item_event_counts(self) -> dict[str, int]:
+        query = sa.select(events.c.item_id, sa.func.count()).group_by(events.c.item_id)
+        with self.engine.connect() as conn:
+            return {item: int(count) for item, count in conn.execute(query)}
+
+    def delete_user(self, user_id: str) -> DeletionReport:
+        with self._lock, self.engine.begin() as conn:
+            removed_events = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
+            removed_profile = conn.execute(users.delete().where(users.c.user_id == user_id)).rowcount
+        return DeletionReport(user_id, events=int(removed_events), profile=int(removed_profile))
+
+    # ------------------------------------------------------------------------------- catalog
+    def upsert_items(self, records: Iterable[ItemRecord]) -> tuple[int, int]:
+        now = time.time()
+        rows = {r.item_id: {**r.as_dict(), "updated_at": now} for r in records}
+        if not rows:
+            return 0, 0
+        ids = list(rows)
+        with self._lock, self.engine.begin() as conn:
+            existing: set[str] = set()
+            for start in range(0, len(ids), 5_000):
+                chunk = ids[start : start + 5_000]
+                existing.update(conn.execute(sa.select(items.c.item_id).where(items.c.item_id.in_(chunk))).scalars())
+            statement = self._insert(items)
+            statement = statement.on_conflict_do_update(
+                index_elements=[items.c.item_id],
+                set_={c.name: statement.excluded[c.name] for c in items.columns if c.name != "item_id"},
+            )
+            values = list(rows.values())
+            for start in range(0, len(values), 5_000):
+                conn.execute(statement, values[start : start + 5_000])
+        return len(ids) - len(existing), len(existing)
+
+    def get_item(self, item_id: str) -> ItemRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(*_item_columns()).where(items.c.item_id == item_id)).first()
+        return None if row is None else ItemRecord(*row)
+
+    def all_items(self) -> list[ItemRecord]:
+        with self.engine.connect() as conn:
+            return [ItemRecord(*row) for row in conn.execute(sa.select(*_item_columns()).order_by(items.c.item_id))]
+
+    def item_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SQLStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url!r})"
+
+
+def _item_columns() -> list[sa.Column]:
+    names = ("item_id", "title", "description", "category", "brand", "price", "tags", "in_stock", "created_at")
+    return [items.c[name] for name in names]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
