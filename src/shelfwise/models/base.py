@@ -72,6 +72,14 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, top
 
 
+def _without_row(matrix: sp.csr_matrix, row: int) -> sp.csr_matrix:
+    keep = np.ones(matrix.shape[0], dtype=matrix.dtype)
+    keep[row] = 0
+    out = sp.csr_matrix(sp.diags(keep) @ matrix)
+    out.eliminate_zeros()
+    return out
+
+
 class Recommender(ABC):
     """Base of every shelfwise model.
 
@@ -186,6 +194,22 @@ class Recommender(ABC):
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         return matrix
+
+    def similarity_scores(self, items: np.ndarray) -> np.ndarray:
+        """Similarity of each given item index to every item (the model's own notion of "similar")."""
+        self._require_fitted()
+        return np.asarray(self._item_similarity(np.atleast_1d(np.asarray(items, dtype=np.int64))), dtype=np.float64)
+
+    def forget_user(self, user: int) -> None:
+        """Erase everything this model keeps about one user index (a privacy deletion)."""
+        self._require_fitted()
+        if not 0 <= user < self.n_users_:
+            raise ConfigError(f"User index must be in [0, {self.n_users_ - 1}].")
+        self.user_items_ = _without_row(self.user_items_, user)
+        self._forget_user_state(user)
+
+    def _forget_user_state(self, user: int) -> None:  # noqa: B027 - optional hook
+        """Models that keep per-user state besides the history rows erase it here."""
 
     def recommend(
         self,

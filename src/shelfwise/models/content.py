@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Recommender, _without_row, register
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
 from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
@@ -129,6 +129,9 @@ class ContentKNN(Recommender):
             max_history=self.max_history,
         )
         return self.user_vectors(weights) @ self.item_vectors_.T
+
+    def _forget_user_state(self, user: int) -> None:
+        self.profile_ = _without_row(self.profile_, user)
 
     def _state(self) -> dict[str, np.ndarray]:
         profile = self.profile_

@@ -61,6 +61,10 @@ class _FactorModel(Recommender):
             rows, self.item_factors_, alpha=float(getattr(self, "alpha", 1.0)), regularization=self.regularization
         )
 
+    def _forget_user_state(self, user: int) -> None:
+        self.user_factors_ = self.user_factors_.copy()
+        self.user_factors_[user] = 0.0
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 

@@ -103,6 +103,10 @@ class MF(Recommender):
         users = fold_in_factors(self._rows_of(histories), self.item_factors_, alpha=1.0, regularization=1.0)
         return users @ self.item_factors_.T + self.item_bias_[None, :]
 
+    def _forget_user_state(self, user: int) -> None:
+        self.user_factors_ = self.user_factors_.copy()
+        self.user_factors_[user] = 0.0
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "item_bias": self.item_bias_}
 

@@ -496,6 +496,10 @@ class SequentialRecommender(Recommender):
     def item_vectors(self) -> np.ndarray:
         return self.item_table_
 
+    def _forget_user_state(self, user: int) -> None:
+        if user < len(self.sequences_):
+            self.sequences_[user] = np.zeros(0, dtype=np.int64)
+
     # ------------------------------------------------------------------------------- storage
     def _state(self) -> dict[str, np.ndarray]:
         lengths = np.array([len(s) for s in self.sequences_], dtype=np.int64)

@@ -1,0 +1,647 @@
+"""`Engine`: recommend, similar items, new arrivals and fresh events over a trained model and a store.
+
+The store is the one source of truth for shoppers: every answer reads the shopper's recent events
+from it and scores them with the model (`Recommender.score_histories`), so an event recorded a
+moment ago shapes the next answer with no refit. Items the model was not trained on (added to the
+catalog later) are placed by their text: their cosine to the shopper's text profile is mapped onto
+the model's score scale by quantile, so a new item that matches a shopper's history as well as the
+model's best candidates do ranks among them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
+from shelfwise.engine.catalog import Catalog
+from shelfwise.errors import ConfigError, DataFormatError, UnknownIdError
+from shelfwise.models import Recommender
+from shelfwise.models.content import recency_weights
+from shelfwise.retrieval import Filters, Reason, VectorIndex, explain, mmr
+from shelfwise.settings import load_settings
+from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, open_store
+from shelfwise.text import create_encoder
+from shelfwise.text.item_text import ItemTextTemplate
+from shelfwise.text.pipeline import encode_items
+
+logger = logging.getLogger(__name__)
+
+#: Items a quantile mapping compares cold items against (all of them below this count).
+_CALIBRATION_SAMPLE = 2_000
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One item in an answer, with its external id, score and reason."""
+
+    item_id: str
+    score: float
+    reason: Reason
+    item: ItemRecord
+
+    def as_dict(self) -> dict:
+        record = self.item
+        return {
+            "item_id": self.item_id,
+            "score": round(float(self.score), 6) if math.isfinite(self.score) else None,
+            "title": record.title,
+            "category": record.category,
+            "brand": record.brand,
+            "price": record.price,
+            "in_stock": record.in_stock,
+            "reason": {
+                "kind": self.reason.kind,
+                "text": self.reason.text,
+                "item_id": None if self.reason.item is None else self._anchor,
+            },
+        }
+
+    _anchor: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Generation:
+    """One loaded model and how its item indices map onto catalog positions."""
+
+    model: Recommender
+    model_dir: Path
+    version: str
+    model_items: np.ndarray  # model item index -> catalog position
+    catalog_to_model: np.ndarray  # catalog position -> model item index or -1 (grows with the catalog)
+    loaded_at: float = field(default_factory=time.time)
+
+    def model_index_of(self, positions: np.ndarray) -> np.ndarray:
+        out = np.full(len(positions), -1, dtype=np.int64)
+        inside = positions < len(self.catalog_to_model)
+        out[inside] = self.catalog_to_model[positions[inside]]
+        return out
+
+
+def model_version(model_dir: Path) -> str:
+    """A short fingerprint of a model folder (its config and the size and time of its arrays)."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "arrays.npz", "train.json"):
+        path = model_dir / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(name.encode())
+            digest.update(
+                path.read_bytes() if name.endswith(".json") else f"{stat.st_size}:{stat.st_mtime_ns}".encode()
+            )
+    return digest.hexdigest()[:12]
+
+
+def _item_records(dataset: Dataset) -> list[ItemRecord]:
+    table = dataset.items
+    created = table.get("created_at", None)
+    records = []
+    for row, item_id in enumerate(table["item_id"]):
+        price = table["price"].iat[row]
+        stamp = None if created is None else created.iat[row]
+        tags = table["tags"].iat[row]
+        records.append(
+            ItemRecord(
+                item_id=str(item_id),
+                title=str(table["title"].iat[row] or ""),
+                description=str(table["description"].iat[row] or ""),
+                category=str(table["category"].iat[row] or ""),
+                brand=str(table["brand"].iat[row] or ""),
+                price=None if price is None or price != price else float(price),
+                tags=", ".join(str(t) for t in tags)
+                if isinstance(tags, (list, tuple, np.ndarray))
+                else str(tags or ""),
+                in_stock=bool(table["in_stock"].iat[row]),
+                created_at=None if stamp is None or stamp != stamp else _epoch(stamp),
+            )
+        )
+    return records
+
+
+def _epoch(stamp: object) -> float | None:
+    import pandas as pd
+
+    if stamp is None or stamp is pd.NaT:
+        return None
+    value = pd.Timestamp(stamp)
+    if value.tzinfo is None:
+        value = value.tz_localize("UTC")
+    return value.timestamp()
+
+
+def _event_records(dataset: Dataset) -> list[EventRecord]:
+    frame = dataset.interactions.sort_values("order", kind="stable")
+    users = dataset.user_ids[frame["user"].to_numpy()]
+    items = dataset.item_ids[frame["item"].to_numpy()]
+    stamps = frame["timestamp"]
+    if hasattr(stamps, "dt"):
+        seconds = np.where(stamps.isna(), np.nan, stamps.astype("int64", errors="ignore") / 1e9)
+    else:
+        seconds = stamps.to_numpy(dtype=float)
+    seconds = np.asarray(seconds, dtype=float)
+    # events without a time keep their source order, one second apart, before any dated event
+    undated = ~np.isfinite(seconds)
+    seconds[undated] = np.arange(int(undated.sum()), dtype=float)
+    values = frame["value"].to_numpy(dtype=float)
+    kinds = frame["event_type"].astype(str).to_numpy()
+    return [
+        EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
+        for u, i, k, t, v in zip(users, items, kinds, seconds, values, strict=True)
+    ]
+
+
+class Engine:
+    """Answers recommend / similar / new arrivals and takes fresh events and catalog changes.
+
+    Args:
+        model_dir: a folder written by `shelfwise train` (the model, plus its data set in ``dataset/``).
+        store: a `Store` or its URL (default: SQLite in shelfwise's data directory). An empty store
+            is filled with the model's catalog and the training histories on first start.
+        encoder: text encoder for item text (default: the setting ``encoder``).
+        max_history: how many of a shopper's latest events an answer reads.
+        new_days: an item created within this many days is a new arrival.
+        index: ``exact`` or ``hnsw`` for the item text index.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        store: SQLStore | str | None = None,
+        *,
+        encoder: str | None = None,
+        max_history: int = 200,
+        new_days: float = 30.0,
+        index: str = "exact",
+        cache_dir: str | None = None,
+        forget_in_model_dir: bool = True,
+    ) -> None:
+        self.max_history = max_history
+        self.new_days = new_days
+        self.cache_dir = cache_dir
+        self.forget_in_model_dir = forget_in_model_dir
+        self.store = store if isinstance(store, SQLStore) else open_store(store)
+        self._owns_store = not isinstance(store, SQLStore)
+        self._write_lock = threading.RLock()
+        self._encoder_spec = encoder or load_settings().encoder
+        self._encoder = None
+        self._template = ItemTextTemplate()
+        model_dir = Path(model_dir)
+        model, dataset = self._read_model_dir(model_dir)
+        self._bootstrap(dataset)
+        self.catalog = Catalog(self.store.all_items())
+        self._popularity = np.zeros(len(self.catalog), dtype=np.float64)
+        for item_id, count in self.store.item_event_counts().items():
+            position = self.catalog.index.get(item_id)
+            if position is not None:
+                self._popularity[position] = count
+        vectors = self._encode_positions(np.arange(len(self.catalog)))
+        self.text_index = VectorIndex(vectors.shape[1], kind=index)
+        self.text_index.add(vectors)
+        self._generation = self._make_generation(model, dataset, model_dir)
+        self._refresh_popular()
+
+    # ------------------------------------------------------------------------------- loading
+    @staticmethod
+    def _read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
+        if not (model_dir / "config.json").is_file():
+            raise DataFormatError(f"{model_dir} is not a trained model folder (no config.json); run `shelfwise train`.")
+        if not (model_dir / "dataset" / "dataset.json").is_file():
+            raise DataFormatError(f"{model_dir} has no dataset/ folder; train it with `shelfwise train`.")
+        model = Recommender.load(model_dir)
+        dataset = Dataset.load(model_dir / "dataset")
+        if dataset.n_items != model.n_items_:
+            raise DataFormatError(
+                f"{model_dir}: the model knows {model.n_items_} items but dataset/ has {dataset.n_items}."
+            )
+        return model, dataset
+
+    def _bootstrap(self, dataset: Dataset) -> None:
+        """Fill an empty store with the training catalog and histories; add catalog items it lacks."""
+        with self._write_lock:
+            known = {r.item_id for r in self.store.all_items()}
+            missing = [r for r in _item_records(dataset) if r.item_id not in known]
+            if missing:
+                self.store.upsert_items(missing)
+                logger.info("store: added %d catalog items from the model's data set", len(missing))
+            if self.store.event_count() == 0 and dataset.n_interactions:
+                count = self.store.add_events(_event_records(dataset))
+                logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
+
+    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> _Generation:
+        positions = np.array([self.catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
+        to_model = np.full(len(self.catalog), -1, dtype=np.int64)
+        to_model[positions] = np.arange(len(positions))
+        return _Generation(model, model_dir, model_version(model_dir), positions, to_model)
+
+    @property
+    def model(self) -> Recommender:
+        return self._generation.model
+
+    @property
+    def model_version(self) -> str:
+        return self._generation.version
+
+    @property
+    def model_dir(self) -> Path:
+        return self._generation.model_dir
+
+    def reload(self, model_dir: str | Path | None = None) -> str:
+        """Load a (newly trained) model folder and swap it in; answers in flight finish on the old one.
+        Returns the new model version."""
+        model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
+        model, dataset = self._read_model_dir(model_dir)
+        with self._write_lock:
+            new_items = [r for r in _item_records(dataset) if r.item_id not in self.catalog]
+            if new_items:
+                self.store.upsert_items(new_items)
+                self._apply_items(new_items)
+            self._generation = self._make_generation(model, dataset, model_dir)
+        logger.info("engine: now serving %s (%s, version %s)", model_dir, model.name, self.model_version)
+        return self.model_version
+
+    # ------------------------------------------------------------------------------- text
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = create_encoder(self._encoder_spec)
+        return self._encoder
+
+    def _encode_positions(self, positions: np.ndarray) -> np.ndarray:
+        frame = self.catalog.frame(positions)
+        return encode_items(frame, self.encoder, template=self._template, cache_dir=self.cache_dir).vectors
+
+    # ------------------------------------------------------------------------------- writes
+    def record_events(self, events: Sequence[EventRecord]) -> int:
+        """Validate and store events (all or none); the shoppers' next answers include them."""
+        problems = []
+        clean = []
+        for row, event in enumerate(events):
+            kind = EVENT_TYPE_ALIASES.get(str(event.event_type).strip().lower())
+            if kind is None:
+                problems.append(f"events[{row}].event_type: {event.event_type!r} is not one of {list(EVENT_TYPES)}")
+            if event.item_id not in self.catalog:
+                problems.append(f"events[{row}].item_id: unknown item {event.item_id!r}")
+            if not str(event.user_id).strip():
+                problems.append(f"events[{row}].user_id: must not be empty")
+            if not math.isfinite(event.timestamp):
+                problems.append(f"events[{row}].timestamp: must be a finite time")
+            clean.append(EventRecord(event.user_id, event.item_id, kind or "", event.timestamp, event.value))
+        if problems:
+            unknown_only = all(": unknown item" in p for p in problems)
+            error = UnknownIdError if unknown_only else ConfigError
+            raise error("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+        with self._write_lock:
+            count = self.store.add_events(clean)
+            popularity = self._popularity
+            for event in clean:
+                popularity[self.catalog.index[event.item_id]] += 1
+        return count
+
+    def upsert_items(self, records: Sequence[ItemRecord]) -> dict[str, int]:
+        """Add or replace catalog items. New items are encoded and recommendable at once; stock and
+        price changes apply to the next answer."""
+        ids = [r.item_id for r in records]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1}) if len(ids) != len(set(ids)) else []
+        if duplicated:
+            raise ConfigError(f"items: item_id(s) {duplicated[:10]} appear more than once in one request.")
+        with self._write_lock:
+            created, updated = self.store.upsert_items(records)
+            self._apply_items(list(records))
+        return {"created": created, "updated": updated}
+
+    def _apply_items(self, records: list[ItemRecord]) -> None:
+        before = {
+            r.item_id: self.catalog.records[self.catalog.index[r.item_id]] for r in records if r.item_id in self.catalog
+        }
+        added, updated = self.catalog.apply(records)
+        if added:
+            self.text_index.add(self._encode_positions(np.array(added)))
+            self._popularity = np.concatenate([self._popularity, np.zeros(len(added))])
+            generation = self._generation
+            generation.catalog_to_model = np.concatenate(
+                [generation.catalog_to_model, np.full(len(added), -1, dtype=np.int64)]
+            )
+        text_changed = [
+            p
+            for p in updated
+            if self._template.compose(_text_fields(before[self.catalog.ids[p]]))
+            != self._template.compose(_text_fields(self.catalog.records[p]))
+        ]
+        if text_changed:
+            positions = np.array(text_changed)
+            self.text_index.update(positions, self._encode_positions(positions))
+        self._refresh_popular()
+
+    def delete_user(self, user_id: str) -> dict:
+        """Remove a shopper's events and state everywhere shelfwise keeps them; says what it removed."""
+        with self._write_lock:
+            history = self.store.user_events(user_id)
+            if not history and not self.store.has_user(user_id):
+                raise UnknownIdError(f"Unknown shopper {user_id!r}.")
+            report: DeletionReport = self.store.delete_user(user_id)
+            for event in history:
+                position = self.catalog.index.get(event.item_id)
+                if position is not None:
+                    self._popularity[position] = max(self._popularity[position] - 1, 0)
+            removed = {"store_events": report.events, "store_profile": report.profile}
+            if self.forget_in_model_dir:
+                removed.update(self._forget_in_model(user_id))
+        return {"user_id": user_id, "removed": removed}
+
+    def _forget_in_model(self, user_id: str) -> dict[str, int]:
+        """Erase the shopper from the served model folder: its training events and model state."""
+        generation = self._generation
+        model_dir = generation.model_dir
+        dataset = Dataset.load(model_dir / "dataset")
+        try:
+            user = int(dataset.user_index(user_id))
+        except UnknownIdError:
+            return {"training_events": 0, "model_state": 0}
+        interactions = dataset.interactions
+        keep = interactions["user"].to_numpy() != user
+        removed_events = int((~keep).sum())
+        user_ids = dataset.user_ids.copy()
+        user_ids[user] = f"(deleted {user})"
+        scrubbed = Dataset(
+            interactions.loc[keep].reset_index(drop=True),
+            user_ids,
+            dataset.items,
+            name=dataset.name,
+            event_weights=dataset.event_weights,
+            meta=dataset.meta,
+        )
+        scrubbed.save(model_dir / "dataset")
+        model = generation.model
+        model.forget_user(user)
+        model.save(model_dir)
+        generation.version = model_version(model_dir)
+        return {"training_events": removed_events, "model_state": 1}
+
+    # ------------------------------------------------------------------------------- reads
+    def has_user(self, user_id: str) -> bool:
+        return self.store.has_user(user_id)
+
+    def history(self, user_id: str) -> list[EventRecord]:
+        events = self.store.user_events(user_id, limit=self.max_history)
+        if not events:
+            raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
+        return events
+
+    def positions_of(self, item_ids: Iterable[str], *, field_name: str = "items") -> np.ndarray:
+        positions, unknown = [], []
+        for row, item_id in enumerate(item_ids):
+            position = self.catalog.index.get(item_id)
+            if position is None:
+                unknown.append(f"{field_name}[{row}]: unknown item {item_id!r}")
+            else:
+                positions.append(position)
+        if unknown:
+            raise UnknownIdError("; ".join(unknown[:20]))
+        return np.array(positions, dtype=np.int64)
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        filters: Filters | None = None,
+        exclude_purchased: bool = True,
+        exclude_seen: bool = False,
+        diversity: float = 0.0,
+    ) -> list[Recommendation]:
+        """A known shopper's top-k (404-style `UnknownIdError` for a shopper with no events)."""
+        return self.recommend_events(
+            self.history(user_id),
+            k,
+            filters=filters,
+            exclude_purchased=exclude_purchased,
+            exclude_seen=exclude_seen,
+            diversity=diversity,
+        )
+
+    def recommend_items(self, item_ids: Sequence[str], k: int = 10, **options) -> list[Recommendation]:
+        """Top-k for an anonymous session given as the item ids it touched, oldest first."""
+        self.positions_of(item_ids)
+        events = [EventRecord("", item_id, "view", float(i)) for i, item_id in enumerate(item_ids)]
+        return self.recommend_events(events, k, **options)
+
+    def recommend_events(
+        self,
+        events: Sequence[EventRecord],
+        k: int = 10,
+        *,
+        filters: Filters | None = None,
+        exclude_purchased: bool = True,
+        exclude_seen: bool = False,
+        diversity: float = 0.0,
+    ) -> list[Recommendation]:
+        """Top-k after a list of events (oldest first); items unknown to the catalog are ignored."""
+        _check_k(k)
+        if not 0.0 <= diversity <= 1.0:
+            raise ConfigError(f"diversity must be in [0, 1]. Got {diversity!r} instead.")
+        generation = self._generation
+        catalog = self.catalog
+        history = [(catalog.index[e.item_id], e.event_type) for e in events if e.item_id in catalog.index]
+        positions = np.array([p for p, _ in history], dtype=np.int64)
+        scores = self._scores(generation, positions)
+        excluded = set()
+        if exclude_seen:
+            excluded.update(positions.tolist())
+        elif exclude_purchased:
+            excluded.update(p for p, kind in history if kind == "purchase")
+        filters = filters or Filters()
+        mask = self._mask(filters, len(scores))
+        if excluded:
+            mask[np.fromiter(excluded, dtype=np.int64)] = False
+        ids, top = _top(scores, mask, k * 4 if diversity > 0 else k)
+        if diversity > 0:
+            ids, top = mmr(ids, top, self.text_index.vectors, k, diversity)
+        return self._answer(ids, top, history)
+
+    def similar(self, item_id: str, k: int = 10, *, filters: Filters | None = None) -> list[Recommendation]:
+        """Items like `item_id`: the model's similarity for items it knows, text for new ones."""
+        _check_k(k)
+        position = self.positions_of([item_id], field_name="item_id")[0]
+        generation = self._generation
+        model_index = generation.model_index_of(np.array([position]))[0]
+        vectors = self.text_index.vectors
+        scores = None
+        if model_index >= 0:
+            try:
+                model_scores = generation.model.similarity_scores(np.array([model_index]))[0]
+            except NotImplementedError:
+                model_scores = None
+            if model_scores is not None and np.isfinite(model_scores).any() and np.ptp(model_scores) > 0:
+                scores = self._with_cold(
+                    generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(self.catalog)
+                )
+        if scores is None:
+            scores = self.text_index.scores(vectors[position]).astype(np.float64)
+        mask = self._mask(filters or Filters(), len(scores))
+        mask[position] = False
+        ids, top = _top(scores, mask, k)
+        return self._answer(ids, top, [(int(position), "view")])
+
+    def new_arrivals(
+        self, user_id: str | None = None, k: int = 10, *, days: float | None = None, filters: Filters | None = None
+    ) -> list[Recommendation]:
+        """Items created in the last `days` (default: `new_days`), ranked for the shopper (by the
+        model and the shopper's text profile), or by popularity for nobody in particular."""
+        _check_k(k)
+        days = self.new_days if days is None else days
+        history = [] if user_id is None else self.history(user_id)
+        catalog = self.catalog
+        pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
+        positions = np.array([p for p, _ in pairs], dtype=np.int64)
+        scores = self._scores(self._generation, positions)
+        mask = self._mask(filters or Filters(), len(scores)) & self._new_mask(len(scores), days)
+        ids, top = _top(scores, mask, k)
+        return self._answer(ids, top, pairs)
+
+    # ------------------------------------------------------------------------------- internals
+    def _scores(self, generation: _Generation, positions: np.ndarray) -> np.ndarray:
+        """Scores over the whole catalog after a history of catalog positions."""
+        n = len(self.catalog)
+        model_positions = generation.model_index_of(positions)
+        known = model_positions[model_positions >= 0]
+        if len(known):
+            model_scores = generation.model.score_histories([known])[0]
+        else:  # no history the model knows: popularity over the model's items
+            model_scores = np.log1p(self._popularity[generation.model_items])
+        vectors = self.text_index.vectors
+        popularity = self._popularity
+
+        def text_scores(targets: np.ndarray) -> np.ndarray:
+            """Half the cosine to the recency-weighted profile, half the best cosine to one of the
+            last ten items (so a new twin of something just bought ranks high); popularity when
+            there is no history."""
+            if len(positions) == 0:
+                return np.log1p(popularity[targets])
+            weights = recency_weights([np.arange(len(positions))], len(positions), recency=0.8, max_history=50)
+            profile = np.asarray(weights @ vectors[positions]).ravel()
+            target_vectors = vectors[targets]
+            closest = (target_vectors @ vectors[positions[-10:]].T).max(axis=1)
+            return 0.5 * (target_vectors @ profile) / max(float(np.linalg.norm(profile)), 1e-9) + 0.5 * closest
+
+        return self._with_cold(generation, model_scores, text_scores, n)
+
+    def _with_cold(self, generation: _Generation, model_scores: np.ndarray, text_scores, n: int) -> np.ndarray:
+        """Catalog-wide scores: the model's where it knows the item; for the others (`text_scores` of
+        catalog positions), their text score mapped by quantile onto the distribution of model scores
+        over a sample of known items."""
+        scores = np.full(n, -np.inf)
+        scores[generation.model_items] = model_scores
+        to_model = generation.catalog_to_model
+        cold = np.flatnonzero(to_model[:n] < 0)
+        if len(to_model) < n:
+            cold = np.concatenate([cold, np.arange(len(to_model), n)])
+        if len(cold) == 0:
+            return scores
+        known = generation.model_items
+        if len(known) > _CALIBRATION_SAMPLE:
+            known = known[:: len(known) // _CALIBRATION_SAMPLE + 1]
+        text = text_scores(np.concatenate([known, cold]))
+        reference_text = np.sort(text[: len(known)])
+        reference_model = np.sort(scores[known][np.isfinite(scores[known])])
+        if len(reference_model) == 0:
+            scores[cold] = text[len(known) :]
+            return scores
+        quantile = np.searchsorted(reference_text, text[len(known) :], side="right") / max(len(reference_text), 1)
+        scores[cold] = np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
+        return scores
+
+    def _mask(self, filters: Filters, n: int) -> np.ndarray:
+        catalog = self.catalog
+        mask = filters.mask(in_stock=catalog.in_stock[:n], categories=catalog.categories[:n], prices=catalog.prices[:n])
+        if len(mask) < n:
+            mask = np.concatenate([mask, np.zeros(n - len(mask), dtype=bool)])
+        return mask
+
+    def _new_mask(self, n: int, days: float | None = None) -> np.ndarray:
+        recent = self.catalog.recent(self.new_days if days is None else days)[:n]
+        to_model = self._generation.catalog_to_model
+        cold = np.ones(n, dtype=bool)
+        cold[: min(n, len(to_model))] = to_model[:n] < 0
+        out = cold.copy()
+        out[: len(recent)] |= recent
+        return out
+
+    def _refresh_popular(self) -> None:
+        counts = self._popularity
+        threshold = np.quantile(counts[counts > 0], 0.9) if (counts > 0).any() else math.inf
+        self._popular = counts >= max(threshold, 1)
+
+    def _answer(self, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]) -> list[Recommendation]:
+        catalog = self.catalog
+        n = len(catalog)
+        popular = self._popular
+        if len(popular) < n:
+            popular = np.concatenate([popular, np.zeros(n - len(popular), dtype=bool)])
+        reasons = explain(
+            ids,
+            history=history,
+            vectors=self.text_index.vectors,
+            records=catalog.records,
+            new=self._new_mask(n),
+            popular=popular,
+        )
+        out = []
+        for item, score, reason in zip(ids, scores, reasons, strict=True):
+            anchor = None if reason.item is None else catalog.ids[reason.item]
+            out.append(Recommendation(catalog.ids[item], float(score), reason, catalog.records[item], anchor))
+        return out
+
+    def stats(self) -> dict:
+        generation = self._generation
+        return {
+            "model": generation.model.name,
+            "model_version": generation.version,
+            "model_dir": str(generation.model_dir),
+            "items": len(self.catalog),
+            "items_known_to_model": int(generation.model.n_items_),
+            "store": self.store.url,
+            "schema_version": self.store.schema_version(),
+        }
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+
+def _text_fields(record: ItemRecord) -> dict:
+    return {
+        "title": record.title,
+        "brand": record.brand,
+        "category": record.category,
+        "description": record.description,
+        "tags": [t.strip() for t in record.tags.split(",") if t.strip()],
+    }
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
+        raise ConfigError(f"k must be an integer in [1, 1000]. Got {k!r} instead.")
+
+
+def _top(scores: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best `k` allowed positions (finite scores only), best first, ties to the lowest position."""
+    allowed = mask & np.isfinite(scores)
+    candidates = np.flatnonzero(allowed)
+    if len(candidates) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    values = scores[candidates]
+    if len(candidates) > k:
+        cut = np.partition(values, len(values) - k)[len(values) - k]
+        keep = values >= cut
+        candidates, values = candidates[keep], values[keep]
+    order = np.lexsort((candidates, -values))[:k]
+    return candidates[order], values[order]
