@@ -75,3 +75,50 @@ def tiny_dataset() -> Dataset:
         ("u4", "e", "purchase", "2024-01-03"),
     ]
     return Dataset.from_frames(frame(rows), name="tiny")
+
+
+PG_URL = os.environ.get("SHELFWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure means: skip, with the reason
+        return f"PostgreSQL at {PG_URL} is not reachable ({type(exc).__name__}: {exc}); set SHELFWISE_TEST_POSTGRES"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty store of each backend (PostgreSQL: a schema of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    problem = _postgres_problem()
+    if problem:
+        pytest.skip(problem)
+    import uuid
+
+    import psycopg
+
+    schema = f"shelfwise_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory, shop_dataset) -> Path:
+    """An EASE model folder as `shelfwise train` writes it (copy it before changing it)."""
+    from shelfwise.models import create_model
+
+    folder = tmp_path_factory.mktemp("model") / "ease"
+    create_model("ease", regularization=50.0).fit(shop_dataset).save(folder)
+    shop_dataset.save(folder / "dataset")
+    return folder

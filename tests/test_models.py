@@ -120,3 +120,27 @@ def test_content_model_ranks_cold_items_from_text(shop_dataset):
     users = np.flatnonzero(np.isin(train.user_items(binary=True)[:, nearest[:3]].toarray().sum(axis=1), [1, 2, 3]))
     ids, _ = model.recommend(users, 50)
     assert (ids == cold_item).any()
+
+
+def test_fresh_history_is_scored_without_a_refit(fitted, shop_dataset):
+    """score_histories: finite scores for any history, and one more event moves them."""
+    model = fitted
+    history = shop_dataset.sequences()[0][:5]
+    before = model.score_histories([history])
+    assert before.shape == (1, shop_dataset.n_items) and np.isfinite(before).all()
+    extra = next(i for i in range(shop_dataset.n_items) if i not in set(history))
+    after = model.score_histories([np.append(history, extra)])
+    if model.name != "popularity":
+        assert not np.allclose(before, after)
+    with pytest.raises(ConfigError, match="History item indices"):
+        model.score_histories([np.array([shop_dataset.n_items])])
+
+
+def test_forget_user_erases_its_history(fitted, shop_dataset, tmp_path):
+    model = type(fitted).load(fitted.save(tmp_path / "m"))
+    model.forget_user(0)
+    assert model.user_items_[0].nnz == 0
+    ids, _ = model.recommend(0, 5)
+    assert len(ids) == 5
+    with pytest.raises(ConfigError, match="User index"):
+        model.forget_user(shop_dataset.n_users)

@@ -31,6 +31,17 @@ class Settings:
     progress: bool = True
     seed: int = 42
     encoder: str = "default"
+    #: Store URL (empty: SQLite at ``<home>/store.db``).
+    store: str = ""
+    #: Key for write and admin endpoints (``Authorization: Bearer KEY``).
+    api_key: str = ""
+    #: ``development`` or ``production``; production refuses placeholder keys.
+    environment: str = "development"
+    #: Whether read endpoints need the key too.
+    read_auth: bool = False
+    #: Largest request body in bytes, and most events or items in one batch.
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
 
     @property
     def datasets_available(self) -> bool:
@@ -59,7 +70,19 @@ def _coerce(name: str, raw: object, kind: type) -> object:
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: object) -> Settings:
     """Build the settings: defaults → `config_file` (TOML, or `SHELFWISE_CONFIG`) → environment → overrides."""
-    types = {"data_dir": Path, "home": Path, "progress": bool, "seed": int, "encoder": str}
+    types = {
+        "data_dir": Path,
+        "home": Path,
+        "progress": bool,
+        "seed": int,
+        "encoder": str,
+        "store": str,
+        "api_key": str,
+        "environment": str,
+        "read_auth": bool,
+        "max_body_bytes": int,
+        "max_batch": int,
+    }
     values: dict[str, object] = {
         "data_dir": _default_data_dir(),
         "home": Path.home() / ".shelfwise",
@@ -87,4 +110,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     if unknown:
         raise ConfigError(f"Unknown setting(s) {unknown}; valid settings are {sorted(types)}.")
     coerced = {name: _coerce(name, value, types[name]) for name, value in values.items()}
+    if coerced.get("environment", "development") not in ("development", "production"):
+        raise ConfigError(
+            f"Setting 'environment' must be 'development' or 'production'. Got {coerced['environment']!r}."
+        )
+    for name in ("max_body_bytes", "max_batch"):
+        if name in coerced and int(coerced[name]) < 1:  # type: ignore[call-overload]
+            raise ConfigError(f"Setting {name!r} must be a positive integer. Got {coerced[name]!r} instead.")
     return Settings(**coerced)  # type: ignore[arg-type]

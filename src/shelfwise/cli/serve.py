@@ -1,0 +1,61 @@
+"""`shelfwise serve`: the HTTP service over a trained model folder."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shelfwise.cli import app, console
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default: SQLite in the data directory).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    index: Annotated[str, typer.Option("--index", help="Item text index: exact or hnsw.")] = "exact",
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve recommendations over HTTP (OpenAPI docs at /docs). Send SIGHUP to reload the model folder."""
+    import uvicorn
+
+    from shelfwise.engine import Engine
+    from shelfwise.service import create_app
+    from shelfwise.settings import load_settings
+
+    logging.getLogger("shelfwise").setLevel(logging.INFO)
+    settings = load_settings()
+    console.print(f"loading {model} …")
+    engine = Engine(model, store or settings.store or None, index=index)
+    web = create_app(engine, settings)
+    stats = engine.stats()
+    console.print(
+        f"serving {stats['model']} (version {stats['model_version']}) on http://{host}:{port} "
+        f"with {stats['items']} items; store {stats['store']}"
+    )
+    if not settings.api_key:
+        console.print(f"no SHELFWISE_API_KEY set: writes need this generated key: {web.state.api_key}")
+
+    def _reload(*_args: object) -> None:
+        def work() -> None:
+            try:
+                version = engine.reload()
+                web.state.metrics.set_model(engine.model.name, version)
+                web.state.metrics.reloads.inc()
+                console.print(f"reloaded {model}: version {version}")
+            except Exception as exc:  # keep serving the old model
+                console.print(f"[red]reload failed, still serving the old model:[/] {exc}")
+
+        threading.Thread(target=work, name="shelfwise-reload", daemon=True).start()
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _reload)
+    uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,264 @@
+"""`create_app`: the FastAPI app over an `Engine`, versioned under ``/v1``.
+
+Errors come from one place: every `ShelfwiseError` maps to a status code in `_STATUS`, request
+validation errors name the field (``body.events[3].item_id``), and bodies above the size limit get
+413 before they are read whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shelfwise import __version__
+from shelfwise.engine import Engine
+from shelfwise.errors import (
+    ConfigError,
+    DataFormatError,
+    NotFittedError,
+    ShelfwiseError,
+    UnknownIdError,
+    ValidationError,
+)
+from shelfwise.retrieval import Filters
+from shelfwise.service.auth import KeyCheck, check_key
+from shelfwise.service.metrics import CONTENT_TYPE, Metrics
+from shelfwise.service.schemas import AnonymousIn, EventBatchIn, EventIn, ItemBatchIn, ItemIn, ReloadIn
+from shelfwise.settings import Settings, load_settings
+from shelfwise.store import EventRecord
+
+logger = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[ShelfwiseError], int, str], ...] = (
+    (UnknownIdError, 404, "not_found"),
+    (ConfigError, 422, "invalid_request"),
+    (ValidationError, 422, "invalid_request"),
+    (DataFormatError, 422, "invalid_request"),
+    (NotFittedError, 503, "not_ready"),
+    (ShelfwiseError, 400, "bad_request"),
+)
+UserId = Annotated[str, Path(min_length=1, max_length=256, description="The shopper's id")]
+ItemId = Annotated[str, Path(min_length=1, max_length=256, description="The item's id")]
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _BodyLimit:
+    """Pure ASGI middleware: 413 for a body over `limit` bytes (by header, or while it streams)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = {"error": "too_large", "message": f"request body is over the limit of {self.limit} bytes"}
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await JSONResponse(too_large, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(status_code=413, detail=too_large["message"])
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str | None = None) -> FastAPI:
+    """The app serving `engine`. The key comes from `api_key` or the settings (see `check_key`)."""
+    settings = settings or load_settings()
+    key = check_key(api_key if api_key is not None else settings.api_key, settings.environment)
+    write_auth = KeyCheck(key)
+    read_auth = KeyCheck(key, required=settings.read_auth)
+    metrics = Metrics()
+    metrics.set_model(engine.model.name, engine.model_version)
+    reload_lock = threading.Lock()
+    max_batch = settings.max_batch
+
+    app = FastAPI(
+        title="shelfwise",
+        version=__version__,
+        description="Recommendations for online shops: a language model for products, behaviour for shoppers.",
+    )
+    app.state.engine = engine
+    app.state.api_key = key
+    app.state.metrics = metrics
+    app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)
+
+    # ------------------------------------------------------------------------------- errors
+    @app.exception_handler(ShelfwiseError)
+    async def _shelfwise_error(_request: Request, exc: ShelfwiseError) -> JSONResponse:
+        for kind, status, code in _STATUS:
+            if isinstance(exc, kind):
+                return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
+        return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        message = "; ".join(f"{d['field']}: {d['message']}" for d in details[:20])
+        return JSONResponse({"error": "invalid_request", "message": message, "detail": details}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return JSONResponse(
+            {"error": codes.get(exc.status_code, "error"), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.requests.labels(request.method, template, str(status)).inc()
+            metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
+
+    def _filters(category, in_stock, min_price, max_price) -> Filters:
+        return Filters(in_stock=in_stock, category=category, min_price=min_price, max_price=max_price)
+
+    def _answer(items, **extra) -> dict:
+        return {**extra, "model_version": app.state.engine.model_version, "items": [r.as_dict() for r in items]}
+
+    # ------------------------------------------------------------------------------- reads
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict:
+        current = app.state.engine
+        current.store.user_count()  # the store answers
+        return {"status": "ok", **current.stats()}
+
+    @app.get("/metrics", tags=["ops"])
+    def prometheus() -> Response:
+        metrics.items.set(len(app.state.engine.catalog))
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/users/{user_id}/recommendations", tags=["recommend"], dependencies=[Depends(read_auth)])
+    def user_recommendations(
+        user_id: UserId,
+        k: Annotated[int, Query(ge=1, le=1000)] = 10,
+        category: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+        exclude_purchased: bool = True,
+        exclude_seen: bool = False,
+        in_stock: bool = True,
+        min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        diversity: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    ) -> dict:
+        items = app.state.engine.recommend(
+            user_id,
+            k,
+            filters=_filters(category, in_stock, min_price, max_price),
+            exclude_purchased=exclude_purchased,
+            exclude_seen=exclude_seen,
+            diversity=diversity,
+        )
+        return _answer(items, user_id=user_id)
+
+    @app.post("/v1/recommendations", tags=["recommend"], dependencies=[Depends(read_auth)])
+    def anonymous_recommendations(body: AnonymousIn) -> dict:
+        if (body.items is None) == (body.events is None):
+            raise ConfigError("body: give exactly one of 'items' (item ids) or 'events'.")
+        current = app.state.engine
+        options = {
+            "filters": _filters(body.category, body.in_stock, body.min_price, body.max_price),
+            "exclude_purchased": body.exclude_purchased,
+            "diversity": body.diversity,
+        }
+        if body.items is not None:
+            return _answer(current.recommend_items(body.items, body.k, **options))
+        current.positions_of([e.item_id for e in body.events], field_name="events")
+        events = [EventRecord("", e.item_id, e.event_type, float(i)) for i, e in enumerate(body.events)]
+        return _answer(current.recommend_events(events, body.k, **options))
+
+    @app.get("/v1/items/{item_id}/similar", tags=["recommend"], dependencies=[Depends(read_auth)])
+    def similar_items(
+        item_id: ItemId,
+        k: Annotated[int, Query(ge=1, le=1000)] = 10,
+        category: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+        in_stock: bool = True,
+        min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    ) -> dict:
+        items = app.state.engine.similar(item_id, k, filters=_filters(category, in_stock, min_price, max_price))
+        return _answer(items, item_id=item_id)
+
+    @app.get("/v1/users/{user_id}/new-arrivals", tags=["recommend"], dependencies=[Depends(read_auth)])
+    def new_arrivals(
+        user_id: UserId,
+        k: Annotated[int, Query(ge=1, le=1000)] = 10,
+        days: Annotated[float, Query(gt=0, le=3650)] = 30.0,
+        category: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+        in_stock: bool = True,
+    ) -> dict:
+        items = app.state.engine.new_arrivals(user_id, k, days=days, filters=_filters(category, in_stock, None, None))
+        return _answer(items, user_id=user_id)
+
+    @app.get("/v1/items/{item_id}", tags=["catalog"], dependencies=[Depends(read_auth)])
+    def get_item(item_id: ItemId) -> dict:
+        current = app.state.engine
+        position = current.positions_of([item_id], field_name="item_id")[0]
+        return current.catalog.records[position].as_dict()
+
+    # ------------------------------------------------------------------------------- writes
+    @app.post("/v1/events", tags=["events"], status_code=201, dependencies=[Depends(write_auth)])
+    def post_events(body: EventBatchIn | EventIn) -> dict:
+        events = body.events if isinstance(body, EventBatchIn) else [body]
+        if len(events) > max_batch:
+            raise ConfigError(f"body.events: at most {max_batch} events per request, not {len(events)}.")
+        count = app.state.engine.record_events([e.record() for e in events])
+        metrics.events.inc(count)
+        return {"recorded": count}
+
+    @app.put("/v1/items/{item_id}", tags=["catalog"], dependencies=[Depends(write_auth)])
+    def put_item(item_id: ItemId, body: ItemIn) -> dict:
+        return app.state.engine.upsert_items([body.record(item_id)])
+
+    @app.put("/v1/items", tags=["catalog"], dependencies=[Depends(write_auth)])
+    def put_items(body: ItemBatchIn) -> dict:
+        if len(body.items) > max_batch:
+            raise ConfigError(f"body.items: at most {max_batch} items per request, not {len(body.items)}.")
+        return app.state.engine.upsert_items([item.record(item.item_id) for item in body.items])
+
+    @app.delete("/v1/users/{user_id}", tags=["privacy"], dependencies=[Depends(write_auth)])
+    def delete_user(user_id: UserId) -> dict:
+        return app.state.engine.delete_user(user_id)
+
+    @app.post("/v1/admin/reload", tags=["ops"], dependencies=[Depends(write_auth)])
+    def reload_model(body: ReloadIn | None = None) -> dict:
+        with reload_lock:
+            version = app.state.engine.reload(body.model_dir if body else None)
+        metrics.reloads.inc()
+        metrics.set_model(app.state.engine.model.name, version)
+        return {"model": app.state.engine.model.name, "model_version": version}
+
+    return app

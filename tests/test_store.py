@@ -1,0 +1,89 @@
+"""One contract both store backends pass (PostgreSQL skips where it is not reachable)."""
+
+import threading
+
+import pytest
+
+from shelfwise.errors import ConfigError
+from shelfwise.store import SCHEMA_VERSION, EventRecord, ItemRecord, open_store
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+def test_new_store_is_migrated_once(store_url):
+    with open_store(store_url) as first:
+        assert first.schema_version() == SCHEMA_VERSION
+        assert first.migrate() == []  # nothing left to apply
+    with open_store(store_url) as again:
+        assert again.schema_version() == SCHEMA_VERSION
+
+
+def test_events_come_back_oldest_first_and_limit_keeps_the_latest(store):
+    store.add_events(
+        [
+            EventRecord("u1", "b", "view", 20.0),
+            EventRecord("u1", "a", "purchase", 10.0, 2.5),
+            EventRecord("u2", "a", "view", 5.0),
+            EventRecord("u1", "c", "cart", 30.0),
+        ]
+    )
+    assert [e.item_id for e in store.user_events("u1")] == ["a", "b", "c"]
+    assert store.user_events("u1")[0].value == 2.5
+    assert [e.item_id for e in store.user_events("u1", limit=2)] == ["b", "c"]
+    assert store.user_events("nobody") == []
+    assert store.has_user("u2") and not store.has_user("nobody")
+    assert store.user_count() == 2 and store.event_count() == 4
+    assert store.item_event_counts() == {"a": 2, "b": 1, "c": 1}
+    batches = list(store.iter_events(batch_size=3))
+    assert [len(b) for b in batches] == [3, 1]
+
+
+def test_items_upsert_reports_created_and_updated(store):
+    assert store.upsert_items([ItemRecord("x", title="X", price=3.5), ItemRecord("y")]) == (2, 0)
+    assert store.upsert_items([ItemRecord("x", title="X2", in_stock=False), ItemRecord("z")]) == (1, 1)
+    item = store.get_item("x")
+    assert item.title == "X2" and item.in_stock is False and item.price is None
+    assert store.get_item("missing") is None
+    assert [i.item_id for i in store.all_items()] == ["x", "y", "z"]
+    assert store.item_count() == 3
+
+
+def test_delete_user_removes_every_event_and_the_profile(store):
+    store.add_events([EventRecord("u1", "a", "view", 1.0), EventRecord("u1", "b", "view", 2.0)])
+    store.add_events([EventRecord("u2", "a", "view", 1.0)])
+    report = store.delete_user("u1")
+    assert (report.events, report.profile, report.found) == (2, 1, True)
+    assert store.user_events("u1") == [] and not store.has_user("u1")
+    assert store.event_count() == 1
+    assert not store.delete_user("u1").found
+
+
+def test_concurrent_writers_lose_nothing(store):
+    def write(user: str) -> None:
+        for step in range(25):
+            store.add_events([EventRecord(user, "a", "view", float(step))])
+
+    threads = [threading.Thread(target=write, args=(f"u{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.event_count() == 100
+    assert all(len(store.user_events(f"u{n}")) == 25 for n in range(4))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x@localhost/db", "only sqlite:/// and postgresql://"),
+        ("sqlite://", "needs a file path"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_bad_store_urls_are_explained(url, message):
+    with pytest.raises(ConfigError, match=message):
+        open_store(url)
