@@ -12,9 +12,10 @@ import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shelfwise import __version__
@@ -231,8 +232,18 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
 
     # ------------------------------------------------------------------------------- writes
     @app.post("/v1/events", tags=["events"], status_code=201, dependencies=[Depends(write_auth)])
-    def post_events(body: EventBatchIn | EventIn) -> dict:
-        events = body.events if isinstance(body, EventBatchIn) else [body]
+    def post_events(
+        body: Annotated[
+            dict[str, Any],
+            Body(description="One event (EventIn) or a batch: {'events': [EventIn, ...]}."),
+        ],
+    ) -> dict:
+        schema = EventBatchIn if "events" in body else EventIn
+        try:
+            parsed = schema.model_validate(body)
+        except PydanticValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        events = parsed.events if isinstance(parsed, EventBatchIn) else [parsed]
         if len(events) > max_batch:
             raise ConfigError(f"body.events: at most {max_batch} events per request, not {len(events)}.")
         count = app.state.engine.record_events([e.record() for e in events])
