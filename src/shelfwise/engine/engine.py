@@ -484,11 +484,12 @@ class Engine:
                 scores = self._with_cold(
                     generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(self.catalog)
                 )
-        if scores is None:
-            scores = self.text_index.scores(vectors[position]).astype(np.float64)
-        mask = self._mask(filters or Filters(), len(scores))
+        mask = self._mask(filters or Filters(), len(self.catalog))
         mask[position] = False
-        ids, top = _top(scores, mask, k)
+        if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
+            ids, top = self.text_index.search(vectors[position], k, mask)
+        else:
+            ids, top = _top(scores, mask, k)
         return self._answer(ids, top, [(int(position), "view")])
 
     def new_arrivals(
