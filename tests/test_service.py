@@ -243,3 +243,14 @@ def test_model_hot_swap_drops_no_request(service, shop_dataset, tmp_path):
     assert statuses and set(statuses) == {200}
     assert service.get("/healthz").json()["model"] == "als"
     assert 'model="als"' in service.get("/metrics").text
+
+
+def test_engine_with_an_hnsw_index_finds_a_new_items_twin(trained_model_dir, tmp_path, shop_dataset):
+    from shelfwise.store import ItemRecord
+
+    engine = Engine(shutil.copytree(trained_model_dir, tmp_path / "m"), f"sqlite:///{tmp_path / 's.db'}", index="hnsw")
+    original = engine.catalog.records[5]
+    twin = ItemRecord("TWIN", original.title, original.description, original.category, original.brand, 9.0)
+    assert engine.upsert_items([twin]) == {"created": 1, "updated": 0}
+    assert engine.similar("TWIN", 3)[0].item_id == original.item_id
+    engine.close()

@@ -28,14 +28,41 @@ from shelfwise.text.pipeline import encode_items
 
 logger = logging.getLogger(__name__)
 EASE_MAX_ITEMS = 20_000
-#: (transformer, collaborative, text) weights tried on the holdout.
+#: (transformer, collaborative, text, transition) weights tried on the holdout.
 _BLEND_GRID = tuple(
-    (w_seq, w_cf, w_text)
+    (w_seq, w_cf, w_text, w_next)
     for w_seq in (0.0, 0.5, 1.0)
     for w_cf in (0.0, 0.5, 1.0, 2.0, 4.0)
     for w_text in (0.0, 0.1, 0.3, 0.6)
-    if w_seq or w_cf
+    for w_next in (0.0, 0.5, 1.0, 2.0)
+    if w_seq or w_cf or w_next
 )
+#: How many of the latest items the transition component reads, and their decay.
+_NEXT_STEPS = 3
+_NEXT_DECAY = 0.5
+
+
+def transition_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Row-normalised counts of "item j came right after item i" (and, at half weight, two steps
+    after) over the given histories: the first-order Markov chain of the shop's sequences."""
+    rows, cols, vals = [], [], []
+    for sequence in sequences:
+        for gap, weight in ((1, 1.0), (2, 0.5)):
+            if len(sequence) > gap:
+                rows.append(sequence[:-gap])
+                cols.append(sequence[gap:])
+                vals.append(np.full(len(sequence) - gap, weight, dtype=np.float32))
+    if not rows:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    matrix = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
+    )
+    matrix.sum_duplicates()
+    matrix.setdiag(0)
+    matrix.eliminate_zeros()
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    totals[totals == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / totals) @ matrix, dtype=np.float32)
 
 
 def _holdout_ndcg(ids: np.ndarray, targets: list[np.ndarray]) -> float:
@@ -243,10 +270,11 @@ class SequentialRecommender(Recommender):
         best_epochs = self._train(
             train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
         )
-        self.weights_ = np.array([1.0, 0.0, 0.0])
+        self.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
         self.cf_regularization_ = 0.0
         if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
             self._choose_blend(train_sequences, holdout, targets)
+        self.transitions_ = transition_matrix(sequences, self.n_items_)
         if self.weights_[1]:
             full = self._sequence_matrix(sequences)
             full.data[:] = 1.0
@@ -272,8 +300,9 @@ class SequentialRecommender(Recommender):
         ).tocsr()
 
     def _components(self, sequences: list[np.ndarray], *, everything: bool = False) -> list[np.ndarray | None]:
-        """Per-user z-scored component scores: transformer, collaborative (EASE), text profile."""
-        parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None]
+        """Per-user z-scored component scores: transformer, collaborative (EASE), text profile and
+        transitions (what usually comes right after the latest items)."""
+        parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None, None]
         if everything or self.weights_[1]:
             history = self._sequence_matrix(sequences)
             history.data[:] = 1.0
@@ -281,7 +310,20 @@ class SequentialRecommender(Recommender):
         if everything or self.weights_[2]:
             weights = recency_weights(sequences, self.n_items_, recency=0.8, max_history=self.max_len)
             parts[2] = profile_vectors(weights, self.text_vectors_) @ self.text_vectors_.T
+        if everything or self.weights_[3]:
+            parts[3] = self._next_scores(sequences)
         return [None if part is None else _zscore(part) for part in parts]
+
+    def _next_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Transition scores from the latest `_NEXT_STEPS` items, the latest weighing most."""
+        rows, cols, vals = [], [], []
+        for row, sequence in enumerate(sequences):
+            recent = sequence[-_NEXT_STEPS:][::-1]
+            rows.extend([row] * len(recent))
+            cols.extend(recent.tolist())
+            vals.extend(_NEXT_DECAY ** np.arange(len(recent)))
+        latest = sp.csr_matrix((vals, (rows, cols)), shape=(len(sequences), self.n_items_), dtype=np.float32)
+        return (latest @ self.transitions_).toarray()
 
     def _make_holdout(
         self, dataset: Dataset, sequences: list[np.ndarray]
@@ -313,27 +355,35 @@ class SequentialRecommender(Recommender):
         return train_sequences, holdout, [np.array([sequences[u][-1]]) for u in holdout]
 
     def _choose_blend(self, train_sequences: list[np.ndarray], holdout: list[int], targets: list[np.ndarray]) -> None:
-        """Pick the component weights and EASE's regularisation on the held-out items."""
+        """Pick the component weights and EASE's regularisation on (at most 2,000 of) the held-out users."""
+        if len(holdout) > 2000:
+            picks = np.sort(np.random.default_rng(self.seed).choice(len(holdout), 2000, replace=False))
+            holdout, targets = [holdout[i] for i in picks], [targets[i] for i in picks]
         truncated = self._sequence_matrix(train_sequences)
         truncated.data[:] = 1.0
+        self.transitions_ = transition_matrix(train_sequences, self.n_items_)
         inputs = [train_sequences[u] for u in holdout]
         seen = self._sequence_matrix(inputs)
         rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
-        best: tuple[float, tuple[float, float, float], float] = (-1.0, (1.0, 0.0, 0.0), 0.0)
+        best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0), 0.0)
         for regularization in (50.0, 250.0, 1000.0):
             self.cf_weights_ = ease_weights(truncated, regularization)
-            seq, cf, text = self._components(inputs, everything=True)
-            for w_seq, w_cf, w_text in _BLEND_GRID:
-                scores = w_seq * seq + w_cf * cf + w_text * text
+            seq, cf, text, after = self._components(inputs, everything=True)
+            for weights in _BLEND_GRID:
+                scores = sum(w * part for w, part in zip(weights, (seq, cf, text, after), strict=True) if w)
                 scores[rows, seen.indices] = -np.inf
                 ids, _ = topk(scores, 10)
                 value = _holdout_ndcg(ids, targets)
                 if value > best[0]:
-                    best = (value, (w_seq, w_cf, w_text), regularization)
+                    best = (value, weights, regularization)
         self.weights_ = np.array(best[1], dtype=np.float64)
         self.cf_regularization_ = best[2]
         logger.info(
-            "sequential blend: weights %s, EASE regularisation %s (holdout ndcg@10 %.4f)", best[1], best[2], best[0]
+            "sequential blend: weights (transformer, EASE, text, transitions) %s, EASE regularisation %s "
+            "(holdout ndcg@10 %.4f)",
+            best[1],
+            best[2],
+            best[0],
         )
 
     def _train(
@@ -450,7 +500,7 @@ class SequentialRecommender(Recommender):
             return self.network_(padded, torch.from_numpy(self.item_table_))[0, -1].numpy()
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
-        if not self.weights_[1] and not self.weights_[2]:
+        if not self.weights_[1:].any():
             return self._score_sequences(sequences)
         parts = self._components(sequences)
         return sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
@@ -506,7 +556,11 @@ class SequentialRecommender(Recommender):
         state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
         if self.weights_[1]:
             state["cf_weights"] = self.cf_weights_
+        transitions = self.transitions_
         state.update(
+            transitions_data=transitions.data,
+            transitions_indices=transitions.indices,
+            transitions_indptr=transitions.indptr,
             blend_weights=self.weights_,
             cf_regularization=np.array(self.cf_regularization_),
             text_vectors=self.text_vectors_,
@@ -518,6 +572,10 @@ class SequentialRecommender(Recommender):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors_ = state["text_vectors"]
         self.weights_ = state["blend_weights"]
+        self.transitions_ = sp.csr_matrix(
+            (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),
+            shape=(self.n_items_, self.n_items_),
+        )
         self.cf_regularization_ = float(state["cf_regularization"])
         if "cf_weights" in state:
             self.cf_weights_ = state["cf_weights"]
