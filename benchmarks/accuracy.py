@@ -3,14 +3,21 @@
 Each model's grid is searched on the tuning split; the chosen configuration is then fitted on the
 fitted data and scored on the test targets. Writes benchmarks/results/accuracy.md and accuracy.json.
 
-    python benchmarks/accuracy.py                      # everything (about 10 minutes on 2 cores)
-    python benchmarks/accuracy.py --datasets amazon2018-all-beauty --models popularity,ease
+    python benchmarks/accuracy.py                      # everything (about an hour on 2 cores)
+    python benchmarks/accuracy.py --datasets amazon2018-all-beauty --models popularity,ease --no-peers
+
+Each (data set, model) runs in a child process of its own, so its peak memory (max RSS) is its own.
+The published peers (RecTools SASRec and BERT4Rec, `peers.py`) run in the same run from their own
+virtual environment at benchmarks/.work/peers when it exists; the results file says so when not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +30,8 @@ from shelfwise.evaluation.runner import evaluate
 from shelfwise.models import BASELINES
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PEERS_PYTHON = Path(__file__).resolve().parent / ".work" / "peers" / "bin" / "python"
+MODELS = (*BASELINES, "sequential")
 #: Settings that are not hyperparameters: left out of the markdown table (they are in the JSON).
 HIDDEN = {"seed", "template", "cache_dir", "block_size", "encoder", "batch_size", "backend", "max_seq_length"}
 #: Test NDCG of well-tuned public implementations under PROTOCOLS.md (independent run, issue #4).
@@ -46,33 +55,59 @@ def markdown(records: list[dict], meta: dict) -> str:
         "whose test item never occurs in the fitted data; P2, recall pooled over relevant items first seen",
         "after the cutoff. ID-only models cannot rank cold items, so their cold figures are 0. `content`",
         "(ContentKNN, all-MiniLM-L6-v2) reads its item vectors from the embedding cache filled while tuning,",
-        "so its `fit s` excludes encoding; encoding speed is in encoding.md.",
+        "so its `fit s` excludes encoding; encoding speed is in encoding.md. `peak MB` is the max RSS of",
+        "the process that loaded the data set, tuned the model and made the final fit.",
         "",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         metric_names = list(rows[0]["metrics"])
         lines += [f"## {dataset} ({rows[0]['protocol'].upper()}, {rows[0]['users']} evaluated users)", ""]
-        lines.append("| model | " + " | ".join(metric_names) + " | fit s | chosen configuration |")
-        lines.append("|---|" + "---:|" * (len(metric_names) + 1) + "---|")
+        lines.append("| model | " + " | ".join(metric_names) + " | fit s | peak MB | chosen configuration |")
+        lines.append("|---|" + "---:|" * (len(metric_names) + 2) + "---|")
         best = max(rows, key=lambda r: r["metrics"][metric_names[0]] or 0)["model"]
         for row in rows:
             values = ["–" if row["metrics"][m] is None else f"{row['metrics'][m]:.4f}" for m in metric_names]
             if row["model"] == best:
                 values[0] = f"**{values[0]}**"
             config = ", ".join(f"{k}={v}" for k, v in row["config"].items() if k not in HIDDEN) or "–"
-            lines.append(f"| {row['model']} | " + " | ".join(values) + f" | {row['fit_seconds']:.1f} | {config} |")
+            memory = f"{row['peak_memory_mb']}" if "peak_memory_mb" in row else "–"
+            lines.append(
+                f"| {row['model']} | " + " | ".join(values) + f" | {row['fit_seconds']:.1f} | {memory} | {config} |"
+            )
+        peers = [r for r in meta.get("peers", []) if r["dataset"] == dataset]
+        if peers:
+            lines += ["", "Published peers, same protocol and splits, in the same run (`peers.py`):", ""]
+            lines.append("| peer | " + " | ".join(metric_names) + " | fit s | chosen configuration |")
+            lines.append("|---|" + "---:|" * (len(metric_names) + 1) + "---|")
+            for row in peers:
+                values = ["–" if row["metrics"].get(m) is None else f"{row['metrics'][m]:.4f}" for m in metric_names]
+                config = ", ".join(f"{k}={v}" for k, v in row["config"].items())
+                lines.append(f"| {row['model']} | " + " | ".join(values) + f" | {row['fit_seconds']:.1f} | {config} |")
         if dataset in REFERENCE:
             ref = ", ".join(f"{name} {value:.4f}" for name, value in REFERENCE[dataset].items())
             lines += ["", f"Reference (independent run of public implementations, test {metric_names[0]}): {ref}."]
         lines.append("")
+    if meta.get("peers_note"):
+        lines += [f"Peers: {meta['peers_note']}", ""]
     return "\n".join(lines)
+
+
+def _evaluate_one(name: str, protocol: str, model: str) -> list[dict]:
+    """One model on one data set (tuned, then tested), in a child process; adds its peak memory."""
+    dataset = load_dataset(name)
+    records = evaluate(
+        dataset, protocol, [model], include_tuning=True, on_event=lambda message: print("  " + message, flush=True)
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [{**record, "peak_memory_mb": round(peak)} for record in records]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(KNOWN_DATASETS))
-    parser.add_argument("--models", default=",".join(BASELINES))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--no-peers", action="store_true", help="do not run the RecTools peers")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
     args = parser.parse_args(argv)
@@ -90,14 +125,37 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     started = time.perf_counter()
     records: list[dict] = []
+    peers_process, peers_note, peers_file = None, None, args.out / "peers.json"
+    if args.no_peers:
+        peers_note = "not run (--no-peers)."
+    elif not PEERS_PYTHON.is_file():
+        peers_note = f"not run: no virtual environment at {PEERS_PYTHON.parent.parent} (see peers.py for its set-up)."
+    else:
+        peers_file.unlink(missing_ok=True)
+        peer_sets = ",".join(d for d in datasets if d in REFERENCE)
+        command = [str(PEERS_PYTHON), str(Path(__file__).with_name("peers.py")), "--out", str(peers_file)]
+        peers_process = subprocess.Popen([*command, "--datasets", peer_sets])
+    context = multiprocessing.get_context("spawn")
     for name in datasets:
-        dataset = load_dataset(name)
         protocol = KNOWN_DATASETS[name]
-        print(f"== {name} ({protocol}): {dataset}", flush=True)
-        records += evaluate(
-            dataset, protocol, models, include_tuning=True, on_event=lambda message: print("  " + message, flush=True)
-        )
-    meta = run_meta("accuracy.py", argv, numpy=np.__version__, seconds=time.perf_counter() - started)
+        print(f"== {name} ({protocol})", flush=True)
+        for model in models:
+            with context.Pool(1) as pool:  # a fresh process per model: its own peak memory
+                records += pool.apply(_evaluate_one, (name, protocol, model))
+    peers: list[dict] = []
+    if peers_process is not None:
+        code = peers_process.wait()
+        if peers_file.is_file():
+            peers = json.loads(peers_file.read_text())["records"]
+        peers_note = None if code == 0 else f"peers.py exited with {code}; the rows above are those it finished."
+    meta = run_meta(
+        "accuracy.py",
+        argv,
+        numpy=np.__version__,
+        seconds=time.perf_counter() - started,
+        peers=peers,
+        peers_note=peers_note,
+    )
     write_results(args.out, "accuracy", {"meta": meta, "records": records}, markdown(records, meta))
     return 0
 

@@ -95,3 +95,35 @@ def test_train_then_recommend(tmp_path, shop_dataset, capsys):
     assert "Unknown user id(s): 'nobody'" in capsys.readouterr().err
     assert train("lambda=1", tmp_path / "bad") == 2
     assert "valid parameters are" in capsys.readouterr().err
+
+
+def test_evaluate_writes_a_self_contained_html_report(tmp_path, shop_dataset):
+    import re
+
+    shop_dataset.save(tmp_path / "shop")
+    report = tmp_path / "report.html"
+    output = tmp_path / "records.json"
+    arguments = ["evaluate", "--data", str(tmp_path / "shop"), "--protocol", "p1", "--models", "popularity,ease"]
+    code = main([*arguments, "--no-tune", "--quiet", "--report", str(report), "--output", str(output)])
+    assert code == 0
+    page = report.read_text()
+    plots = re.findall(r'<figure class="plot" data-plot="([a-z-]+)"', page)
+    assert plots == ["metric", "ndcg-at-k", "slices", "popularity"]
+    assert page.count("<svg") == 4
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)  # nothing fetched from elsewhere
+    records = json.loads(output.read_text())
+    assert all(set(r) == KEYS for r in records)  # the JSON records keep their keys
+    for record in records:
+        assert f"<td>{record['metrics']['ndcg@10']:.4f}</td>" in page
+
+
+def test_analysis_curve_agrees_with_the_metric(shop_dataset):
+    from shelfwise.evaluation.runner import evaluate
+
+    (record,) = evaluate(shop_dataset, "p1", ["ease"], tuned=False, include_analysis=True)
+    analysis = record["analysis"]
+    assert abs(analysis["ndcg_at"]["10"] - record["metrics"]["ndcg@10"]) < 1e-6
+    values = [analysis["ndcg_at"][k] for k in ("1", "5", "10", "20", "50")]
+    assert all(0 <= v <= 1 for v in values)
+    assert 0 < analysis["coverage"] <= 1 and 0 < analysis["popularity_percentile"] <= 1
+    assert set(analysis["slices"]) == {"warm users", "cold users"}

@@ -66,6 +66,9 @@ def evaluate(
     ] = None,
     tune_cutoff: Annotated[str | None, typer.Option("--tune-cutoff", help="p2: tuning cutoff time.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress messages.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report with plots here.")
+    ] = None,
 ) -> None:
     """Fit, tune and score models under protocol P1 or P2; print a table and write JSON records."""
     from shelfwise.data.adapters import load_dataset
@@ -99,9 +102,24 @@ def evaluate(
             if not quiet:
                 progress.console.print(message, highlight=False, markup=False)
 
-        records = run_evaluate(dataset, protocol, names, tuned=tune, split_options=options, on_event=note)
+        records = run_evaluate(
+            dataset,
+            protocol,
+            names,
+            tuned=tune,
+            split_options=options,
+            on_event=note,
+            include_analysis=report is not None,
+        )
     console.print(results_table(records))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(records, indent=2))
+        plain = [{key: value for key, value in r.items() if key != "analysis"} for r in records]
+        output.write_text(json.dumps(plain, indent=2))
         console.print(f"wrote {output}")
+    if report is not None:
+        from shelfwise.evaluation.report import write_report
+
+        meta = f"shelfwise evaluate --data {data} --protocol {protocol} --models {models}"
+        write_report(records, report, title=f"shelfwise evaluation: {dataset.name}", meta=meta)
+        console.print(f"wrote {report}")

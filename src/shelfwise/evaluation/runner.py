@@ -18,10 +18,20 @@ from shelfwise.models.base import Recommender, create_model, get_model_class
 logger = logging.getLogger(__name__)
 
 
-def score_split(model: Recommender, split: Split, *, batch_size: int = 512) -> dict[str, float]:
-    """Rank every candidate for each evaluated user (history removed) and compute the protocol's metrics."""
+CURVE_KS = (1, 5, 10, 20, 50)
+
+
+def score_split(
+    model: Recommender, split: Split, *, batch_size: int = 512, analysis: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Rank every candidate for each evaluated user (history removed) and compute the protocol's metrics.
+
+    With an `analysis` dict, also fills it with NDCG at several K, warm against cold, popularity bias
+    and catalog coverage (what the HTML report plots)."""
     k = split.k
-    ids, _ = model.recommend(split.users, k, candidates=split.candidates, batch_size=batch_size)
+    depth = max(k, *CURVE_KS) if analysis is not None else k
+    deep, _ = model.recommend(split.users, depth, candidates=split.candidates, batch_size=batch_size)
+    ids = deep[:, :k]
     ndcg = ndcg_at_k(ids, split.targets, k)
     recall = recall_at_k(ids, split.targets, k)
     metrics = {
@@ -35,16 +45,56 @@ def score_split(model: Recommender, split: Split, *, batch_size: int = 512) -> d
     if split.cold_items is not None:  # P2: pooled recall over relevant items first seen after the cutoff
         cold_targets = [t[split.cold_items[t]] for t in split.targets]
         metrics[f"cold_recall@{k}"] = pooled_recall_at_k(ids, cold_targets, k)
+    if analysis is not None:
+        analysis.update(_analysis(deep, ids, split, ndcg, recall))
     return metrics
 
 
-def fit_and_score(model: Recommender, split: Split, *, progress: bool = False) -> tuple[dict[str, float], float]:
+def _analysis(deep: np.ndarray, ids: np.ndarray, split: Split, ndcg: np.ndarray, recall: np.ndarray) -> dict:
+    """NDCG@K for several K; warm vs cold; popularity bias and coverage of the top-K lists."""
+    k = split.k
+    curve = {str(depth): float(ndcg_at_k(deep[:, :depth], split.targets, depth).mean()) for depth in CURVE_KS}
+    slices: dict[str, float | None] = {}
+    if split.cold_users is not None:
+        warm = ~split.cold_users
+        slices = {
+            "warm users": float(ndcg[warm].mean()) if warm.any() else None,
+            "cold users": float(ndcg[split.cold_users].mean()) if split.cold_users.any() else None,
+        }
+        slice_metric = f"ndcg@{k}"
+    elif split.cold_items is not None:
+        slices = {
+            "warm items": pooled_recall_at_k(ids, [t[~split.cold_items[t]] for t in split.targets], k),
+            "cold items": pooled_recall_at_k(ids, [t[split.cold_items[t]] for t in split.targets], k),
+        }
+        slice_metric = f"pooled recall@{k}"
+    else:
+        slice_metric = f"ndcg@{k}"
+    users_per_item = np.asarray(split.train.user_items(binary=True).sum(axis=0)).ravel()
+    candidates = np.flatnonzero(split.candidates)
+    order = np.argsort(np.argsort(users_per_item[candidates], kind="stable"), kind="stable")
+    percentile = np.zeros(len(users_per_item))
+    percentile[candidates] = (order + 1) / max(len(candidates), 1)  # 1.0 = the most popular candidate
+    shown = ids[ids >= 0]
+    return {
+        "ndcg_at": curve,
+        "slices": slices,
+        "slice_metric": slice_metric,
+        "popularity_percentile": float(percentile[shown].mean()) if len(shown) else None,
+        "coverage": float(len(np.unique(shown)) / max(len(candidates), 1)),
+        "recall": float(recall.mean()) if len(recall) else None,
+    }
+
+
+def fit_and_score(
+    model: Recommender, split: Split, *, progress: bool = False, analysis: dict[str, Any] | None = None
+) -> tuple[dict[str, float], float]:
     """Check the split for leakage, fit on its training rows only, and score. Returns (metrics, fit seconds)."""
     check_no_leakage(split)
     started = time.perf_counter()
     model.fit(split.train, progress=progress)
     fit_seconds = time.perf_counter() - started
-    return score_split(model, split), fit_seconds
+    return score_split(model, split, analysis=analysis), fit_seconds
 
 
 @dataclass
@@ -91,13 +141,15 @@ def evaluate(
     split_options: dict[str, Any] | None = None,
     on_event: Callable[[str], None] | None = None,
     include_tuning: bool = False,
+    include_analysis: bool = False,
 ) -> list[dict[str, Any]]:
     """Run each model under `protocol` and return one record per model:
     ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``.
 
     With `tuned`, each model's grid is searched on the tuning split first; `params` fixes
     hyperparameters per model instead (no search for a model named there). With `include_tuning`
-    each record also has a ``"tuning"`` list of ``{"params", "ndcg@K"}`` on the tuning split.
+    each record also has a ``"tuning"`` list of ``{"params", "ndcg@K"}`` on the tuning split; with
+    `include_analysis` an ``"analysis"`` dict (NDCG at several K, warm/cold, popularity, coverage).
     """
     for name in model_names:
         get_model_class(name)  # fail on an unknown name before any work
@@ -117,7 +169,8 @@ def evaluate(
             result = tune(name, splits["tune"], on_trial=report)
             chosen, trials = result.best_params, result.trials
         model = create_model(name, **chosen)
-        metrics, fit_seconds = fit_and_score(model, splits["test"], progress=progress)
+        analysis: dict[str, Any] | None = {} if include_analysis else None
+        metrics, fit_seconds = fit_and_score(model, splits["test"], progress=progress, analysis=analysis)
         record = {
             "dataset": dataset.name,
             "protocol": protocol,
@@ -127,6 +180,8 @@ def evaluate(
             "fit_seconds": round(fit_seconds, 3),
             "config": model.get_params(),
         }
+        if include_analysis:
+            record["analysis"] = analysis
         if include_tuning:
             metric = f"ndcg@{splits['tune'].k}"
             record["tuning"] = [{"params": p, metric: round(v, 6)} for p, v in trials]

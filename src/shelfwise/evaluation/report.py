@@ -1,0 +1,170 @@
+"""A self-contained HTML report of evaluation records: the results table and plots (inline SVG).
+
+Plots: the main metric per model, NDCG@K against K, warm against cold slices, and popularity bias
+against catalog coverage. Records need the ``analysis`` of `evaluate(include_analysis=True)`; the
+report opens with no internet connection (no scripts, fonts or images from elsewhere).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from shelfwise.errors import ConfigError
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;
+color:#1d2330}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:1px solid #dde}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #dde;padding:.3rem .6rem;
+text-align:right}th:first-child,td:first-child{text-align:left}tr.best td{font-weight:600;background:#eef6ee}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem}
+figure{margin:0;border:1px solid #eee;padding:.5rem}figcaption{font-size:.85rem;color:#555}
+.meta{color:#555;font-size:.9rem}
+"""
+
+
+def _svg(figure) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _figure(title: str, svg: str, caption: str, slug: str) -> str:
+    return (
+        f'<figure class="plot" data-plot="{slug}" aria-label="{html.escape(title)}">{svg}'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _plots(rows: list[dict], metric: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["model"] for r in rows]
+    out = []
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    values = [r["metrics"].get(metric) or 0.0 for r in rows]
+    ax.bar(names, values, color="#4c72b0")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} per model")
+    ax.tick_params(axis="x", rotation=30)
+    out.append(_figure("metric per model", _svg(fig), f"Test {metric} of each model.", "metric"))
+
+    analysed = [r for r in rows if r.get("analysis")]
+    if analysed:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for r in analysed:
+            curve = r["analysis"]["ndcg_at"]
+            ks = [int(k) for k in curve]
+            ax.plot(ks, [curve[str(k)] for k in ks], marker="o", label=r["model"])
+        ax.set_xlabel("K")
+        ax.set_ylabel("NDCG@K")
+        ax.set_xscale("log")
+        ax.set_title("NDCG@K against K")
+        ax.legend(fontsize=7, ncol=2)
+        out.append(_figure("ndcg at k", _svg(fig), "NDCG of the top-K lists for several K.", "ndcg-at-k"))
+
+        slice_names = list(dict.fromkeys(s for r in analysed for s in r["analysis"]["slices"]))
+        if slice_names:
+            fig, ax = plt.subplots(figsize=(6, 3.2))
+            width = 0.8 / len(slice_names)
+            for j, slice_name in enumerate(slice_names):
+                heights = [r["analysis"]["slices"].get(slice_name) or 0.0 for r in analysed]
+                ax.bar([i + j * width for i in range(len(analysed))], heights, width, label=slice_name)
+            ax.set_xticks([i + width * (len(slice_names) - 1) / 2 for i in range(len(analysed))])
+            ax.set_xticklabels([r["model"] for r in analysed], rotation=30)
+            ax.set_ylabel(analysed[0]["analysis"]["slice_metric"])
+            ax.set_title("warm against cold")
+            ax.legend(fontsize=7)
+            out.append(
+                _figure(
+                    "warm and cold", _svg(fig), "Warm against cold slices (PROTOCOLS.md's cold definitions).", "slices"
+                )
+            )
+
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for r in analysed:
+            a = r["analysis"]
+            if a["popularity_percentile"] is None:
+                continue
+            ax.scatter(a["coverage"], a["popularity_percentile"], s=40)
+            ax.annotate(
+                r["model"],
+                (a["coverage"], a["popularity_percentile"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set_xlabel("catalog coverage of the top-K lists")
+        ax.set_ylabel("mean popularity percentile")
+        ax.set_title("popularity bias against coverage")
+        out.append(
+            _figure(
+                "popularity and coverage",
+                _svg(fig),
+                "Right: more of the catalog is shown; up: lists lean on popular items (1 = the most popular).",
+                "popularity",
+            )
+        )
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_report(records: Sequence[dict[str, Any]], *, title: str = "shelfwise evaluation", meta: str = "") -> str:
+    """The report as one HTML string."""
+    if not records:
+        raise ConfigError("The report needs at least one evaluation record.")
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='meta'>{html.escape(meta or 'generated ' + _now())}</p>",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        metric_names = list(rows[0]["metrics"])
+        metric = metric_names[0]
+        best = max(rows, key=lambda r: r["metrics"].get(metric) or 0.0)["model"]
+        parts.append(
+            f"<h2>{html.escape(dataset)} ({html.escape(rows[0]['protocol'].upper())}, {rows[0]['users']} users)</h2>"
+        )
+        parts.append("<table><thead><tr><th>model</th>")
+        parts += [f"<th>{html.escape(m)}</th>" for m in metric_names]
+        parts.append("<th>fit s</th></tr></thead><tbody>")
+        for r in rows:
+            cells = "".join(
+                "<td>–</td>" if r["metrics"].get(m) is None else f"<td>{r['metrics'][m]:.4f}</td>" for m in metric_names
+            )
+            css = " class='best'" if r["model"] == best else ""
+            parts.append(f"<tr{css}><td>{html.escape(r['model'])}</td>{cells}<td>{r['fit_seconds']:.1f}</td></tr>")
+        parts.append("</tbody></table><div class='plots'>")
+        parts += _plots(rows, metric)
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(records: Sequence[dict[str, Any]], path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write the report to `path` (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(render_report(records, **options), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
