@@ -6,7 +6,7 @@ Runs in its own virtual environment, because RecTools pins versions that clash w
     python3 -m venv benchmarks/.work/peers
     benchmarks/.work/peers/bin/pip install -c constraints.txt 'rectools[torch]'
     benchmarks/.work/peers/bin/pip install --no-deps -e .
-    benchmarks/.work/peers/bin/pip install -c constraints.txt pyarrow threadpoolctl typer rich safetensors
+    benchmarks/.work/peers/bin/pip install -c constraints.txt 'pyarrow<19' threadpoolctl typer rich safetensors
     benchmarks/.work/peers/bin/python benchmarks/peers.py --out benchmarks/results/peers.json
 
 The splits, candidates and metrics are shelfwise's (the same code the accuracy benchmark scores

@@ -13,6 +13,19 @@ import typer
 from shelfwise.cli import app, console
 
 
+def _one_thread_per_request() -> None:
+    """Requests run side by side in the server's thread pool, so each one's numpy, faiss and torch work
+    stays on one thread: BLAS and OpenMP pools that spin-wait between small calls would otherwise
+    burn the cores the other requests need."""
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+
+
 @app.command()
 def serve(
     model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
@@ -21,7 +34,9 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
-    index: Annotated[str, typer.Option("--index", help="Item text index: exact or hnsw.")] = "exact",
+    index: Annotated[
+        str, typer.Option("--index", help="Vector indexes: auto (HNSW from 50,000 items), exact or hnsw.")
+    ] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve recommendations over HTTP (OpenAPI docs at /docs). Send SIGHUP to reload the model folder."""
@@ -32,6 +47,7 @@ def serve(
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
+    _one_thread_per_request()
     settings = load_settings()
     console.print(f"loading {model} …")
     engine = Engine(model, store or settings.store or None, index=index)

@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 #: Items a quantile mapping compares cold items against (all of them below this count).
 _CALIBRATION_SAMPLE = 2_000
+#: Catalog size from which ``index="auto"`` uses faiss HNSW instead of exact search.
+HNSW_FROM = 50_000
+#: How many candidates the model index returns per answer (before filters already applied inside).
+_RETRIEVE_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class _Generation:
     version: str
     model_items: np.ndarray  # model item index -> catalog position
     catalog_to_model: np.ndarray  # catalog position -> model item index or -1 (grows with the catalog)
+    index: VectorIndex | None = None  # over the model's scoring vectors, when its scores are inner products
     loaded_at: float = field(default_factory=time.time)
 
     def model_index_of(self, positions: np.ndarray) -> np.ndarray:
@@ -169,7 +174,9 @@ class Engine:
         encoder: text encoder for item text (default: the setting ``encoder``).
         max_history: how many of a shopper's latest events an answer reads.
         new_days: an item created within this many days is a new arrival.
-        index: ``exact`` or ``hnsw`` for the item text index.
+        index: ``exact``, ``hnsw`` (faiss) or ``auto`` (HNSW from `HNSW_FROM` items on) for the item
+            text index and, for models whose scores are inner products (ALS, BPR, mf, content), the
+            index that retrieves their candidates instead of scoring every item.
     """
 
     def __init__(
@@ -180,7 +187,7 @@ class Engine:
         encoder: str | None = None,
         max_history: int = 200,
         new_days: float = 30.0,
-        index: str = "exact",
+        index: str = "auto",
         cache_dir: str | None = None,
         forget_in_model_dir: bool = True,
     ) -> None:
@@ -204,7 +211,10 @@ class Engine:
             if position is not None:
                 self._popularity[position] = count
         vectors = self._encode_positions(np.arange(len(self.catalog)))
-        self.text_index = VectorIndex(vectors.shape[1], kind=index)
+        if index not in ("auto", "exact", "hnsw"):
+            raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
+        self.index_kind = index if index != "auto" else ("hnsw" if len(self.catalog) >= HNSW_FROM else "exact")
+        self.text_index = VectorIndex(vectors.shape[1], kind=self.index_kind)
         self.text_index.add(vectors)
         self._generation = self._make_generation(model, dataset, model_dir)
         self._refresh_popular()
@@ -240,7 +250,12 @@ class Engine:
         positions = np.array([self.catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
         to_model = np.full(len(self.catalog), -1, dtype=np.int64)
         to_model[positions] = np.arange(len(positions))
-        return _Generation(model, model_dir, model_version(model_dir), positions, to_model)
+        index = None
+        vectors = model.scoring_vectors()
+        if vectors is not None:
+            index = VectorIndex(vectors.shape[1], kind=self.index_kind, normalize=False)
+            index.add(vectors)
+        return _Generation(model, model_dir, model_version(model_dir), positions, to_model, index)
 
     @property
     def model(self) -> Recommender:
@@ -452,17 +467,21 @@ class Engine:
         catalog = self.catalog
         history = [(catalog.index[e.item_id], e.event_type) for e in events if e.item_id in catalog.index]
         positions = np.array([p for p, _ in history], dtype=np.int64)
-        scores = self._scores(generation, positions)
         excluded = set()
         if exclude_seen:
             excluded.update(positions.tolist())
         elif exclude_purchased:
             excluded.update(p for p, kind in history if kind == "purchase")
         filters = filters or Filters()
-        mask = self._mask(filters, len(scores))
+        mask = self._mask(filters, len(self.catalog))
         if excluded:
             mask[np.fromiter(excluded, dtype=np.int64)] = False
-        ids, top = _top(scores, mask, k * 4 if diversity > 0 else k)
+        depth = k * 4 if diversity > 0 else k
+        retrieved = self._retrieve(generation, positions, mask, depth)
+        if retrieved is not None:
+            ids, top = retrieved
+        else:
+            ids, top = _top(self._scores(generation, positions)[: len(mask)], mask, depth)
         if diversity > 0:
             ids, top = mmr(ids, top, self.text_index.vectors, k, diversity)
         return self._answer(ids, top, history)
@@ -518,13 +537,16 @@ class Engine:
             model_scores = generation.model.score_histories([known])[0]
         else:  # no history the model knows: popularity over the model's items
             model_scores = np.log1p(self._popularity[generation.model_items])
+        return self._with_cold(generation, model_scores, self._text_scorer(positions), n)
+
+    def _text_scorer(self, positions: np.ndarray):
+        """A function of catalog positions: half the cosine to the history's recency-weighted text
+        profile, half the best cosine to one of its last ten items (so a new twin of something just
+        bought ranks high); popularity when there is no history."""
         vectors = self.text_index.vectors
         popularity = self._popularity
 
         def text_scores(targets: np.ndarray) -> np.ndarray:
-            """Half the cosine to the recency-weighted profile, half the best cosine to one of the
-            last ten items (so a new twin of something just bought ranks high); popularity when
-            there is no history."""
             if len(positions) == 0:
                 return np.log1p(popularity[targets])
             weights = recency_weights([np.arange(len(positions))], len(positions), recency=0.8, max_history=50)
@@ -533,7 +555,43 @@ class Engine:
             closest = (target_vectors @ vectors[positions[-10:]].T).max(axis=1)
             return 0.5 * (target_vectors @ profile) / max(float(np.linalg.norm(profile)), 1e-9) + 0.5 * closest
 
-        return self._with_cold(generation, model_scores, text_scores, n)
+        return text_scores
+
+    def _retrieve(
+        self, generation: _Generation, positions: np.ndarray, mask: np.ndarray, depth: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The best `depth` allowed catalog positions through the model's vector index (None when
+        the model has no index, or the history holds nothing the model knows). Cold items join with
+        their text score mapped onto the model's score distribution, as in `_with_cold`."""
+        if generation.index is None:
+            return None
+        model_positions = generation.model_index_of(positions)
+        known = model_positions[model_positions >= 0]
+        if len(known) == 0:
+            return None
+        model = generation.model
+        query = model.query_vectors([known])[0]
+        model_items = generation.model_items
+        model_mask = mask[model_items]
+        ids, scores = generation.index.search(query, max(depth, _RETRIEVE_DEPTH), model_mask)
+        candidates, values = model_items[ids], scores.astype(np.float64)
+        n = len(mask)
+        to_model = generation.catalog_to_model
+        cold = np.flatnonzero(to_model[:n] < 0)
+        if len(to_model) < n:
+            cold = np.concatenate([cold, np.arange(len(to_model), n)])
+        cold = cold[mask[cold]]
+        if len(cold):
+            step = len(model_items) // _CALIBRATION_SAMPLE + 1
+            sample = np.arange(0, len(model_items), step)
+            sample_model = np.sort(generation.index.vectors[sample] @ query)
+            text = self._text_scorer(positions)(np.concatenate([model_items[sample], cold]))
+            reference_text = np.sort(text[: len(sample)])
+            quantile = np.searchsorted(reference_text, text[len(sample) :], side="right") / len(sample)
+            candidates = np.concatenate([candidates, cold])
+            values = np.concatenate([values, np.quantile(sample_model, np.clip(quantile, 0.0, 1.0))])
+        order = np.lexsort((candidates, -values))[:depth]
+        return candidates[order], values[order]
 
     def _with_cold(self, generation: _Generation, model_scores: np.ndarray, text_scores, n: int) -> np.ndarray:
         """Catalog-wide scores: the model's where it knows the item; for the others (`text_scores` of

@@ -183,6 +183,16 @@ class Recommender(ABC):
         users = np.full(len(histories), -1, dtype=np.int64)
         return np.asarray(self._score(users, rows), dtype=np.float64)
 
+    def _distinct_items(self, histories: list[np.ndarray]) -> list[np.ndarray]:
+        """Each history's distinct item indices (range-checked), without building a matrix."""
+        out = []
+        for history in histories:
+            items = np.unique(np.asarray(history, dtype=np.int64))
+            if len(items) and (items[0] < 0 or items[-1] >= self.n_items_):
+                raise ConfigError(f"History item indices must be in [0, {self.n_items_ - 1}].")
+            out.append(items)
+        return out
+
     def _rows_of(self, histories: list[np.ndarray]) -> sp.csr_matrix:
         """Binary history rows (n × n_items) of item-index lists; out-of-range indices are rejected."""
         lengths = [len(h) for h in histories]
@@ -194,6 +204,16 @@ class Recommender(ABC):
         matrix.sum_duplicates()
         matrix.data[:] = 1.0
         return matrix
+
+    def scoring_vectors(self) -> np.ndarray | None:
+        """Item vectors ``V`` such that ``score_histories(h) == query_vectors(h) @ V.T``, for models
+        whose scores are inner products (the serving engine then retrieves with a vector index
+        instead of scoring every item); None for the others."""
+        return None
+
+    def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
+        """The query vector of each history (see `scoring_vectors`)."""
+        raise NotImplementedError(f"{type(self).__name__} scores are not inner products of vectors")
 
     def similarity_scores(self, items: np.ndarray) -> np.ndarray:
         """Similarity of each given item index to every item (the model's own notion of "similar")."""

@@ -120,6 +120,12 @@ class ContentKNN(Recommender):
         return self.item_vectors_
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        return self.query_vectors(histories) @ self.item_vectors_.T
+
+    def scoring_vectors(self) -> np.ndarray:
+        return self.item_vectors_
+
+    def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         self._require_fitted()
         self._rows_of(histories)  # range check
         weights = recency_weights(
@@ -128,7 +134,7 @@ class ContentKNN(Recommender):
             recency=self.recency,
             max_history=self.max_history,
         )
-        return self.user_vectors(weights) @ self.item_vectors_.T
+        return self.user_vectors(weights)
 
     def _forget_user_state(self, user: int) -> None:
         self.profile_ = _without_row(self.profile_, user)

@@ -15,21 +15,36 @@ logger = logging.getLogger(__name__)
 
 
 def fold_in_factors(
-    rows: sp.csr_matrix, item_factors: np.ndarray, *, alpha: float, regularization: float
+    rows: sp.csr_matrix | list[np.ndarray],
+    item_factors: np.ndarray,
+    *,
+    alpha: float,
+    regularization: float,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray:
     """User factors for binary history rows against fixed item factors: the implicit-feedback ALS
-    user step ``(YᵀY + alpha·Y_hᵀY_h + λI)⁻¹ (1 + alpha)·Y_hᵀ1`` (Hu, Koren, Volinsky 2008) per row."""
-    factors = item_factors.astype(np.float64)
+    user step ``(YᵀY + alpha·Y_hᵀY_h + λI)⁻¹ (1 + alpha)·Y_hᵀ1`` (Hu, Koren, Volinsky 2008) per row.
+    `gram` is ``YᵀY`` when the caller keeps it (it costs a pass over every item)."""
+    factors = item_factors
     regularization = max(float(regularization), 1e-3)
-    system_base = factors.T @ factors + regularization * np.eye(factors.shape[1])
-    out = np.zeros((rows.shape[0], factors.shape[1]), dtype=np.float64)
-    for row in range(rows.shape[0]):
-        items = rows.indices[rows.indptr[row] : rows.indptr[row + 1]]
+    if gram is None:
+        gram = item_gram(item_factors)
+    system_base = gram + regularization * np.eye(factors.shape[1])
+    if isinstance(rows, sp.csr_matrix):
+        rows = [rows.indices[rows.indptr[row] : rows.indptr[row + 1]] for row in range(rows.shape[0])]
+    out = np.zeros((len(rows), factors.shape[1]), dtype=np.float64)
+    for row, items in enumerate(rows):
         if len(items) == 0:
             continue
-        y = factors[items]
+        y = factors[items].astype(np.float64)
         out[row] = np.linalg.solve(system_base + alpha * (y.T @ y), (1.0 + alpha) * y.sum(axis=0))
     return out.astype(np.float32)
+
+
+def item_gram(item_factors: np.ndarray) -> np.ndarray:
+    """``YᵀY`` in float64."""
+    factors = item_factors.astype(np.float64)
+    return factors.T @ factors
 
 
 class _FactorModel(Recommender):
@@ -51,15 +66,32 @@ class _FactorModel(Recommender):
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
         """Fold each history in: solve for its user factors against the fixed item factors."""
-        self._require_fitted()
-        rows = self._rows_of(histories)
-        return self.fold_in(rows) @ self.item_factors_.T
+        return self.query_vectors(histories) @ self.item_factors_.T
 
-    def fold_in(self, rows: sp.csr_matrix) -> np.ndarray:
+    def scoring_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
+        self._require_fitted()
+        return self.fold_in(self._distinct_items(histories))
+
+    def fold_in(self, rows: sp.csr_matrix | list[np.ndarray]) -> np.ndarray:
         """User factors for history rows (the ALS user step; BPR uses alpha 1)."""
         return fold_in_factors(
-            rows, self.item_factors_, alpha=float(getattr(self, "alpha", 1.0)), regularization=self.regularization
+            rows,
+            self.item_factors_,
+            alpha=float(getattr(self, "alpha", 1.0)),
+            regularization=self.regularization,
+            gram=self._gram(),
         )
+
+    def _gram(self) -> np.ndarray:
+        """``YᵀY`` of the item factors, computed once per fitted state (serving folds in per request)."""
+        cached = getattr(self, "_gram_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            cached = (self.item_factors_, item_gram(self.item_factors_))
+            self._gram_cache = cached
+        return cached[1]
 
     def _forget_user_state(self, user: int) -> None:
         self.user_factors_ = self.user_factors_.copy()

@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.models.base import Recommender, register
-from shelfwise.models.factorization import fold_in_factors
+from shelfwise.models.factorization import fold_in_factors, item_gram
 
 
 @register
@@ -99,9 +99,25 @@ class MF(Recommender):
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
         """Fold each history in (a ridge solve against the fixed item factors), then score."""
+        return self.query_vectors(histories) @ self.scoring_vectors().T
+
+    def scoring_vectors(self) -> np.ndarray:
+        """Item factors with the bias as one more dimension (the query has a 1 there)."""
+        cached = getattr(self, "_scoring_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            vectors = np.hstack([self.item_factors_, self.item_bias_[:, None]]).astype(np.float32)
+            cached = self._scoring_cache = (self.item_factors_, vectors)
+        return cached[1]
+
+    def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         self._require_fitted()
-        users = fold_in_factors(self._rows_of(histories), self.item_factors_, alpha=1.0, regularization=1.0)
-        return users @ self.item_factors_.T + self.item_bias_[None, :]
+        cached = getattr(self, "_gram_cache", None)
+        if cached is None or cached[0] is not self.item_factors_:
+            cached = self._gram_cache = (self.item_factors_, item_gram(self.item_factors_))
+        users = fold_in_factors(
+            self._distinct_items(histories), self.item_factors_, alpha=1.0, regularization=1.0, gram=cached[1]
+        )
+        return np.hstack([users, np.ones((len(users), 1), dtype=np.float32)])
 
     def _forget_user_state(self, user: int) -> None:
         self.user_factors_ = self.user_factors_.copy()

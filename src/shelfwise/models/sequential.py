@@ -271,6 +271,7 @@ class SequentialRecommender(Recommender):
             train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
         )
         self.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
+        self.cold_weight_ = 0.0
         self.cf_regularization_ = 0.0
         if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
             self._choose_blend(train_sequences, holdout, targets)
@@ -299,7 +300,9 @@ class SequentialRecommender(Recommender):
             (np.ones(len(items), np.float32), (rows, items)), shape=(len(sequences), self.n_items_)
         ).tocsr()
 
-    def _components(self, sequences: list[np.ndarray], *, everything: bool = False) -> list[np.ndarray | None]:
+    def _components(
+        self, sequences: list[np.ndarray], *, everything: bool = False, text: bool = False
+    ) -> list[np.ndarray | None]:
         """Per-user z-scored component scores: transformer, collaborative (EASE), text profile and
         transitions (what usually comes right after the latest items)."""
         parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None, None]
@@ -307,7 +310,7 @@ class SequentialRecommender(Recommender):
             history = self._sequence_matrix(sequences)
             history.data[:] = 1.0
             parts[1] = np.asarray(history @ self.cf_weights_)
-        if everything or self.weights_[2]:
+        if everything or text or self.weights_[2]:
             weights = recency_weights(sequences, self.n_items_, recency=0.8, max_history=self.max_len)
             parts[2] = profile_vectors(weights, self.text_vectors_) @ self.text_vectors_.T
         if everything or self.weights_[3]:
@@ -378,6 +381,23 @@ class SequentialRecommender(Recommender):
                     best = (value, weights, regularization)
         self.weights_ = np.array(best[1], dtype=np.float64)
         self.cf_regularization_ = best[2]
+        # Items no training history holds (cold) have no collaborative or transition signal; a boost
+        # of their text score, chosen on the same held-out items, lets the text carry them.
+        self.cf_weights_ = ease_weights(truncated, self.cf_regularization_)
+        parts = self._components(inputs, everything=True)
+        base = sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
+        cold = np.bincount(truncated.indices, minlength=self.n_items_) == 0
+        self.cold_weight_ = 0.0
+        best_value = best[0]
+        for cold_weight in (0.5, 1.0, 2.0, 4.0, 8.0):
+            scores = base.copy()
+            scores[:, cold] += cold_weight * parts[2][:, cold]
+            scores[rows, seen.indices] = -np.inf
+            ids, _ = topk(scores, 10)
+            value = _holdout_ndcg(ids, targets)
+            if value > best_value:
+                best_value, self.cold_weight_ = value, cold_weight
+        logger.info("sequential cold-item text boost: %s (holdout ndcg@10 %.4f)", self.cold_weight_, best_value)
         logger.info(
             "sequential blend: weights (transformer, EASE, text, transitions) %s, EASE regularisation %s "
             "(holdout ndcg@10 %.4f)",
@@ -500,10 +520,15 @@ class SequentialRecommender(Recommender):
             return self.network_(padded, torch.from_numpy(self.item_table_))[0, -1].numpy()
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
-        if not self.weights_[1:].any():
+        cold_weight = float(getattr(self, "cold_weight_", 0.0))
+        if not self.weights_[1:].any() and not cold_weight:
             return self._score_sequences(sequences)
-        parts = self._components(sequences)
-        return sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
+        parts = self._components(sequences, text=bool(cold_weight))
+        scores = sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
+        if cold_weight:
+            cold = ~self.seen_
+            scores[:, cold] += cold_weight * parts[2][:, cold]
+        return scores
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         sequences = [self.sequences_[u] if u < len(self.sequences_) else np.zeros(0, np.int64) for u in users]
@@ -562,6 +587,8 @@ class SequentialRecommender(Recommender):
             transitions_indices=transitions.indices,
             transitions_indptr=transitions.indptr,
             blend_weights=self.weights_,
+            cold_weight=np.array(self.cold_weight_),
+            seen=self.seen_,
             cf_regularization=np.array(self.cf_regularization_),
             text_vectors=self.text_vectors_,
             seq_lengths=lengths,
@@ -572,6 +599,8 @@ class SequentialRecommender(Recommender):
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors_ = state["text_vectors"]
         self.weights_ = state["blend_weights"]
+        self.cold_weight_ = float(state["cold_weight"])
+        self.seen_ = state["seen"].astype(bool)
         self.transitions_ = sp.csr_matrix(
             (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),
             shape=(self.n_items_, self.n_items_),
