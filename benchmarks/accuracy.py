@@ -97,7 +97,12 @@ def _evaluate_one(name: str, protocol: str, model: str) -> list[dict]:
     """One model on one data set (tuned, then tested), in a child process; adds its peak memory."""
     dataset = load_dataset(name)
     records = evaluate(
-        dataset, protocol, [model], include_tuning=True, on_event=lambda message: print("  " + message, flush=True)
+        dataset,
+        protocol,
+        [model],
+        include_tuning=True,
+        include_analysis=True,
+        on_event=lambda message: print("  " + message, flush=True),
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [{**record, "peak_memory_mb": round(peak)} for record in records]
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = json.loads((args.out / "accuracy.json").read_text())
         (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"]))
+        _report(saved["records"], saved["meta"], args.out)
         return 0
     datasets = [d for d in args.datasets.split(",") if d]
     models = [m for m in args.models.split(",") if m]
@@ -157,7 +163,20 @@ def main(argv: list[str] | None = None) -> int:
         peers_note=peers_note,
     )
     write_results(args.out, "accuracy", {"meta": meta, "records": records}, markdown(records, meta))
+    _report(records, meta, args.out)
     return 0
+
+
+def _report(records: list[dict], meta: dict, out: Path) -> None:
+    """accuracy.html: the same records as plots (for records measured with their analysis)."""
+    analysed = [r for r in records if r.get("analysis")]
+    if not analysed:
+        print("accuracy.html not written: these records predate the analysis (run the benchmark again)")
+        return
+    from shelfwise.evaluation.report import write_report
+
+    text = f"Measured {meta['date']} on {meta['machine']} ({meta['cores']} cores) by `{meta['command']}`."
+    write_report(analysed, out / "accuracy.html", title="shelfwise accuracy benchmark", meta=text)
 
 
 if __name__ == "__main__":
