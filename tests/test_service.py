@@ -254,3 +254,9 @@ def test_engine_with_an_hnsw_index_finds_a_new_items_twin(trained_model_dir, tmp
     assert engine.upsert_items([twin]) == {"created": 1, "updated": 0}
     assert engine.similar("TWIN", 3)[0].item_id == original.item_id
     engine.close()
+
+
+def test_times_without_an_offset_are_utc(service):
+    body = {"user_id": "clock", "item_id": "SKU-00001", "timestamp": "2026-01-02T03:04:05"}
+    assert service.post("/v1/events", json=body, headers=AUTH).status_code == 201
+    assert service.engine.store.user_events("clock")[0].timestamp == 1767323045.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,6 +12,11 @@ from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
 from shelfwise.store import EventRecord, ItemRecord
 
 Id = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")
+
+
+def _utc(value: datetime) -> datetime:
+    """A time without an offset is UTC (Python would take it as the server's local time)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def _event_kind(value: str) -> str:
@@ -50,7 +55,7 @@ class EventIn(_Strict):
         if self.timestamp is None:
             stamp = time.time()
         elif isinstance(self.timestamp, datetime):
-            stamp = self.timestamp.timestamp()  # naive times are taken as local by Python; send UTC offsets
+            stamp = _utc(self.timestamp).timestamp()
         else:
             stamp = float(self.timestamp)
         return EventRecord(self.user_id, self.item_id, self.event_type, stamp, self.value)
@@ -118,7 +123,7 @@ class ItemIn(_Strict):
         if created is None:
             created = time.time()
         elif isinstance(created, datetime):
-            created = created.timestamp()
+            created = _utc(created).timestamp()
         return ItemRecord(
             item_id=item_id,
             title=self.title,
