@@ -203,8 +203,7 @@ class Engine:
         self._template = ItemTextTemplate()
         model_dir = Path(model_dir)
         model, dataset = self._read_model_dir(model_dir)
-        self._bootstrap(dataset)
-        self.catalog = Catalog(self.store.all_items())
+        self.catalog = Catalog(self._bootstrap(dataset))
         self._popularity = np.zeros(len(self.catalog), dtype=np.float64)
         for item_id, count in self.store.item_event_counts().items():
             position = self.catalog.index.get(item_id)
@@ -234,10 +233,12 @@ class Engine:
             )
         return model, dataset
 
-    def _bootstrap(self, dataset: Dataset) -> None:
-        """Fill an empty store with the training catalog and histories; add catalog items it lacks."""
+    def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
+        """Fill an empty store with the training catalog and histories; add catalog items it lacks.
+        Returns the store's catalog (read once)."""
         with self._write_lock:
-            known = {r.item_id for r in self.store.all_items()}
+            existing = self.store.all_items()
+            known = {r.item_id for r in existing}
             missing = [r for r in _item_records(dataset) if r.item_id not in known]
             if missing:
                 self.store.upsert_items(missing)
@@ -245,6 +246,7 @@ class Engine:
             if self.store.event_count() == 0 and dataset.n_interactions:
                 count = self.store.add_events(_event_records(dataset))
                 logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
+        return existing + missing
 
     def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> _Generation:
         positions = np.array([self.catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
