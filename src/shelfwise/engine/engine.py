@@ -85,6 +85,19 @@ class _Generation:
     index: VectorIndex | None = None  # over the model's scoring vectors, when its scores are inner products
     loaded_at: float = field(default_factory=time.time)
 
+    def cold_positions(self, n: int) -> np.ndarray:
+        """Catalog positions below `n` that the model does not know (items added after it was trained)."""
+        cold = np.flatnonzero(self.catalog_to_model[:n] < 0)
+        if len(self.catalog_to_model) < n:
+            cold = np.concatenate([cold, np.arange(len(self.catalog_to_model), n)])
+        return cold
+
+    def calibration_sample(self) -> np.ndarray:
+        """Model item indices (at most about `_CALIBRATION_SAMPLE`) cold items are calibrated against."""
+        count = len(self.model_items)
+        step = count // _CALIBRATION_SAMPLE + 1 if count > _CALIBRATION_SAMPLE else 1
+        return np.arange(0, count, step)
+
     def model_index_of(self, positions: np.ndarray) -> np.ndarray:
         out = np.full(len(positions), -1, dtype=np.int64)
         inside = positions < len(self.catalog_to_model)
@@ -577,21 +590,16 @@ class Engine:
         model_mask = mask[model_items]
         ids, scores = generation.index.search(query, max(depth, _RETRIEVE_DEPTH), model_mask)
         candidates, values = model_items[ids], scores.astype(np.float64)
-        n = len(mask)
-        to_model = generation.catalog_to_model
-        cold = np.flatnonzero(to_model[:n] < 0)
-        if len(to_model) < n:
-            cold = np.concatenate([cold, np.arange(len(to_model), n)])
+        cold = generation.cold_positions(len(mask))
         cold = cold[mask[cold]]
         if len(cold):
-            step = len(model_items) // _CALIBRATION_SAMPLE + 1
-            sample = np.arange(0, len(model_items), step)
-            sample_model = np.sort(generation.index.vectors[sample] @ query)
+            sample = generation.calibration_sample()
             text = self._text_scorer(positions)(np.concatenate([model_items[sample], cold]))
-            reference_text = np.sort(text[: len(sample)])
-            quantile = np.searchsorted(reference_text, text[len(sample) :], side="right") / len(sample)
+            mapped = _map_by_quantile(
+                text[len(sample) :], text[: len(sample)], generation.index.vectors[sample] @ query
+            )
             candidates = np.concatenate([candidates, cold])
-            values = np.concatenate([values, np.quantile(sample_model, np.clip(quantile, 0.0, 1.0))])
+            values = np.concatenate([values, mapped])
         order = np.lexsort((candidates, -values))[:depth]
         return candidates[order], values[order]
 
@@ -601,23 +609,16 @@ class Engine:
         over a sample of known items."""
         scores = np.full(n, -np.inf)
         scores[generation.model_items] = model_scores
-        to_model = generation.catalog_to_model
-        cold = np.flatnonzero(to_model[:n] < 0)
-        if len(to_model) < n:
-            cold = np.concatenate([cold, np.arange(len(to_model), n)])
+        cold = generation.cold_positions(n)
         if len(cold) == 0:
             return scores
-        known = generation.model_items
-        if len(known) > _CALIBRATION_SAMPLE:
-            known = known[:: len(known) // _CALIBRATION_SAMPLE + 1]
+        known = generation.model_items[generation.calibration_sample()]
         text = text_scores(np.concatenate([known, cold]))
-        reference_text = np.sort(text[: len(known)])
-        reference_model = np.sort(scores[known][np.isfinite(scores[known])])
+        reference_model = scores[known][np.isfinite(scores[known])]
         if len(reference_model) == 0:
             scores[cold] = text[len(known) :]
             return scores
-        quantile = np.searchsorted(reference_text, text[len(known) :], side="right") / max(len(reference_text), 1)
-        scores[cold] = np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
+        scores[cold] = _map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
         return scores
 
     def _mask(self, filters: Filters, n: int) -> np.ndarray:
@@ -686,6 +687,13 @@ def _text_fields(record: ItemRecord) -> dict:
         "description": record.description,
         "tags": [t.strip() for t in record.tags.split(",") if t.strip()],
     }
+
+
+def _map_by_quantile(cold_text: np.ndarray, reference_text: np.ndarray, reference_model: np.ndarray) -> np.ndarray:
+    """Each cold item's text score, as its quantile among the reference items' text scores, read off
+    the reference items' model scores at that quantile."""
+    quantile = np.searchsorted(np.sort(reference_text), cold_text, side="right") / max(len(reference_text), 1)
+    return np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
 
 
 def _check_k(k: int) -> None:

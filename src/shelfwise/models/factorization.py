@@ -47,6 +47,16 @@ def item_gram(item_factors: np.ndarray) -> np.ndarray:
     return factors.T @ factors
 
 
+def cached_gram(model: Recommender) -> np.ndarray:
+    """``YᵀY`` of a model's ``item_factors_``, computed once per fitted state (serving folds in per
+    request, and the Gram matrix is a pass over every item)."""
+    cached = getattr(model, "_gram_cache", None)
+    if cached is None or cached[0] is not model.item_factors_:
+        cached = (model.item_factors_, item_gram(model.item_factors_))
+        model._gram_cache = cached
+    return cached[1]
+
+
 class _FactorModel(Recommender):
     """Shared scoring and storage for models with user and item factor tables."""
 
@@ -82,16 +92,8 @@ class _FactorModel(Recommender):
             self.item_factors_,
             alpha=float(getattr(self, "alpha", 1.0)),
             regularization=self.regularization,
-            gram=self._gram(),
+            gram=cached_gram(self),
         )
-
-    def _gram(self) -> np.ndarray:
-        """``YᵀY`` of the item factors, computed once per fitted state (serving folds in per request)."""
-        cached = getattr(self, "_gram_cache", None)
-        if cached is None or cached[0] is not self.item_factors_:
-            cached = (self.item_factors_, item_gram(self.item_factors_))
-            self._gram_cache = cached
-        return cached[1]
 
     def _forget_user_state(self, user: int) -> None:
         self.user_factors_ = self.user_factors_.copy()

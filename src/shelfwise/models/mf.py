@@ -10,7 +10,7 @@ from rich.progress import Progress
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.models.base import Recommender, register
-from shelfwise.models.factorization import fold_in_factors, item_gram
+from shelfwise.models.factorization import cached_gram, fold_in_factors
 
 
 @register
@@ -111,11 +111,8 @@ class MF(Recommender):
 
     def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         self._require_fitted()
-        cached = getattr(self, "_gram_cache", None)
-        if cached is None or cached[0] is not self.item_factors_:
-            cached = self._gram_cache = (self.item_factors_, item_gram(self.item_factors_))
         users = fold_in_factors(
-            self._distinct_items(histories), self.item_factors_, alpha=1.0, regularization=1.0, gram=cached[1]
+            self._distinct_items(histories), self.item_factors_, alpha=1.0, regularization=1.0, gram=cached_gram(self)
         )
         return np.hstack([users, np.ones((len(users), 1), dtype=np.float32)])
 
