@@ -97,6 +97,24 @@ def test_train_then_recommend(tmp_path, shop_dataset, capsys):
     assert "valid parameters are" in capsys.readouterr().err
 
 
+def test_train_shows_each_epoch_and_writes_a_summary_with_the_curve(tmp_path, shop_dataset, capsys):
+    shop_dataset.save(tmp_path / "shop")
+    out = tmp_path / "mf"
+    arguments = ["train", "--data", str(tmp_path / "shop"), "--model", "mf", "--param", "epochs=3"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "mf: fit phase" in printed and "loss " in printed and "train.html" in printed
+    summary = json.loads((out / "train.json").read_text())
+    (phase,) = summary["training"]["phases"]
+    assert [row["epoch"] for row in phase["epochs"]] == [1, 2, 3]
+    losses = [row["loss"] for row in phase["epochs"]]
+    assert losses[-1] < losses[0]  # it learns
+    page = (out / "train.html").read_text()
+    assert '<figure class="plot" data-plot="training"' in page and page.count("<svg") == 1
+    assert main(["train", "--data", str(tmp_path / "shop"), "--model", "ease", "--out", str(tmp_path / "ease")]) == 0
+    assert "no curve" in (tmp_path / "ease" / "train.html").read_text()  # closed form: says so, no empty plot
+
+
 def test_evaluate_writes_a_self_contained_html_report(tmp_path, shop_dataset):
     import re
 

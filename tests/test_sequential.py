@@ -56,6 +56,18 @@ def test_learns_the_planted_next_item_pattern(cycle_model, cycle_dataset):
     assert correct >= 16, f"only {correct} of 20 next items right"
 
 
+def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
+    log = cycle_model.training_log_
+    holdout, final = log["phases"]
+    assert (holdout["name"], final["name"]) == ("holdout", "final")
+    curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
+    assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
+    assert log["best_epoch"] == 1 + curve.index(max(curve))
+    assert len(final["epochs"]) == log["best_epoch"]  # the final fit runs as long as the best epoch
+    assert all(row["loss"] > 0 and row["seconds"] >= 0 for row in holdout["epochs"] + final["epochs"])
+    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions"}
+
+
 def test_cold_item_has_a_text_vector_and_can_be_recommended(cycle_model, cycle_dataset):
     new = cycle_dataset.item_index("new")
     vector = cycle_model.item_vectors()[new]

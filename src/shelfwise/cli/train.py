@@ -13,6 +13,7 @@ from rich.table import Table
 
 from shelfwise.cli import app, console
 from shelfwise.cli.options import parse_pairs
+from shelfwise.evaluation.report import write_training_report
 
 
 def _parse_value(raw: str) -> object:
@@ -53,9 +54,45 @@ def train(
         "params": recommender.get_params(),
         "users": dataset.n_users,
         "items": dataset.n_items,
+        "training": getattr(recommender, "training_log_", {}) or {},
     }
     (out / "train.json").write_text(json.dumps(summary, indent=2))
+    write_training_report(summary, out / "train.html")
+    _print_summary(summary)
     console.print(f"fitted in {seconds:.1f} s (peak memory {peak_mb:.0f} MB); saved to {out}")
+    console.print(f"summary with the training curve: {out / 'train.html'}")
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return "".join(_SPARKS[round((v - low) / span * (len(_SPARKS) - 1))] for v in values)
+
+
+def _print_summary(summary: dict) -> None:
+    """Per-epoch figures of the phases a model trained in (nothing for closed-form models)."""
+    log = summary["training"]
+    metric = log.get("metric")
+    for phase in log.get("phases", []):
+        rows = phase.get("epochs") or []
+        if not rows:
+            continue
+        table = Table(title=f"{summary['model']}: {phase['name']} phase", title_justify="left")
+        for column in ("epoch", "loss", *([metric] if metric and metric in rows[0] else []), "s"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            cells = [str(row["epoch"]), f"{row['loss']:.4f}"]
+            if metric and metric in row:
+                best = " ◀ best" if row["epoch"] == log.get("best_epoch") else ""
+                cells.append(f"{row[metric]:.4f}{best}")
+            table.add_row(*cells, f"{row.get('seconds', 0.0):.1f}")
+        console.print(table)
+        console.print(f"loss {_sparkline([r['loss'] for r in rows])}")
+    if log.get("best_epoch"):
+        console.print(f"best epoch: {log['best_epoch']}")
 
 
 @app.command()

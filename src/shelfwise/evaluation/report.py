@@ -160,11 +160,86 @@ def render_report(records: Sequence[dict[str, Any]], *, title: str = "shelfwise 
     return "\n".join(parts)
 
 
-def write_report(records: Sequence[dict[str, Any]], path: str | os.PathLike[str], **options: Any) -> Path:
-    """Write the report to `path` (atomically)."""
+def _write(text: str, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render_report(records, **options), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_report(records: Sequence[dict[str, Any]], path: str | os.PathLike[str], **options: Any) -> Path:
+    """Write the report to `path` (atomically)."""
+    return _write(render_report(records, **options), path)
+
+
+def _training_plot(phases: list[dict], metric: str | None, best_epoch: int | None) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for phase in phases:
+        epochs = [row["epoch"] for row in phase["epochs"]]
+        ax.plot(epochs, [row["loss"] for row in phase["epochs"]], marker="o", label=f"loss ({phase['name']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    rows = [row for phase in phases for row in phase["epochs"] if metric and metric in row]
+    if rows:
+        right = ax.twinx()
+        right.plot([r["epoch"] for r in rows], [r[metric] for r in rows], color="#c44e52", marker="s", label=metric)
+        right.set_ylabel(metric)
+        if best_epoch is not None:
+            right.axvline(best_epoch, color="#888", linestyle="--", linewidth=1)
+        right.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("training curve")
+    return _svg(fig)
+
+
+def render_training_report(summary: dict[str, Any]) -> str:
+    """A training summary as one self-contained HTML page: the facts, and the training and
+    validation curves where the model learns in epochs."""
+    log = summary.get("training") or {}
+    phases = [phase for phase in log.get("phases", []) if phase.get("epochs")]
+    title = f"shelfwise train: {summary['model']}"
+    facts = {
+        "data": summary.get("data"),
+        "users × items": f"{summary.get('users')} × {summary.get('items')}",
+        "fit time": f"{summary['fit_seconds']:.1f} s",
+        "peak memory": f"{summary['peak_memory_mb']} MB",
+        "best epoch": log.get("best_epoch"),
+        "parameters": ", ".join(f"{k}={v}" for k, v in summary.get("params", {}).items()),
+    }
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='meta'>generated {_now()}</p><table><tbody>",
+    ]
+    for name, value in facts.items():
+        if value is not None:
+            parts.append(f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>")
+    parts.append("</tbody></table>")
+    if phases:
+        metric = log.get("metric")
+        caption = "Training loss per epoch" + (
+            f"; {metric} on the held-out last items per epoch (dashed: the best epoch, used for the final fit)."
+            if metric
+            else "."
+        )
+        parts.append("<div class='plots'>")
+        plot = _training_plot(phases, metric, log.get("best_epoch"))
+        parts.append(_figure("training curve", plot, caption, "training"))
+        parts.append("</div>")
+    else:
+        parts.append("<p class='meta'>This model is fitted in closed form or by a solver without epochs: no curve.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_training_report(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write `render_training_report(summary)` to `path` (atomically)."""
+    return _write(render_training_report(summary), path)

@@ -136,6 +136,7 @@ class Recommender(ABC):
         self.n_users_ = dataset.n_users
         self.n_items_ = dataset.n_items
         self.user_items_ = dataset.user_items(binary=True)
+        self.training_log_ = {}
         started = time.perf_counter()
         self._fit(dataset, progress=progress)
         self.fit_seconds_ = time.perf_counter() - started

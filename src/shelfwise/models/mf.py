@@ -3,6 +3,8 @@ cross-entropy against sampled negatives, Adam (torch)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -71,7 +73,9 @@ class MF(Recommender):
         n_pairs = len(users)
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("mf", total=self.epochs)
-            for _ in range(self.epochs):
+            curve = []
+            for epoch in range(1, self.epochs + 1):
+                epoch_started, total_loss, steps = time.perf_counter(), 0.0, 0
                 order = torch.from_numpy(rng.permutation(n_pairs))
                 for start in range(0, n_pairs, self.batch_size):
                     batch = order[start : start + self.batch_size]
@@ -86,7 +90,12 @@ class MF(Recommender):
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                bar.advance(task)
+                    total_loss, steps = total_loss + loss.detach().item(), steps + 1
+                curve.append(
+                    {"epoch": epoch, "loss": total_loss / max(steps, 1), "seconds": time.perf_counter() - epoch_started}
+                )
+                bar.update(task, advance=1, description=f"mf · loss {curve[-1]['loss']:.4f}")
+        self.training_log_ = {"phases": [{"name": "fit", "epochs": curve}], "best_epoch": None}
         self.user_factors_ = user_table.weight.detach().numpy().copy()
         self.item_factors_ = item_table.weight.detach().numpy().copy()
         self.item_bias_ = item_bias.weight.detach().numpy().ravel().copy()

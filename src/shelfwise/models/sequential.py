@@ -28,6 +28,8 @@ from shelfwise.text.pipeline import encode_items
 
 logger = logging.getLogger(__name__)
 EASE_MAX_ITEMS = 20_000
+#: The parts of the blend, in the order of `weights_`.
+BLEND_PARTS = ("transformer", "ease", "text", "transitions")
 #: (transformer, collaborative, text, transition) weights tried on the holdout.
 _BLEND_GRID = tuple(
     (w_seq, w_cf, w_text, w_next)
@@ -267,9 +269,11 @@ class SequentialRecommender(Recommender):
         )
         self.seen_ = counts > 0
         train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
+        self.training_log_ = {"phases": [], "metric": "holdout ndcg@10"}
         best_epochs = self._train(
             train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
         )
+        self.training_log_["best_epoch"] = best_epochs
         self.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
         self.cold_weight_ = 0.0
         self.cf_regularization_ = 0.0
@@ -290,6 +294,8 @@ class SequentialRecommender(Recommender):
             budget=self.max_seconds / 2,
             epochs=best_epochs,
         )
+        self.training_log_["blend"] = dict(zip(BLEND_PARTS, self.weights_.tolist(), strict=True))
+        self.training_log_["cold_weight"] = float(self.cold_weight_)
 
     # ------------------------------------------------------------------------------- blending
     def _sequence_matrix(self, sequences: list[np.ndarray]) -> sp.csr_matrix:
@@ -429,9 +435,14 @@ class SequentialRecommender(Recommender):
         best, best_epoch, since_best = -1.0, 1, 0
         self.network_ = network
         limit = epochs or self.epochs
+        phase = "holdout" if holdout is not None else "final"
+        curve: list[dict] = []
+        if hasattr(self, "training_log_"):
+            self.training_log_.setdefault("phases", []).append({"name": phase, "epochs": curve})
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("sequential", total=limit)
+            task = bar.add_task(f"sequential ({phase})", total=limit)
             for epoch in range(1, limit + 1):
+                epoch_started, total_loss, steps = time.perf_counter(), 0.0, 0
                 network.train()
                 order = torch.from_numpy(rng.permutation(len(windows)))
                 for start in range(0, len(windows), self.batch_size):
@@ -457,10 +468,18 @@ class SequentialRecommender(Recommender):
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                bar.advance(task)
+                    total_loss, steps = total_loss + loss.detach().item(), steps + 1
+                seconds = time.perf_counter() - epoch_started
+                row = {"epoch": epoch, "loss": total_loss / max(steps, 1), "seconds": seconds}
+                curve.append(row)
+                description = f"sequential ({phase}) · loss {row['loss']:.4f}"
                 if holdout is not None:
                     score = self._holdout_ndcg(sequences, *holdout)
+                    row["holdout ndcg@10"] = score
+                    description += f" · holdout ndcg@10 {score:.4f}"
                     logger.info("sequential epoch %d: holdout ndcg@10 %.4f", epoch, score)
+                bar.update(task, advance=1, description=description)
+                if holdout is not None:
                     if score > best:
                         best, best_epoch, since_best = score, epoch, 0
                     else:
