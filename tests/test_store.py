@@ -42,6 +42,19 @@ def test_events_come_back_oldest_first_and_limit_keeps_the_latest(store):
     assert [len(b) for b in batches] == [3, 1]
 
 
+def test_user_summaries_and_the_list_of_shoppers(store):
+    store.add_events([EventRecord("u1", "a", "view", 20.0), EventRecord("u1", "b", "view", 10.0)])
+    store.add_events([EventRecord("u1", "c", "view", 5.0), EventRecord("u10", "a", "view", 50.0)])
+    store.add_events([EventRecord("x_%", "a", "view", 1.0), EventRecord("x_y", "a", "view", 2.0)])
+    summary = store.user_summary("u1")
+    assert (summary.first_seen, summary.last_seen, summary.events) == (5.0, 20.0, 3)
+    assert store.user_summary("nobody") is None
+    assert [u.user_id for u in store.list_users("u")] == ["u10", "u1"]  # most recent first
+    assert [u.user_id for u in store.list_users(limit=2)] == ["u10", "u1"]
+    assert [u.user_id for u in store.list_users("x_%")] == ["x_%"]  # LIKE wildcards are plain characters
+    assert store.list_users("nobody") == []
+
+
 def test_items_upsert_reports_created_and_updated(store):
     assert store.upsert_items([ItemRecord("x", title="X", price=3.5), ItemRecord("y")]) == (2, 0)
     assert store.upsert_items([ItemRecord("x", title="X2", in_stock=False), ItemRecord("z")]) == (1, 1)

@@ -49,3 +49,7 @@ class NotFittedError(ShelfwiseError, RuntimeError):
 
 class LeakageError(ShelfwiseError, AssertionError):
     """An evaluation split would let a model see a test interaction during `fit`."""
+
+
+class EmptyQueryError(ShelfwiseError, ValueError):
+    """A search was asked with no words to search for."""

@@ -24,15 +24,17 @@ import numpy as np
 from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
 from shelfwise.engine.catalog import Catalog
-from shelfwise.errors import ConfigError, DataFormatError, UnknownIdError
+from shelfwise.engine.understanding import build_profile, fuse_search, taste_vector
+from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
 from shelfwise.retrieval import Filters, Reason, VectorIndex, explain, mmr
+from shelfwise.retrieval.lexical import LexicalIndex
 from shelfwise.settings import load_settings
-from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, open_store
+from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, UserSummary, open_store
 from shelfwise.text import create_encoder
 from shelfwise.text.item_text import ItemTextTemplate
-from shelfwise.text.pipeline import encode_items
+from shelfwise.text.pipeline import encode_items, encode_texts
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,13 @@ _CALIBRATION_SAMPLE = 2_000
 HNSW_FROM = 50_000
 #: How many candidates the model index returns per answer (before filters already applied inside).
 _RETRIEVE_DEPTH = 100
+#: How many candidates each half of a hybrid search (lexical, semantic) brings at least.
+_SEARCH_DEPTH = 200
+#: Defaults of `Engine.search`: BM25's share beside the semantic score, and the shopper's weight.
+SEARCH_LEXICAL_WEIGHT = 0.3
+SEARCH_PERSONAL_WEIGHT = 0.2
+#: At most this many catalog words are encoded as interest keywords for profiles.
+_KEYWORD_TERMS = 3_000
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,11 @@ class Engine:
         self.index_kind = index if index != "auto" else ("hnsw" if len(self.catalog) >= HNSW_FROM else "exact")
         self.text_index = VectorIndex(vectors.shape[1], kind=self.index_kind)
         self.text_index.add(vectors)
+        self.lexical = LexicalIndex()
+        self.lexical.set(range(len(self.catalog)), self._texts(np.arange(len(self.catalog))))
+        self._query_vectors: dict[str, np.ndarray] = {}
+        self._keywords: tuple[list[str], np.ndarray] | None = None
+        self._keyword_lock = threading.Lock()
         self._generation = self._make_generation(model, dataset, model_dir)
         self._refresh_popular()
 
@@ -309,6 +323,28 @@ class Engine:
         frame = self.catalog.frame(positions)
         return encode_items(frame, self.encoder, template=self._template, cache_dir=self.cache_dir).vectors
 
+    def _texts(self, positions: np.ndarray) -> list[str]:
+        return self._template.compose_all(self.catalog.frame(positions))
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        vector = self._query_vectors.get(text)
+        if vector is None:
+            vector = self.encoder.encode([text])[0].astype(np.float32)
+            if len(self._query_vectors) >= 4096:  # a plain bound; queries repeat far less than items
+                self._query_vectors.clear()
+            self._query_vectors[text] = vector
+        return vector
+
+    def _keyword_vectors(self) -> tuple[list[str], np.ndarray]:
+        """The catalog's most frequent content words and their vectors (encoded once, through the
+        embedding cache; again when the catalog's vocabulary has grown)."""
+        with self._keyword_lock:
+            terms = self.lexical.vocabulary(max_terms=_KEYWORD_TERMS)
+            if self._keywords is None or self._keywords[0] != terms:
+                vectors = encode_texts(terms, self.encoder, cache_dir=self.cache_dir).vectors if terms else None
+                self._keywords = (terms, vectors if vectors is not None else np.zeros((0, self.text_index.dim)))
+            return self._keywords
+
     # ------------------------------------------------------------------------------- writes
     def record_events(self, events: Sequence[EventRecord]) -> int:
         """Validate and store events (all or none); the shoppers' next answers include them."""
@@ -355,6 +391,7 @@ class Engine:
         added, updated = self.catalog.apply(records)
         if added:
             self.text_index.add(self._encode_positions(np.array(added)))
+            self.lexical.set(added, self._texts(np.array(added)))
             self._popularity = np.concatenate([self._popularity, np.zeros(len(added))])
             generation = self._generation
             generation.catalog_to_model = np.concatenate(
@@ -369,6 +406,7 @@ class Engine:
         if text_changed:
             positions = np.array(text_changed)
             self.text_index.update(positions, self._encode_positions(positions))
+            self.lexical.set(text_changed, self._texts(positions))
         self._refresh_popular()
 
     def delete_user(self, user_id: str) -> dict:
@@ -541,6 +579,91 @@ class Engine:
         mask = self._mask(filters or Filters(), len(scores)) & self._new_mask(len(scores), days)
         ids, top = _top(scores, mask, k)
         return self._answer(ids, top, pairs)
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        user_id: str | None = None,
+        lexical_weight: float = SEARCH_LEXICAL_WEIGHT,
+        personal_weight: float = SEARCH_PERSONAL_WEIGHT,
+        filters: Filters | None = None,
+    ) -> list[Recommendation]:
+        """Hybrid search: BM25 over the catalog's words (misspelt words replaced by the nearest
+        catalog word) fused with the encoder's cosine (synonyms, other languages), re-ranked by the
+        shopper's taste vector when `user_id` is given."""
+        _check_k(k)
+        text = (query or "").strip()
+        if not text:
+            raise EmptyQueryError("q: the search query is empty; give a few words.")
+        if len(text) > 512:
+            raise ConfigError(f"q: at most 512 characters, not {len(text)}.")
+        for name, value in (("lexical_weight", lexical_weight), ("personal_weight", personal_weight)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1]. Got {value!r} instead.")
+        history = self.history(user_id) if user_id is not None else []
+        n = len(self.catalog)
+        vectors = self.text_index.vectors[:n]
+        mask = self._mask(filters or Filters(in_stock=False), n)
+        query_vector = self._query_vector(text)
+        depth = max(_SEARCH_DEPTH, 4 * k)
+        semantic_ids, _ = self.text_index.search(query_vector, depth, mask)
+        lexical = self.lexical.scores(text)[:n]
+        lexical_ids, _ = _top(np.where(lexical > 0, lexical, -np.inf), mask[: len(lexical)], depth)
+        candidates = np.union1d(semantic_ids, lexical_ids).astype(np.int64)
+        if len(candidates) == 0:
+            return []
+        pairs = [(self.catalog.index[e.item_id], e.event_type) for e in history if e.item_id in self.catalog.index]
+        taste = taste_vector(np.array([p for p, _ in pairs], dtype=np.int64), [t for _, t in pairs], vectors)
+        affinity = None if taste is None else vectors[candidates] @ taste
+        scores = fuse_search(
+            candidates,
+            semantic=vectors[candidates] @ query_vector,
+            lexical=lexical[candidates],
+            affinity=affinity,
+            lexical_weight=lexical_weight,
+            personal_weight=personal_weight,
+        )
+        order = np.lexsort((candidates, -scores))[:k]
+        quoted = text if len(text) <= 40 else text[:39] + "…"
+        out = []
+        for row in order:
+            position = int(candidates[row])
+            personal = affinity is not None and personal_weight > 0 and affinity[row] >= np.median(affinity)
+            reason = Reason("search", f'matches "{quoted}"' + (" and your taste" if personal else ""))
+            out.append(
+                Recommendation(self.catalog.ids[position], float(scores[row]), reason, self.catalog.records[position])
+            )
+        return out
+
+    def profile(self, user_id: str, *, keywords: int = 10, top: int = 5, max_events: int = 1000) -> dict:
+        """A shopper's profile: activity, top categories and brands with shares, price band, the
+        current session's intent, and interest keywords (the catalog words nearest their taste)."""
+        events = self.store.user_events(user_id, limit=max_events)
+        if not events:
+            raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
+        terms, term_vectors = self._keyword_vectors()
+        catalog = self.catalog
+        return build_profile(
+            user_id,
+            events,
+            self.store.user_summary(user_id),
+            index_of=catalog.index,
+            records=catalog.records,
+            catalog_prices=catalog.prices,
+            vectors=self.text_index.vectors,
+            terms=terms,
+            term_vectors=term_vectors,
+            top=top,
+            keywords=keywords,
+        )
+
+    def users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
+        """Shoppers whose id starts with `prefix`, most recently active first."""
+        if not 1 <= limit <= 1000:
+            raise ConfigError(f"limit must be in [1, 1000]. Got {limit!r} instead.")
+        return self.store.list_users(prefix, limit)
 
     # ------------------------------------------------------------------------------- internals
     def _scores(self, generation: _Generation, positions: np.ndarray) -> np.ndarray:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shelfwise import __version__
 from shelfwise.engine import Engine
+from shelfwise.engine.engine import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT
 from shelfwise.errors import (
     ConfigError,
     DataFormatError,
@@ -36,6 +39,9 @@ from shelfwise.settings import Settings, load_settings
 from shelfwise.store import EventRecord
 
 logger = logging.getLogger(__name__)
+
+#: The web page: plain HTML, CSS and JavaScript over the API (no build step).
+STATIC = FilePath(__file__).parent / "static"
 
 _STATUS: tuple[tuple[type[ShelfwiseError], int, str], ...] = (
     (UnknownIdError, 404, "not_found"),
@@ -168,6 +174,13 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         body = {**extra, "model_version": app.state.engine.model_version, "items": [r.as_dict() for r in items]}
         return JSONResponse(body)
 
+    # ------------------------------------------------------------------------------- the web page
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
     # ------------------------------------------------------------------------------- reads
     # Reads are a few milliseconds of CPU: they run on the event loop (a thread-pool hop cost more
     # than it gave on 2 cores). Writes wait for the disk (fsync), so they run in the thread pool.
@@ -242,6 +255,44 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
     ) -> JSONResponse:
         items = app.state.engine.new_arrivals(user_id, k, days=days, filters=_filters(category, in_stock, None, None))
         return _answer(items, user_id=user_id)
+
+    @app.get("/v1/search", tags=["search"], dependencies=[Depends(read_auth)])
+    async def search(
+        q: Annotated[str, Query(max_length=512, description="The words to look for.")] = "",
+        user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        k: Annotated[int, Query(ge=1, le=1000)] = 10,
+        personal_weight: Annotated[float, Query(ge=0, le=1)] = SEARCH_PERSONAL_WEIGHT,
+        lexical_weight: Annotated[float, Query(ge=0, le=1)] = SEARCH_LEXICAL_WEIGHT,
+        category: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+        in_stock: bool = False,
+        min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    ) -> JSONResponse:
+        items = app.state.engine.search(
+            q,
+            k,
+            user_id=user_id,
+            personal_weight=personal_weight,
+            lexical_weight=lexical_weight,
+            filters=_filters(category, in_stock, min_price, max_price),
+        )
+        return _answer(items, query=q, user_id=user_id)
+
+    @app.get("/v1/users", tags=["shoppers"], dependencies=[Depends(read_auth)])
+    async def list_users(
+        prefix: Annotated[str, Query(max_length=256)] = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> dict:
+        return {"users": [u.as_dict() for u in app.state.engine.users(prefix, limit)]}
+
+    @app.get("/v1/users/{user_id}/profile", tags=["shoppers"], dependencies=[Depends(read_auth)])
+    def user_profile(
+        user_id: UserId,
+        keywords: Annotated[int, Query(ge=1, le=100)] = 10,
+        top: Annotated[int, Query(ge=1, le=50)] = 5,
+    ) -> dict:
+        # in the thread pool: the first call encodes the catalog's keywords
+        return app.state.engine.profile(user_id, keywords=keywords, top=top)
 
     @app.get("/v1/items/{item_id}", tags=["catalog"], dependencies=[Depends(read_auth)])
     async def get_item(item_id: ItemId) -> dict:

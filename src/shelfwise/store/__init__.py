@@ -4,7 +4,7 @@
 through SQLAlchemy and share one versioned schema with migrations (`shelfwise.store.sql`).
 """
 
-from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, Store
+from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, Store, UserSummary
 from shelfwise.store.sql import SCHEMA_VERSION, SQLStore, default_store_url, open_store
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "ItemRecord",
     "SQLStore",
     "Store",
+    "UserSummary",
     "default_store_url",
     "open_store",
 ]

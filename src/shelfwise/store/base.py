@@ -50,6 +50,19 @@ class DeletionReport:
         return bool(self.events or self.profile)
 
 
+@dataclass(frozen=True)
+class UserSummary:
+    """A shopper as the ``users`` table keeps them: first and last event time and the event count."""
+
+    user_id: str
+    first_seen: float
+    last_seen: float
+    events: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @runtime_checkable
 class Store(Protocol):
     """Events, catalog items and shoppers. Every write is committed before the call returns."""
@@ -70,6 +83,12 @@ class Store(Protocol):
     def has_user(self, user_id: str) -> bool: ...
 
     def user_count(self) -> int: ...
+
+    def user_summary(self, user_id: str) -> UserSummary | None: ...
+
+    def list_users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
+        """Shoppers whose id starts with `prefix`, most recently active first."""
+        ...
 
     def event_count(self) -> int: ...
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.settings import load_settings
-from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord
+from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, UserSummary
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,21 @@ class SQLStore:
     def user_count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar())
+
+    def user_summary(self, user_id: str) -> UserSummary | None:
+        query = sa.select(users.c.user_id, users.c.first_seen, users.c.last_seen, users.c.events)
+        with self.engine.connect() as conn:
+            row = conn.execute(query.where(users.c.user_id == user_id)).first()
+        return None if row is None else UserSummary(row[0], float(row[1]), float(row[2]), int(row[3]))
+
+    def list_users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
+        query = sa.select(users.c.user_id, users.c.first_seen, users.c.last_seen, users.c.events)
+        if prefix:
+            query = query.where(users.c.user_id.startswith(prefix, autoescape=True))
+        query = query.order_by(users.c.last_seen.desc(), users.c.user_id).limit(int(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [UserSummary(r[0], float(r[1]), float(r[2]), int(r[3])) for r in rows]
 
     def event_count(self) -> int:
         with self.engine.connect() as conn:

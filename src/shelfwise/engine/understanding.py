@@ -1,0 +1,203 @@
+"""What the engine knows of shoppers and words: the taste vector, hybrid search and profiles.
+
+Functions of plain arrays and records (the `Engine` supplies them), so each piece reads and tests alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+
+from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
+from shelfwise.retrieval.lexical import tokenize
+from shelfwise.store import EventRecord, ItemRecord, UserSummary
+
+#: A gap longer than this between two events starts a new session ("recent intent" is the last one).
+SESSION_GAP_SECONDS = 30 * 60
+#: Each step back in a history keeps this share of an event's weight in the taste vector.
+TASTE_DECAY = 0.95
+
+
+def taste_vector(positions: np.ndarray, kinds: Sequence[str], vectors: np.ndarray) -> np.ndarray | None:
+    """A shopper's unit vector in the item text space: their items' vectors weighted by event type
+    (a purchase counts more than a view) and recency. None for an empty history."""
+    if len(positions) == 0:
+        return None
+    age = np.arange(len(positions))[::-1]
+    weights = np.array([DEFAULT_EVENT_WEIGHTS.get(kind, 1.0) for kind in kinds]) * TASTE_DECAY**age
+    vector = weights @ vectors[positions].astype(np.float64)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
+
+
+def _unit_range(values: np.ndarray) -> np.ndarray:
+    """Values scaled to [0, 1] by their min and max (zeros where they are all equal)."""
+    if len(values) == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values, dtype=np.float64)
+
+
+def fuse_search(
+    candidates: np.ndarray,
+    *,
+    semantic: np.ndarray,
+    lexical: np.ndarray,
+    affinity: np.ndarray | None,
+    lexical_weight: float,
+    personal_weight: float,
+) -> np.ndarray:
+    """One score per candidate: the semantic cosine and BM25, each scaled to [0, 1] over the
+    candidates, mixed by `lexical_weight`; plus `personal_weight` times the shopper's affinity
+    (their taste vector's cosine, scaled the same way) when there is a shopper."""
+    top = float(lexical.max()) if len(lexical) else 0.0
+    lexical_part = lexical / top if top > 0 else np.zeros(len(candidates))
+    score = (1.0 - lexical_weight) * _unit_range(semantic) + lexical_weight * lexical_part
+    if affinity is not None and personal_weight > 0:
+        score = score + personal_weight * _unit_range(affinity)
+    return score
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None or not math.isfinite(stamp):
+        return None
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _shares(weights: dict[str, float], top: int) -> list[dict]:
+    total = sum(weights.values())
+    ranked = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"name": name, "share": round(value / total, 4)} for name, value in ranked] if total > 0 else []
+
+
+def price_band(prices: np.ndarray, weights: np.ndarray, catalog_prices: np.ndarray) -> dict | None:
+    """The shopper's price band: weighted quartiles of what they interacted with, and where their
+    median sits in the catalog (``budget`` in its lower third, ``premium`` in its upper third)."""
+    known = np.isfinite(prices)
+    if not known.any():
+        return None
+    prices, weights = prices[known], weights[known]
+    order = np.argsort(prices)
+    prices, weights = prices[order], weights[order]
+    cumulative = np.cumsum(weights) / weights.sum()
+    low, median, high = (float(prices[min(np.searchsorted(cumulative, q), len(prices) - 1)]) for q in (0.25, 0.5, 0.75))
+    reference = np.sort(catalog_prices[np.isfinite(catalog_prices)])
+    percentile = float(np.searchsorted(reference, median, side="right") / len(reference)) if len(reference) else 0.5
+    level = "budget" if percentile < 1 / 3 else ("premium" if percentile > 2 / 3 else "mid-range")
+    return {"low": low, "median": median, "high": high, "catalog_percentile": round(percentile, 4), "level": level}
+
+
+def nearest_terms(
+    taste: np.ndarray | None,
+    terms: Sequence[str],
+    term_vectors: np.ndarray,
+    *,
+    allowed: set[str] | None,
+    count: int,
+) -> list[dict]:
+    """The `count` terms whose vectors are closest to `taste`, among `allowed` where that leaves
+    enough of them; each with its cosine as weight."""
+    if taste is None or len(terms) == 0:
+        return []
+    scores = term_vectors @ taste
+    if allowed:
+        inside = np.array([t in allowed for t in terms])
+        if inside.sum() >= count:
+            scores = np.where(inside, scores, -np.inf)
+    order = np.argsort(-scores, kind="stable")[:count]
+    return [{"term": terms[i], "weight": round(float(scores[i]), 4)} for i in order if np.isfinite(scores[i])]
+
+
+def last_session(events: Sequence[EventRecord]) -> list[EventRecord]:
+    """The events of the shopper's latest session (no gap over `SESSION_GAP_SECONDS`), oldest first."""
+    if not events:
+        return []
+    start = len(events) - 1
+    while start > 0 and events[start].timestamp - events[start - 1].timestamp <= SESSION_GAP_SECONDS:
+        start -= 1
+    return list(events[start:])
+
+
+def build_profile(
+    user_id: str,
+    events: Sequence[EventRecord],
+    summary: UserSummary | None,
+    *,
+    index_of: dict[str, int],
+    records: Sequence[ItemRecord],
+    catalog_prices: np.ndarray,
+    vectors: np.ndarray,
+    terms: Sequence[str],
+    term_vectors: np.ndarray,
+    top: int = 5,
+    keywords: int = 10,
+) -> dict:
+    """A shopper's profile from their latest events (oldest first): activity, category and brand
+    shares (weighted by event type), price band, recent intent and interest keywords."""
+    known = [(index_of[e.item_id], e) for e in events if e.item_id in index_of]
+    categories: dict[str, float] = defaultdict(float)
+    brands: dict[str, float] = defaultdict(float)
+    weights = np.array([DEFAULT_EVENT_WEIGHTS.get(e.event_type, 1.0) for _, e in known])
+    for (position, _), weight in zip(known, weights, strict=True):
+        record = records[position]
+        if record.category:
+            categories[record.category] += weight
+        if record.brand:
+            brands[record.brand] += weight
+    positions = np.array([p for p, _ in known], dtype=np.int64)
+    kinds = [e.event_type for _, e in known]
+    taste = taste_vector(positions, kinds, vectors)
+    own_words = {word for p in set(positions.tolist()) for word in tokenize(_item_words(records[p]))}
+    prices = np.array([math.nan if records[p].price is None else records[p].price for p in positions], dtype=float)
+    session = last_session(events)
+    session_known = [(index_of[e.item_id], e) for e in session if e.item_id in index_of]
+    session_positions = np.array([p for p, _ in session_known], dtype=np.int64)
+    session_taste = taste_vector(session_positions, [e.event_type for _, e in session_known], vectors)
+    session_categories: dict[str, float] = defaultdict(float)
+    for position, event in session_known:
+        if records[position].category:
+            session_categories[records[position].category] += DEFAULT_EVENT_WEIGHTS.get(event.event_type, 1.0)
+    return {
+        "user_id": user_id,
+        "activity": {
+            "events": summary.events if summary else len(events),
+            "events_read": len(events),
+            "by_type": dict(Counter(e.event_type for e in events).most_common()),
+            "distinct_items": len({e.item_id for e in events}),
+            "first_seen": _iso(summary.first_seen if summary else events[0].timestamp),
+            "last_seen": _iso(summary.last_seen if summary else events[-1].timestamp),
+        },
+        "categories": _shares(categories, top),
+        "brands": _shares(brands, top),
+        "price_band": price_band(prices, weights, catalog_prices) if len(prices) else None,
+        "recent_intent": {
+            "events": len(session),
+            "started": _iso(session[0].timestamp) if session else None,
+            "categories": _shares(session_categories, 3),
+            "items": _latest_items(session_known, records, 5),
+            "keywords": nearest_terms(session_taste, terms, term_vectors, allowed=own_words, count=3),
+        },
+        "keywords": nearest_terms(taste, terms, term_vectors, allowed=own_words, count=keywords),
+    }
+
+
+def _item_words(record: ItemRecord) -> str:
+    return " ".join((record.title, record.category, record.brand, record.tags))
+
+
+def _latest_items(known: list[tuple[int, EventRecord]], records: Sequence[ItemRecord], count: int) -> list[dict]:
+    """The last `count` distinct items of a history, latest first, each with its latest event type."""
+    out, seen = [], set()
+    for position, event in reversed(known):
+        if position not in seen:
+            seen.add(position)
+            out.append(
+                {"item_id": records[position].item_id, "title": records[position].title, "event_type": event.event_type}
+            )
+            if len(out) == count:
+                break
+    return out

@@ -1,0 +1,174 @@
+"""Lexical retrieval: Okapi BM25 over the catalog's words, with a spelling fallback for query words
+the catalog never uses ("sofá", "couhc" → the nearest catalog word)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+#: Words too common in any language of shop text to say anything about a product.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "with",
+        "your",
+        "you",
+        "our",
+        "we",
+        "not",
+        "no",
+        "all",
+        "can",
+        "will",
+        "was",
+        "were",
+        "one",
+        "two",
+        "new",
+        "more",
+        "most",
+        "very",
+        "per",
+        "via",
+        "into",
+        "than",
+        "then",
+        "also",
+    ]
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Casefolded words without accents (``Sofá-Bed`` → ``sofa``, ``bed``)."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _WORD.findall(plain.casefold())
+
+
+class LexicalIndex:
+    """BM25 (``k1``, ``b``) over documents at positions ``0..n-1``; documents can be added and
+    replaced, and the weight matrix is rebuilt on the next search after a change."""
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1 = k1
+        self.b = b
+        self._lock = threading.Lock()
+        self._docs: list[Counter] = []
+        self._vocabulary: dict[str, int] = {}
+        self._weights: sp.csc_matrix | None = None
+        self._document_frequency = np.zeros(0, dtype=np.int64)
+        self._terms: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def set(self, positions: Sequence[int], texts: Sequence[str]) -> None:
+        """Index `texts` at `positions` (new positions must follow the last one without gaps)."""
+        with self._lock:
+            for position, text in zip(positions, texts, strict=True):
+                counts = Counter(tokenize(text))
+                if position == len(self._docs):
+                    self._docs.append(counts)
+                elif 0 <= position < len(self._docs):
+                    self._docs[position] = counts
+                else:
+                    raise IndexError(f"position {position} is past the end ({len(self._docs)} documents)")
+                for term in counts:
+                    self._vocabulary.setdefault(term, len(self._vocabulary))
+            self._weights = None
+
+    def _matrix(self) -> sp.csc_matrix:
+        with self._lock:
+            if self._weights is not None:
+                return self._weights
+            rows, cols, counts = [], [], []
+            vocabulary = self._vocabulary
+            for row, doc in enumerate(self._docs):
+                for term, count in doc.items():
+                    rows.append(row)
+                    cols.append(vocabulary[term])
+                    counts.append(count)
+            shape = (len(self._docs), len(vocabulary))
+            tf = sp.csr_matrix((np.array(counts, np.float64), (rows, cols)), shape=shape)
+            lengths = np.asarray(tf.sum(axis=1)).ravel()
+            average = lengths.mean() if len(lengths) and lengths.mean() > 0 else 1.0
+            df = np.bincount(np.array(cols, dtype=np.int64), minlength=shape[1])
+            n = max(shape[0], 1)
+            idf = np.log1p((n - df + 0.5) / (df + 0.5))
+            norm = self.k1 * (1.0 - self.b + self.b * lengths / average)
+            tf = tf.tocoo()
+            saturated = tf.data * (self.k1 + 1.0) / (tf.data + norm[tf.row])
+            weights = sp.csc_matrix((saturated * idf[tf.col], (tf.row, tf.col)), shape=shape)
+            self._weights, self._document_frequency = weights, df
+            self._terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            return weights
+
+    def query_terms(self, query: str) -> list[str]:
+        """The query's words as the catalog spells them: known words as they are, unknown ones
+        replaced by the closest catalog word (when one is close enough), stopwords dropped."""
+        self._matrix()
+        out = []
+        for word in tokenize(query):
+            if word in STOPWORDS:
+                continue
+            if word in self._vocabulary:
+                out.append(word)
+            elif len(word) >= 4:
+                close = difflib.get_close_matches(word, self._terms, n=1, cutoff=0.8)
+                out.extend(close)
+        return list(dict.fromkeys(out))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 of every document for `query` (zeros where no query word occurs)."""
+        weights = self._matrix()
+        terms = self.query_terms(query)
+        if not terms:
+            return np.zeros(weights.shape[0])
+        columns = [self._vocabulary[t] for t in terms]
+        return np.asarray(weights[:, columns].sum(axis=1)).ravel()
+
+    def vocabulary(self, *, min_df: int = 1, max_terms: int = 5000) -> list[str]:
+        """Content words (3+ letters, not numbers or stopwords), most documents first."""
+        self._matrix()
+        df = self._document_frequency
+        order = np.argsort(-df, kind="stable")
+        out = []
+        for column in order:
+            if df[column] < min_df:
+                break
+            term = self._terms[column]
+            if len(term) >= 3 and term.isalpha() and term not in STOPWORDS:
+                out.append(term)
+                if len(out) >= max_terms:
+                    break
+        return out

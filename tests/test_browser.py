@@ -1,0 +1,274 @@
+"""The web page and the evaluation report in headless Chromium (Debian's, driven by Playwright).
+
+The service runs in this process under uvicorn on a free port; each test writes a screenshot of each
+step to ``test-artifacts/browser/`` (or ``$SHELFWISE_ARTIFACTS/browser``).
+"""
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shelfwise.engine import Engine
+from shelfwise.service import create_app
+from shelfwise.settings import load_settings
+
+CHROMIUM = os.environ.get("SHELFWISE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("SHELFWISE_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")) / "browser"
+KEY = "browser-key-0123456789abcdef"
+# Chromium as root in a closed network: no sandbox, no background connections (../.library/env).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (as .ci/run does)", allow_module_level=True
+    )
+expect = playwright_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, trained_model_dir):
+    import uvicorn
+
+    folder = tmp_path_factory.mktemp("site")
+    model_dir = shutil.copytree(trained_model_dir, folder / "model")
+    engine = Engine(model_dir, f"sqlite:///{folder / 'store.db'}")
+    app = create_app(engine, load_settings(), api_key=KEY)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, site, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(f"localStorage.setItem('shelfwise.apiKey', '{KEY}')")
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.site = site
+    folder = ARTIFACTS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    steps = iter(range(1, 100))
+    tab.shot = lambda name: tab.screenshot(path=str(folder / f"{next(steps):02d}-{name}.png"), full_page=True)
+    yield tab
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _card_ids(tab, section: str) -> list[str]:
+    return tab.locator(f"#{section} .cards > li").evaluate_all("nodes => nodes.map(n => n.dataset.itemId)")
+
+
+def _choose(tab, shopper: str) -> None:
+    tab.fill("#shopper", shopper)
+    tab.press("#shopper", "Enter")
+    expect(tab.locator("#recommendations .cards > li").first).to_be_visible()
+    expect(tab.locator("#profile .profile-body dl")).to_be_visible()
+
+
+def _short_history_shopper(dataset) -> str:
+    import numpy as np
+
+    counts = np.bincount(dataset.interactions["user"].to_numpy(), minlength=dataset.n_users)
+    return str(dataset.user_ids[int(np.argsort(counts, kind="stable")[0])])
+
+
+def test_pick_a_shopper_click_a_product_and_the_list_changes(page, shop_dataset):
+    shopper = _short_history_shopper(shop_dataset)  # one view shows most on a short history
+    page.goto(page.site + "/")
+    expect(page.locator("h1")).to_have_text("shelfwise")
+    expect(page.locator("#model")).to_contain_text("items")
+    page.shot("start")
+    _choose(page, shopper)
+    expect(page.locator("#recommendations-title")).to_have_text(f"Recommended for {shopper}")
+    before = _card_ids(page, "recommendations")
+    assert len(before) == 12
+    assert all(page.locator("#recommendations .reason").all_inner_texts())  # every card says why
+    page.shot("shopper-chosen")
+
+    loaded = page.locator("#recommendations").get_attribute("data-loaded")
+    clicked = page.locator("#recommendations .card-open").nth(5)
+    title = clicked.locator(".title").inner_text()
+    clicked.click()
+    expect(page.locator("#notice")).to_contain_text(f"viewed “{title}”")
+    expect(page.locator("#recommendations")).not_to_have_attribute("data-loaded", loaded)
+    after = _card_ids(page, "recommendations")
+    assert len(after) == 12 and after != before  # the view was recorded and the list re-ranked at once
+    expect(page.locator("#similar")).to_be_visible()
+    expect(page.locator("#similar-title")).to_have_text(f"Similar to {title}")
+    assert len(_card_ids(page, "similar")) > 0
+    page.shot("after-click")
+    events = page.request.get(f"{page.site}/v1/users/{shopper}/profile").json()["recent_intent"]["items"]
+    assert events[0]["title"] == title and events[0]["event_type"] == "view"
+
+
+def test_keyboard_alone_opens_a_product(page, shop_dataset):
+    page.goto(page.site + "/")
+    _choose(page, str(shop_dataset.user_ids[4]))
+    page.locator("#recommendations .card-open").first.focus()
+    title = page.locator("#recommendations .card-open .title").first.inner_text()
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text(f"viewed “{title}”")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.className")
+    assert focused == "card-open"  # the next card takes the focus
+    page.shot("keyboard")
+
+
+def test_search_finds_products_by_other_words_and_typos(page, shop_dataset):
+    page.goto(page.site + "/")
+    page.fill("#q", "headset")
+    page.press("#q", "Enter")
+    expect(page.locator("#search .cards > li").first).to_be_visible()
+    expect(page.locator("#search-title")).to_have_text("Search results for “headset”")
+    titles = page.locator("#search .title").all_inner_texts()
+    assert "Headphones" in titles[0]  # no product says "headset": the language model knows
+    page.shot("search-synonym")
+
+    page.fill("#q", "campnig tnet")
+    page.press("#q", "Enter")
+    expect(page.locator("#search-title")).to_have_text("Search results for “campnig tnet”")
+    expect(page.locator("#search .title").first).to_contain_text("Camping Tent")
+    page.shot("search-typo")
+
+    _choose(page, str(shop_dataset.user_ids[3]))
+    expect(page.locator("#search-title")).to_contain_text("personalised")
+    expect(page.locator("#search .cards > li").first).to_be_visible()
+    page.shot("search-personalised")
+
+    page.fill("#q", "   ")
+    page.press("#q", "Enter")
+    expect(page.locator("#notice")).to_have_text("Type a few words to search for.")
+    expect(page.locator("#search")).to_be_hidden()
+
+
+def test_a_product_added_in_the_admin_form_appears(page, shop_dataset):
+    shopper = str(shop_dataset.user_ids[5])
+    page.goto(page.site + "/")
+    _choose(page, shopper)
+    page.shot("before")
+    page.fill("#item-id", "BROWSER-NEW-1")
+    page.fill("#item-title", "Glowberry Lavender Soy Wax Scented Candle")
+    page.fill("#item-category", "Home > Decor > Scented Candle")
+    page.fill("#item-brand", "Glowberry")
+    page.fill("#item-price", "14.50")
+    page.fill("#item-description", "A calming lavender candle of soy wax that burns for forty hours.")
+    page.fill("#item-tags", "lavender, soy wax, calm")
+    page.shot("form-filled")
+    page.click("#item-form button[type=submit]")
+    expect(page.locator("#admin .state")).to_have_text("Added BROWSER-NEW-1. It is recommendable now.")
+    expect(page.locator('#search .cards > li[data-item-id="BROWSER-NEW-1"]')).to_be_visible()
+    assert _card_ids(page, "search")[0] == "BROWSER-NEW-1"
+    expect(page.locator('#arrivals .cards > li[data-item-id="BROWSER-NEW-1"]')).to_be_visible()
+    page.shot("product-added")
+    item = page.request.get(f"{page.site}/v1/items/BROWSER-NEW-1").json()
+    assert item["brand"] == "Glowberry" and item["price"] == 14.5
+
+
+def test_errors_and_empty_states_are_shown(page):
+    page.goto(page.site + "/")
+    expect(page.locator("#recommendations .state")).to_have_text("Choose a shopper to see their recommendations.")
+    page.fill("#shopper", "nobody-at-all")
+    page.press("#shopper", "Enter")
+    expect(page.locator("#recommendations .state")).to_contain_text("Unknown shopper 'nobody-at-all'")
+    expect(page.locator("#recommendations .state")).to_have_attribute("data-kind", "error")
+    expect(page.locator("#profile .state")).to_contain_text("Unknown shopper")
+    page.shot("unknown-shopper")
+    page.click("#shopper-clear")
+    page.evaluate("localStorage.setItem('shelfwise.apiKey', 'wrong-key-0123456789')")
+    page.fill("#item-id", "NOPE")
+    page.fill("#item-title", "Not allowed")
+    page.click("#item-form button[type=submit]")
+    expect(page.locator("#admin .state")).to_contain_text("invalid API key")
+    page.shot("wrong-key")
+
+
+def test_the_page_fits_a_phone_screen(browser, site, shop_dataset):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.goto(site + f"/?user={shop_dataset.user_ids[3]}")  # a link to a shopper opens them
+    expect(tab.locator("#recommendations .cards > li").first).to_be_visible()
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 375  # nothing wider than the screen
+    boxes = [tab.locator("#recommendations .cards > li").nth(i).bounding_box() for i in range(2)]
+    assert boxes[1]["y"] > boxes[0]["y"]  # one card a row
+    folder = ARTIFACTS / "test_the_page_fits_a_phone_screen"
+    folder.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(folder / "01-phone.png"), full_page=True)
+    context.close()
+
+
+def test_every_plot_of_the_evaluation_report_renders(browser, tmp_path, shop_dataset):
+    from shelfwise.cli import main
+
+    shop_dataset.save(tmp_path / "shop")
+    report = tmp_path / "report.html"
+    arguments = ["evaluate", "--data", str(tmp_path / "shop"), "--protocol", "p1", "--models", "popularity,ease"]
+    assert main([*arguments, "--no-tune", "--quiet", "--report", str(report)]) == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+    tab = context.new_page()
+    tab.goto(report.as_uri())
+    figures = tab.locator("figure.plot")
+    assert figures.count() == 4
+    for index in range(4):
+        figure = figures.nth(index)
+        svg = figure.locator("svg")
+        box = svg.bounding_box()
+        assert box and box["width"] > 200 and box["height"] > 100, figure.get_attribute("data-plot")
+        drawn = svg.locator("path, rect, use, line, polyline")
+        assert drawn.count() > 5, f"plot {figure.get_attribute('data-plot')} has nothing drawn"
+        assert re.search(r"\S", figure.locator("figcaption").inner_text())
+    assert tab.locator("table tbody tr").count() == 2
+    folder = ARTIFACTS / "test_every_plot_of_the_evaluation_report_renders"
+    folder.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(folder / "01-report.png"), full_page=True)
+
+    trained = tmp_path / "mf"
+    arguments = ["train", "--data", str(tmp_path / "shop"), "--model", "mf", "--param", "epochs=3"]
+    assert main([*arguments, "--out", str(trained)]) == 0
+    tab.goto((trained / "train.html").as_uri())
+    curve = tab.locator('figure[data-plot="training"] svg')
+    assert curve.bounding_box()["width"] > 200 and curve.locator("path, use, line").count() > 5
+    tab.screenshot(path=str(folder / "02-training-summary.png"), full_page=True)
+    context.close()
