@@ -31,6 +31,8 @@ from shelfwise.models import BASELINES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PEERS_PYTHON = Path(__file__).resolve().parent / ".work" / "peers" / "bin" / "python"
+#: Records of the (data set, model) pairs finished so far, one JSON line each (for --resume).
+PARTIAL = Path(__file__).resolve().parent / ".work" / "accuracy.partial.jsonl"
 MODELS = (*BASELINES, "sequential")
 #: Settings that are not hyperparameters: left out of the markdown table (they are in the JSON).
 HIDDEN = {"seed", "template", "cache_dir", "block_size", "encoder", "batch_size", "backend", "max_seq_length"}
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="do not run the RecTools peers")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
+    parser.add_argument(
+        "--resume", action="store_true", help=f"keep the (data set, model) records a stopped run left in {PARTIAL}"
+    )
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((args.out / "accuracy.json").read_text())
@@ -130,8 +135,30 @@ def main(argv: list[str] | None = None) -> int:
         if not datasets:
             return 0
     started = time.perf_counter()
+    done: dict[tuple[str, str], list[dict]] = {}
+    if args.resume and PARTIAL.is_file():
+        for line in PARTIAL.read_text().splitlines():
+            entry = json.loads(line)
+            done[(entry["dataset"], entry["model"])] = entry["records"]
+    else:
+        PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+        PARTIAL.write_text("")
     records: list[dict] = []
-    peers_process, peers_note, peers_file = None, None, args.out / "peers.json"
+    context = multiprocessing.get_context("spawn")
+    for name in datasets:
+        protocol = KNOWN_DATASETS[name]
+        print(f"== {name} ({protocol})", flush=True)
+        for model in models:
+            if (name, model) in done:
+                records += done[(name, model)]
+                continue
+            with context.Pool(1) as pool:  # a fresh process per model: its own peak memory
+                measured = pool.apply(_evaluate_one, (name, protocol, model))
+            records += measured
+            with PARTIAL.open("a") as partial:
+                partial.write(json.dumps({"dataset": name, "model": model, "records": measured}) + "\n")
+    # The peers run after our models, not beside them: two jobs on 2 cores would slow both fits.
+    peers, peers_note, peers_file = [], None, args.out / "peers.json"
     if args.no_peers:
         peers_note = "not run (--no-peers)."
     elif not PEERS_PYTHON.is_file():
@@ -140,17 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         peers_file.unlink(missing_ok=True)
         peer_sets = ",".join(d for d in datasets if d in REFERENCE)
         command = [str(PEERS_PYTHON), str(Path(__file__).with_name("peers.py")), "--out", str(peers_file)]
-        peers_process = subprocess.Popen([*command, "--datasets", peer_sets])
-    context = multiprocessing.get_context("spawn")
-    for name in datasets:
-        protocol = KNOWN_DATASETS[name]
-        print(f"== {name} ({protocol})", flush=True)
-        for model in models:
-            with context.Pool(1) as pool:  # a fresh process per model: its own peak memory
-                records += pool.apply(_evaluate_one, (name, protocol, model))
-    peers: list[dict] = []
-    if peers_process is not None:
-        code = peers_process.wait()
+        code = subprocess.run([*command, "--datasets", peer_sets], check=False).returncode
         if peers_file.is_file():
             peers = json.loads(peers_file.read_text())["records"]
         peers_note = None if code == 0 else f"peers.py exited with {code}; the rows above are those it finished."
