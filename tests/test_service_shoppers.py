@@ -155,6 +155,50 @@ def test_the_shopper_list_filters_by_prefix(client, shop_dataset):
     assert client.get("/v1/users", params={"limit": 0}).status_code == 422
 
 
+# ------------------------------------------------------------------------------------ segments
+def test_segments_are_computed_named_served_and_shown_in_profiles(client, shop_dataset):
+    assert client.get("/v1/segments").json() == {"segments": []}  # none before the first run
+    assert client.post("/v1/admin/segments", json={"k": 4}).status_code == 401
+    response = client.post("/v1/admin/segments", json={"k": 4}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["criterion"] == {"method": "given", "chosen_k": 4}
+    segments = client.get("/v1/segments").json()["segments"]
+    assert [s["segment_id"] for s in segments] == [0, 1, 2, 3]
+    assert sum(s["size"] for s in segments) == client.engine.store.user_count()
+    for seg in segments:
+        assert seg["name"] and len(seg["keywords"]) == 5 and seg["categories"][0]["share"] > 0
+    assert len({s["name"] for s in segments}) == 4  # names tell the segments apart
+    one = client.get("/v1/segments/2", params={"limit": 5}).json()
+    assert one["name"] == segments[2]["name"] and len(one["users"]) == min(5, segments[2]["size"])
+    user = one["users"][0]
+    assert client.get(f"/v1/users/{user}/profile").json()["segment"] == {"segment_id": 2, "name": one["name"]}
+    assert client.get("/v1/segments/99").status_code == 404
+    assert client.post("/v1/admin/segments", json={"k": 0}, headers=AUTH).status_code == 422
+
+
+def test_segments_chosen_by_silhouette_say_how(client):
+    body = client.post("/v1/admin/segments", headers=AUTH).json()
+    criterion = body["criterion"]
+    assert criterion["method"] == "silhouette (cosine)"
+    best = max(criterion["scores"], key=lambda row: row["silhouette"])
+    assert criterion["chosen_k"] == best["k"] and [row["k"] for row in criterion["scores"]] == list(range(2, 13))
+    assert len(body["segments"]) == int(criterion["chosen_k"])
+
+
+def test_kmeans_and_silhouette_find_planted_groups():
+    from shelfwise.engine.segments import choose_k, silhouette, spherical_kmeans
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:3]
+    points = np.vstack([c + 0.15 * rng.standard_normal((60, 8)) for c in centres])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    labels, _ = spherical_kmeans(points, 3)
+    truth = np.repeat(np.arange(3), 60)
+    assert all(len(set(labels[truth == g])) == 1 for g in range(3))  # each group kept whole
+    assert choose_k(points, k_range=range(2, 7))[0] == 3
+    assert silhouette(points, labels) > 0.5 > silhouette(points, rng.integers(0, 3, len(points)))
+
+
 # ------------------------------------------------------------------------------------ the page
 def test_the_page_and_its_files_are_served(client):
     page = client.get("/")

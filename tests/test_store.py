@@ -55,6 +55,24 @@ def test_user_summaries_and_the_list_of_shoppers(store):
     assert store.list_users("nobody") == []
 
 
+def test_segments_are_replaced_whole_and_forgotten_with_the_shopper(store):
+    store.add_events([EventRecord("u1", "a", "view", 1.0), EventRecord("u2", "b", "view", 2.0)])
+    first = [{"segment_id": 0, "name": "tea", "size": 2, "summary": {"keywords": ["tea"]}, "created_at": 5.0}]
+    store.replace_segments(first, {"u1": 0, "u2": 0})
+    assert store.list_segments() == first
+    assert store.segment_members(0) == ["u1", "u2"] and store.segment_members(0, limit=1, offset=1) == ["u2"]
+    second = [
+        {"segment_id": 0, "name": "mugs", "size": 1, "summary": {}, "created_at": 6.0},
+        {"segment_id": 1, "name": "boots", "size": 1, "summary": {}, "created_at": 6.0},
+    ]
+    store.replace_segments(second, {"u1": 1, "u2": 0})
+    assert [s["name"] for s in store.list_segments()] == ["mugs", "boots"]
+    assert store.user_segment("u1") == 1 and store.user_segment("nobody") is None
+    report = store.delete_user("u1")
+    assert report.extra == {"segment": 1} and store.user_segment("u1") is None
+    assert store.segment_members(1) == []
+
+
 def test_items_upsert_reports_created_and_updated(store):
     assert store.upsert_items([ItemRecord("x", title="X", price=3.5), ItemRecord("y")]) == (2, 0)
     assert store.upsert_items([ItemRecord("x", title="X2", in_stock=False), ItemRecord("z")]) == (1, 1)

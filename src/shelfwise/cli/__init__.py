@@ -22,7 +22,7 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from shelfwise.cli import demo, encode, evaluate, finetune, ingest, serve, train  # noqa: F401  (adds commands)
+    from shelfwise.cli import demo, encode, evaluate, finetune, ingest, serve, shoppers, train  # noqa: F401  (adds commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
 from shelfwise.engine.catalog import Catalog
+from shelfwise.engine.segments import Segmentation, segment_shoppers
 from shelfwise.engine.understanding import build_profile, fuse_search, taste_vector
 from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
@@ -421,6 +422,7 @@ class Engine:
                 if position is not None:
                     self._popularity[position] = max(self._popularity[position] - 1, 0)
             removed = {"store_events": report.events, "store_profile": report.profile}
+            removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
                 removed.update(self._forget_in_model(user_id))
         return {"user_id": user_id, "removed": removed}
@@ -645,7 +647,9 @@ class Engine:
             raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
         terms, term_vectors = self._keyword_vectors()
         catalog = self.catalog
-        return build_profile(
+        segment = self.store.user_segment(user_id)
+        names = {row["segment_id"]: row["name"] for row in self.store.list_segments()} if segment is not None else {}
+        profile = build_profile(
             user_id,
             events,
             self.store.user_summary(user_id),
@@ -658,6 +662,48 @@ class Engine:
             top=top,
             keywords=keywords,
         )
+        profile["segment"] = None if segment is None else {"segment_id": segment, "name": names.get(segment)}
+        return profile
+
+    def compute_segments(self, k: int | None = None, *, seed: int = 42) -> Segmentation:
+        """Cluster every shopper in the store by taste (k given, or chosen by the silhouette), name the
+        segments, and save segments and assignments to the store (replacing the previous ones)."""
+        terms, term_vectors = self._keyword_vectors()
+        catalog = self.catalog
+        result = segment_shoppers(
+            self.store.iter_events(),
+            index_of=catalog.index,
+            vectors=self.text_index.vectors,
+            categories=catalog.category_names(),
+            terms=terms,
+            term_vectors=term_vectors,
+            k=k,
+            seed=seed,
+        )
+        rows = [
+            {
+                "segment_id": segment.segment_id,
+                "name": segment.name,
+                "size": segment.size,
+                "summary": {"keywords": segment.keywords, "categories": segment.categories, **result.criterion},
+                "created_at": result.created_at,
+            }
+            for segment in result.segments
+        ]
+        self.store.replace_segments(rows, result.assignments)
+        return result
+
+    def segments(self) -> list[dict]:
+        """The saved segments (empty before `compute_segments`)."""
+        return [_segment_view(row) for row in self.store.list_segments()]
+
+    def segment(self, segment_id: int, *, limit: int = 100, offset: int = 0) -> dict:
+        """One saved segment with a page of its shoppers' ids."""
+        for row in self.store.list_segments():
+            if row["segment_id"] == segment_id:
+                members = self.store.segment_members(segment_id, limit=limit, offset=offset)
+                return {**_segment_view(row), "users": members, "limit": limit, "offset": offset}
+        raise UnknownIdError(f"Unknown segment {segment_id!r}.")
 
     def users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
         """Shoppers whose id starts with `prefix`, most recently active first."""
@@ -800,6 +846,19 @@ class Engine:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
+
+
+def _segment_view(row: dict) -> dict:
+    summary = row["summary"]
+    return {
+        "segment_id": row["segment_id"],
+        "name": row["name"],
+        "size": row["size"],
+        "keywords": summary.get("keywords", []),
+        "categories": summary.get("categories", []),
+        "criterion": {k: v for k, v in summary.items() if k not in ("keywords", "categories")},
+        "created_at": row["created_at"],
+    }
 
 
 def _text_fields(record: ItemRecord) -> dict:

@@ -34,7 +34,7 @@ from shelfwise.errors import (
 from shelfwise.retrieval import Filters
 from shelfwise.service.auth import KeyCheck, check_key
 from shelfwise.service.metrics import CONTENT_TYPE, Metrics
-from shelfwise.service.schemas import AnonymousIn, EventBatchIn, EventIn, ItemBatchIn, ItemIn, ReloadIn
+from shelfwise.service.schemas import AnonymousIn, EventBatchIn, EventIn, ItemBatchIn, ItemIn, ReloadIn, SegmentsIn
 from shelfwise.settings import Settings, load_settings
 from shelfwise.store import EventRecord
 
@@ -294,6 +294,18 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         # in the thread pool: the first call encodes the catalog's keywords
         return app.state.engine.profile(user_id, keywords=keywords, top=top)
 
+    @app.get("/v1/segments", tags=["shoppers"], dependencies=[Depends(read_auth)])
+    async def list_segments() -> dict:
+        return {"segments": app.state.engine.segments()}
+
+    @app.get("/v1/segments/{segment_id}", tags=["shoppers"], dependencies=[Depends(read_auth)])
+    async def get_segment(
+        segment_id: Annotated[int, Path(ge=0)],
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict:
+        return app.state.engine.segment(segment_id, limit=limit, offset=offset)
+
     @app.get("/v1/items/{item_id}", tags=["catalog"], dependencies=[Depends(read_auth)])
     async def get_item(item_id: ItemId) -> dict:
         current = app.state.engine
@@ -333,6 +345,11 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
     @app.delete("/v1/users/{user_id}", tags=["privacy"], dependencies=[Depends(write_auth)])
     def delete_user(user_id: UserId) -> dict:
         return app.state.engine.delete_user(user_id)
+
+    @app.post("/v1/admin/segments", tags=["shoppers"], dependencies=[Depends(write_auth)])
+    def recompute_segments(body: SegmentsIn | None = None) -> dict:
+        result = app.state.engine.compute_segments(body.k if body else None)
+        return {"criterion": result.criterion, "segments": app.state.engine.segments()}
 
     @app.post("/v1/admin/reload", tags=["ops"], dependencies=[Depends(write_auth)])
     def reload_model(body: ReloadIn | None = None) -> dict:

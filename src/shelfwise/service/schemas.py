@@ -147,3 +147,9 @@ class ItemBatchIn(_Strict):
 
 class ReloadIn(_Strict):
     model_dir: str | None = Field(default=None, description="a model folder; default: the one being served")
+
+
+class SegmentsIn(_Strict):
+    """Recompute segments: `k` of them, or as many as the silhouette chooses (2 to 12) when absent."""
+
+    k: int | None = Field(default=None, ge=1, le=1000)

@@ -8,6 +8,7 @@ process (and of the machine).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -65,6 +66,21 @@ users = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("events", sa.BigInteger, nullable=False, default=0),
 )
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("segment_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),  # JSON: keywords, categories
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+user_segments = sa.Table(
+    "user_segments",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("segment_id", sa.Integer, nullable=False),
+)
 # Indexes are created by the migrations (plain DDL, so a migration never changes once released).
 
 
@@ -78,10 +94,17 @@ def _v2(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_events_item ON events (item_id)"))
 
 
+def _v3(conn: Connection) -> None:
+    for table in (segments, user_segments):
+        table.create(conn)
+    conn.execute(sa.text("CREATE INDEX ix_user_segments_segment ON user_segments (segment_id, user_id)"))
+
+
 #: (version, description, upgrade) in order; append, never edit, to change the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "items, events and users tables; events by shopper and time", _v1),
     (2, "events by item (popularity, catalog maintenance)", _v2),
+    (3, "shopper segments and each shopper's segment", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -268,7 +291,45 @@ class SQLStore:
         with self._lock, self.engine.begin() as conn:
             removed_events = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             removed_profile = conn.execute(users.delete().where(users.c.user_id == user_id)).rowcount
-        return DeletionReport(user_id, events=int(removed_events), profile=int(removed_profile))
+            removed_segment = conn.execute(user_segments.delete().where(user_segments.c.user_id == user_id)).rowcount
+        extra = {"segment": int(removed_segment)} if removed_segment else {}
+        return DeletionReport(user_id, events=int(removed_events), profile=int(removed_profile), extra=extra)
+
+    # ------------------------------------------------------------------------------- segments
+    def replace_segments(self, rows: list[dict], assignments: dict[str, int]) -> None:
+        """Replace every segment and assignment in one transaction. `rows`: segment_id, name, size,
+        summary (a dict stored as JSON) and created_at."""
+        segment_rows = [{**row, "summary": json.dumps(row["summary"])} for row in rows]
+        pairs = [{"user_id": user, "segment_id": int(segment)} for user, segment in assignments.items()]
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(user_segments.delete())
+            conn.execute(segments.delete())
+            if segment_rows:
+                conn.execute(segments.insert(), segment_rows)
+            for start in range(0, len(pairs), 10_000):
+                conn.execute(user_segments.insert(), pairs[start : start + 10_000])
+
+    def list_segments(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(segments).order_by(segments.c.segment_id)).mappings().all()
+        return [{**row, "summary": json.loads(row["summary"])} for row in rows]
+
+    def segment_members(self, segment_id: int, *, limit: int = 100, offset: int = 0) -> list[str]:
+        query = (
+            sa.select(user_segments.c.user_id)
+            .where(user_segments.c.segment_id == int(segment_id))
+            .order_by(user_segments.c.user_id)
+            .limit(int(limit))
+            .offset(int(offset))
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def user_segment(self, user_id: str) -> int | None:
+        query = sa.select(user_segments.c.segment_id).where(user_segments.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).first()
+        return None if found is None else int(found[0])
 
     # ------------------------------------------------------------------------------- catalog
     def upsert_items(self, records: Iterable[ItemRecord]) -> tuple[int, int]:

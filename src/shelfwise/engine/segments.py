@@ -1,0 +1,174 @@
+"""Shopper segments: spherical k-means over shoppers' taste vectors, the number of segments chosen by
+the silhouette (cosine) on a sample or given, each segment named by its nearest catalog words and its
+top categories."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
+from shelfwise.engine.understanding import TASTE_DECAY, nearest_terms
+from shelfwise.errors import ConfigError
+from shelfwise.store import EventRecord
+
+#: Segment counts the silhouette chooses among when none is given.
+K_RANGE = range(2, 13)
+#: Shoppers the silhouette is measured on (k-means itself runs on all of them).
+SILHOUETTE_SAMPLE = 3_000
+
+
+@dataclass
+class Segment:
+    segment_id: int
+    name: str
+    size: int
+    keywords: list[dict] = field(default_factory=list)
+    categories: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Segmentation:
+    segments: list[Segment]
+    assignments: dict[str, int]
+    criterion: dict
+    created_at: float = field(default_factory=time.time)
+
+
+def taste_matrix(
+    events: Iterable[list[EventRecord]], index_of: dict[str, int], vectors: np.ndarray, *, max_events: int = 200
+) -> tuple[list[str], np.ndarray]:
+    """Every shopper's taste vector (as `understanding.taste_vector`, over their latest `max_events`
+    known events) from batches of events in any order. Shoppers with no known item are left out."""
+    per_user: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
+    for batch in events:
+        for event in batch:
+            position = index_of.get(event.item_id)
+            if position is not None:
+                weight = DEFAULT_EVENT_WEIGHTS.get(event.event_type, 1.0)
+                per_user[event.user_id].append((event.timestamp, position, weight))
+    users = sorted(per_user)
+    matrix = np.zeros((len(users), vectors.shape[1]), dtype=np.float32)
+    for row, user in enumerate(users):
+        history = sorted(per_user[user])[-max_events:]
+        positions = np.array([p for _, p, _ in history], dtype=np.int64)
+        weights = np.array([w for _, _, w in history]) * TASTE_DECAY ** np.arange(len(history))[::-1]
+        vector = weights @ vectors[positions].astype(np.float64)
+        norm = np.linalg.norm(vector)
+        matrix[row] = vector / norm if norm > 0 else vector
+    return users, matrix
+
+
+def spherical_kmeans(
+    matrix: np.ndarray, k: int, *, seed: int = 42, iterations: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and unit centroids: k-means on the unit sphere (cosine), k-means++ start."""
+    rng = np.random.default_rng(seed)
+    n = len(matrix)
+    centroids = [matrix[rng.integers(n)]]
+    closest = 1.0 - matrix @ centroids[0]
+    for _ in range(1, k):
+        weights = np.clip(closest, 0, None) ** 2
+        pick = rng.choice(n, p=weights / weights.sum()) if weights.sum() > 0 else rng.integers(n)
+        centroids.append(matrix[pick])
+        closest = np.minimum(closest, 1.0 - matrix @ matrix[pick])
+    centers = np.array(centroids, dtype=np.float64)
+    labels = np.full(n, -1)
+    for _ in range(iterations):
+        new_labels = np.argmax(matrix @ centers.T, axis=1)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        for cluster in range(k):
+            members = matrix[labels == cluster]
+            if len(members) == 0:  # an empty cluster takes the point farthest from its centre
+                far = np.argmin(np.max(matrix @ centers.T, axis=1))
+                centers[cluster] = matrix[far]
+                continue
+            total = members.sum(axis=0)
+            centers[cluster] = total / max(np.linalg.norm(total), 1e-12)
+    return labels, centers
+
+
+def silhouette(matrix: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette with cosine distance (−1..1; higher: tighter, better separated segments)."""
+    distance = 1.0 - np.clip(matrix @ matrix.T, -1.0, 1.0)
+    clusters = np.unique(labels)
+    if len(clusters) < 2:
+        return -1.0
+    mean_to = np.stack([distance[:, labels == c].mean(axis=1) for c in clusters], axis=1)
+    counts = np.array([(labels == c).sum() for c in clusters])
+    own = np.searchsorted(clusters, labels)
+    rows = np.arange(len(labels))
+    # a point's own cluster mean excludes the point itself (distance 0)
+    a = mean_to[rows, own] * counts[own] / np.maximum(counts[own] - 1, 1)
+    others = mean_to.copy()
+    others[rows, own] = np.inf
+    b = others.min(axis=1)
+    score = np.where(counts[own] > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(score.mean())
+
+
+def choose_k(matrix: np.ndarray, *, seed: int = 42, k_range: Sequence[int] = K_RANGE) -> tuple[int, dict[int, float]]:
+    """The k of `k_range` with the best silhouette on a sample of at most `SILHOUETTE_SAMPLE` shoppers."""
+    rng = np.random.default_rng(seed)
+    sample = matrix if len(matrix) <= SILHOUETTE_SAMPLE else matrix[rng.choice(len(matrix), SILHOUETTE_SAMPLE, False)]
+    scores = {}
+    for k in k_range:
+        if k >= len(sample):
+            break
+        labels, _ = spherical_kmeans(sample, k, seed=seed)
+        scores[k] = round(silhouette(sample, labels), 4)
+    if not scores:
+        raise ConfigError(f"segments need at least 3 shoppers with known items; there are {len(matrix)}.")
+    return max(scores, key=lambda k: (scores[k], -k)), scores
+
+
+def segment_shoppers(
+    events: Iterable[list[EventRecord]],
+    *,
+    index_of: dict[str, int],
+    vectors: np.ndarray,
+    categories: Sequence[str],
+    terms: Sequence[str],
+    term_vectors: np.ndarray,
+    k: int | None = None,
+    seed: int = 42,
+) -> Segmentation:
+    """Cluster the shoppers of `events` (an iterable of batches, read once) into segments."""
+    events = list(events)
+    users, matrix = taste_matrix(events, index_of, vectors)
+    if k is None:
+        k, scores = choose_k(matrix, seed=seed)
+        tried = [{"k": size, "silhouette": score} for size, score in scores.items()]
+        criterion = {"method": "silhouette (cosine)", "chosen_k": k, "scores": tried}
+    else:
+        if not 1 <= k <= max(len(users), 1):
+            raise ConfigError(f"segments: k must be in [1, {len(users)}] (the shoppers). Got {k} instead.")
+        criterion = {"method": "given", "chosen_k": k}
+    labels, centers = spherical_kmeans(matrix, k, seed=seed)
+    assignments = dict(zip(users, labels.tolist(), strict=True))
+    shares: list[dict[str, float]] = [defaultdict(float) for _ in range(k)]
+    for batch in events:
+        for event in batch:
+            position = index_of.get(event.item_id)
+            if position is not None and categories[position] and event.user_id in assignments:
+                weight = DEFAULT_EVENT_WEIGHTS.get(event.event_type, 1.0)
+                shares[assignments[event.user_id]][categories[position]] += weight
+    segments = []
+    for cluster in range(k):
+        total = sum(shares[cluster].values()) or 1.0
+        top = sorted(shares[cluster].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        cats = [{"name": name, "share": round(value / total, 4)} for name, value in top]
+        words = nearest_terms(centers[cluster], terms, term_vectors, allowed=None, count=5)
+        leaf = cats[0]["name"].split(">")[-1].strip() if cats else "mixed"
+        name = " · ".join([*(w["term"] for w in words[:2]), leaf])
+        segments.append(Segment(cluster, name, int((labels == cluster).sum()), words, cats))
+    return Segmentation(segments, assignments, criterion)
