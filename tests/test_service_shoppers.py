@@ -155,6 +155,54 @@ def test_the_shopper_list_filters_by_prefix(client, shop_dataset):
     assert client.get("/v1/users", params={"limit": 0}).status_code == 422
 
 
+# ------------------------------------------------------------------------------------ cross-category
+def test_cross_category_lists_reach_beyond_the_shoppers_categories(client):
+    mugs = [r for r in client.engine.catalog.records if r.category.endswith("> Mug")][:5]
+    events = [{"user_id": "mug-fan", "item_id": r.item_id, "event_type": "purchase"} for r in mugs]
+    assert client.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 201
+    url = "/v1/users/mug-fan/recommendations"
+    plain = client.get(url, params={"k": 10}).json()["items"]
+    outside = [i for i in plain if i["category"] != mugs[0].category]
+    wide = client.get(url, params={"k": 10, "outside_share": 0.5}).json()["items"]
+    assert len(wide) == 10 and sum(i["category"] != mugs[0].category for i in wide) >= max(5, len(outside))
+    spread = client.get(url, params={"k": 10, "min_categories": 6}).json()["items"]
+    assert len({i["category"] for i in spread}) >= 6
+    kept = [i["item_id"] for i in wide if i["category"] == mugs[0].category]
+    assert kept == [i["item_id"] for i in plain if i["category"] == mugs[0].category][: len(kept)]  # best first
+    assert client.get(url, params={"k": 5, "min_categories": 6}).status_code == 422
+    assert client.get(url, params={"outside_share": 1.5}).status_code == 422
+    body = {"items": [r.item_id for r in mugs], "k": 8, "min_categories": 4}
+    anonymous = client.post("/v1/recommendations", json=body).json()["items"]
+    assert len({i["category"] for i in anonymous}) >= 4
+
+
+def test_goes_with_suggests_other_categories(client, shop_dataset):
+    item = str(shop_dataset.item_ids[0])
+    category = client.engine.catalog.records[client.engine.catalog.index[item]].category
+    response = client.get(f"/v1/items/{item}/similar", params={"k": 6, "cross_category": True, "in_stock": False})
+    items = response.json()["items"]
+    assert len(items) == 6 and all(i["category"] != category for i in items)
+    assert all(i["reason"]["kind"] == "goes_with" and i["reason"]["item_id"] == item for i in items)
+    same = client.get(f"/v1/items/{item}/similar", params={"k": 6, "in_stock": False}).json()["items"]
+    assert any(i["category"] == category for i in same)
+
+
+def test_cross_category_reranker_meets_its_constraints_at_least_cost():
+    from shelfwise.retrieval import cross_category, dominant_categories
+
+    categories = np.array(["a"] * 6 + ["b", "c", "d", "a"])
+    ids, scores = np.arange(10), np.linspace(1.0, 0.1, 10)
+    assert dominant_categories(["a", "a", "a", "a", "b"], [1, 1, 1, 1, 1]) == {"a"}  # a holds 80%
+    assert dominant_categories(["a", "b"], [1, 1], coverage=0.8) == {"a", "b"}
+    chosen, kept = cross_category(ids, scores, categories, 4, dominant={"a"}, outside_share=0.5)
+    assert chosen.tolist() == [0, 1, 6, 7] and np.all(np.diff(kept) < 0)
+    chosen, _ = cross_category(ids, scores, categories, 4, dominant={"a"}, min_categories=3)
+    assert chosen.tolist() == [0, 1, 6, 7]
+    chosen, _ = cross_category(ids, scores, categories, 4, dominant={"a"}, min_categories=9)
+    assert len(chosen) == 4  # cannot be met: still a full list
+    assert cross_category(ids, scores, categories, 3, dominant={"a"})[0].tolist() == [0, 1, 2]
+
+
 # ------------------------------------------------------------------------------------ segments
 def test_segments_are_computed_named_served_and_shown_in_profiles(client, shop_dataset):
     assert client.get("/v1/segments").json() == {"segments": []}  # none before the first run

@@ -16,20 +16,20 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES
+from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES
 from shelfwise.engine.catalog import Catalog
 from shelfwise.engine.segments import Segmentation, segment_shoppers
 from shelfwise.engine.understanding import build_profile, fuse_search, taste_vector
 from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
-from shelfwise.retrieval import Filters, Reason, VectorIndex, explain, mmr
+from shelfwise.retrieval import Filters, Reason, VectorIndex, cross_category, dominant_categories, explain, mmr
 from shelfwise.retrieval.lexical import LexicalIndex
 from shelfwise.settings import load_settings
 from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, UserSummary, open_store
@@ -487,6 +487,8 @@ class Engine:
         exclude_purchased: bool = True,
         exclude_seen: bool = False,
         diversity: float = 0.0,
+        min_categories: int = 0,
+        outside_share: float = 0.0,
     ) -> list[Recommendation]:
         """A known shopper's top-k (404-style `UnknownIdError` for a shopper with no events)."""
         return self.recommend_events(
@@ -496,6 +498,8 @@ class Engine:
             exclude_purchased=exclude_purchased,
             exclude_seen=exclude_seen,
             diversity=diversity,
+            min_categories=min_categories,
+            outside_share=outside_share,
         )
 
     def recommend_items(self, item_ids: Sequence[str], k: int = 10, **options) -> list[Recommendation]:
@@ -513,11 +517,22 @@ class Engine:
         exclude_purchased: bool = True,
         exclude_seen: bool = False,
         diversity: float = 0.0,
+        min_categories: int = 0,
+        outside_share: float = 0.0,
     ) -> list[Recommendation]:
-        """Top-k after a list of events (oldest first); items unknown to the catalog are ignored."""
+        """Top-k after a list of events (oldest first); items unknown to the catalog are ignored.
+
+        Cross-category: `min_categories` makes the list span at least that many categories, and
+        `outside_share` puts at least that share of it outside the shopper's dominant categories
+        (those holding 80% of their weighted events)."""
         _check_k(k)
         if not 0.0 <= diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1]. Got {diversity!r} instead.")
+        if not 0.0 <= outside_share <= 1.0:
+            raise ConfigError(f"outside_share must be in [0, 1]. Got {outside_share!r} instead.")
+        if not 0 <= min_categories <= k:
+            raise ConfigError(f"min_categories must be in [0, k={k}]. Got {min_categories!r} instead.")
+        crossing = min_categories > 1 or outside_share > 0
         generation = self._generation
         catalog = self.catalog
         history = [(catalog.index[e.item_id], e.event_type) for e in events if e.item_id in catalog.index]
@@ -531,18 +546,34 @@ class Engine:
         mask = self._mask(filters, len(self.catalog))
         if excluded:
             mask[np.fromiter(excluded, dtype=np.int64)] = False
-        depth = k * 4 if diversity > 0 else k
+        depth = max(k * 20, 200) if crossing else (k * 4 if diversity > 0 else k)
         retrieved = self._retrieve(generation, positions, mask, depth)
         if retrieved is not None:
             ids, top = retrieved
         else:
             ids, top = _top(self._scores(generation, positions)[: len(mask)], mask, depth)
+        if crossing:
+            weights = [DEFAULT_EVENT_WEIGHTS.get(kind, 1.0) for _, kind in history]
+            dominant = dominant_categories([catalog.categories[p] for p, _ in history], weights)
+            depth = k * 4 if diversity > 0 else k
+            ids, top = cross_category(
+                ids,
+                top,
+                catalog.categories,
+                depth,
+                dominant=dominant,
+                min_categories=min_categories,
+                outside_share=outside_share,
+            )
         if diversity > 0:
             ids, top = mmr(ids, top, self.text_index.vectors, k, diversity)
         return self._answer(ids, top, history)
 
-    def similar(self, item_id: str, k: int = 10, *, filters: Filters | None = None) -> list[Recommendation]:
-        """Items like `item_id`: the model's similarity for items it knows, text for new ones."""
+    def similar(
+        self, item_id: str, k: int = 10, *, filters: Filters | None = None, cross_category: bool = False
+    ) -> list[Recommendation]:
+        """Items like `item_id`: the model's similarity for items it knows, text for new ones. With
+        `cross_category`, only items of other categories ("goes with": what shoppers take beside it)."""
         _check_k(k)
         position = self.positions_of([item_id], field_name="item_id")[0]
         generation = self._generation
@@ -560,11 +591,19 @@ class Engine:
                 )
         mask = self._mask(filters or Filters(), len(self.catalog))
         mask[position] = False
+        if cross_category:
+            categories = self.catalog.categories[: len(mask)]
+            mask &= categories != categories[position]
         if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
             ids, top = self.text_index.search(vectors[position], k, mask)
         else:
             ids, top = _top(scores, mask, k)
-        return self._answer(ids, top, [(int(position), "view")])
+        answer = self._answer(ids, top, [(int(position), "view")])
+        if cross_category:
+            title = self.catalog.records[position].title or item_id
+            reason = Reason("goes_with", f"goes with {title}", int(position))
+            answer = [replace(r, reason=reason, _anchor=item_id) for r in answer]
+        return answer
 
     def new_arrivals(
         self, user_id: str | None = None, k: int = 10, *, days: float | None = None, filters: Filters | None = None

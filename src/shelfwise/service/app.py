@@ -206,6 +206,10 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
         max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
         diversity: Annotated[float, Query(ge=0, le=1)] = 0.0,
+        min_categories: Annotated[int, Query(ge=0, le=1000, description="span at least this many categories")] = 0,
+        outside_share: Annotated[
+            float, Query(ge=0, le=1, description="at least this share outside the shopper's usual categories")
+        ] = 0.0,
     ) -> JSONResponse:
         items = app.state.engine.recommend(
             user_id,
@@ -214,6 +218,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
             exclude_purchased=exclude_purchased,
             exclude_seen=exclude_seen,
             diversity=diversity,
+            min_categories=min_categories,
+            outside_share=outside_share,
         )
         return _answer(items, user_id=user_id)
 
@@ -226,6 +232,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
             "filters": _filters(body.category, body.in_stock, body.min_price, body.max_price),
             "exclude_purchased": body.exclude_purchased,
             "diversity": body.diversity,
+            "min_categories": body.min_categories,
+            "outside_share": body.outside_share,
         }
         if body.items is not None:
             return _answer(current.recommend_items(body.items, body.k, **options))
@@ -241,8 +249,10 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         in_stock: bool = True,
         min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
         max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+        cross_category: Annotated[bool, Query(description="only other categories: what goes with it")] = False,
     ) -> JSONResponse:
-        items = app.state.engine.similar(item_id, k, filters=_filters(category, in_stock, min_price, max_price))
+        filters = _filters(category, in_stock, min_price, max_price)
+        items = app.state.engine.similar(item_id, k, filters=filters, cross_category=cross_category)
         return _answer(items, item_id=item_id)
 
     @app.get("/v1/users/{user_id}/new-arrivals", tags=["recommend"], dependencies=[Depends(read_auth)])

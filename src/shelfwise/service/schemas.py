@@ -87,6 +87,8 @@ class AnonymousIn(_Strict):
     max_price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     exclude_purchased: bool = True
     diversity: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_categories: int = Field(default=0, ge=0, le=1000)
+    outside_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @field_validator("items")
     @classmethod

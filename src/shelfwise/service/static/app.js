@@ -205,6 +205,7 @@ async function loadProfile() {
     if (p.price_band) {
       add("Price band", `${p.price_band.level}: ${formatPrice(p.price_band.low)}–${formatPrice(p.price_band.high)}`);
     }
+    if (p.segment) add("Segment", `${p.segment.segment_id}: ${p.segment.name}`);
     const intent = p.recent_intent.items.map((i) => i.title).slice(0, 3).join("; ");
     add("Right now", intent || "nothing this session");
     body.replaceChildren(
