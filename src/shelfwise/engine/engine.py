@@ -25,7 +25,7 @@ from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES
 from shelfwise.engine.catalog import Catalog
 from shelfwise.engine.segments import Segmentation, segment_shoppers
-from shelfwise.engine.understanding import build_profile, fuse_search, taste_vector
+from shelfwise.engine.understanding import build_profile, rank_search, taste_vector
 from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
@@ -657,21 +657,21 @@ class Engine:
             return []
         pairs = [(self.catalog.index[e.item_id], e.event_type) for e in history if e.item_id in self.catalog.index]
         taste = taste_vector(np.array([p for p, _ in pairs], dtype=np.int64), [t for _, t in pairs], vectors)
-        affinity = None if taste is None else vectors[candidates] @ taste
-        scores = fuse_search(
+        ids, scores, affinity = rank_search(
             candidates,
-            semantic=vectors[candidates] @ query_vector,
-            lexical=lexical[candidates],
-            affinity=affinity,
+            query_vector,
+            lexical,
+            vectors,
+            taste,
+            k=k,
             lexical_weight=lexical_weight,
             personal_weight=personal_weight,
         )
-        order = np.lexsort((candidates, -scores))[:k]
+        middle = None if taste is None else float(np.median(vectors[candidates] @ taste))
         quoted = text if len(text) <= 40 else text[:39] + "…"
         out = []
-        for row in order:
-            position = int(candidates[row])
-            personal = affinity is not None and personal_weight > 0 and affinity[row] >= np.median(affinity)
+        for row, position in enumerate(ids.tolist()):
+            personal = affinity is not None and personal_weight > 0 and affinity[row] >= middle
             reason = Reason("search", f'matches "{quoted}"' + (" and your taste" if personal else ""))
             out.append(
                 Recommendation(self.catalog.ids[position], float(scores[row]), reason, self.catalog.records[position])

@@ -62,6 +62,34 @@ def fuse_search(
     return score
 
 
+def rank_search(
+    candidates: np.ndarray,
+    query_vector: np.ndarray,
+    lexical: np.ndarray,
+    vectors: np.ndarray,
+    taste: np.ndarray | None,
+    *,
+    k: int,
+    lexical_weight: float,
+    personal_weight: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The best `k` of `candidates` (catalog positions) by `fuse_search`, best first (ties to the
+    lower position): their positions, scores, and the shopper's affinity to each (None without one).
+    `lexical` holds BM25 for the whole catalog."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    affinity = None if taste is None else vectors[candidates] @ taste
+    scores = fuse_search(
+        candidates,
+        semantic=vectors[candidates] @ query_vector,
+        lexical=lexical[candidates],
+        affinity=affinity,
+        lexical_weight=lexical_weight,
+        personal_weight=personal_weight,
+    )
+    order = np.lexsort((candidates, -scores))[:k]
+    return candidates[order], scores[order], None if affinity is None else affinity[order]
+
+
 def _iso(stamp: float | None) -> str | None:
     if stamp is None or not math.isfinite(stamp):
         return None
