@@ -267,6 +267,9 @@ def test_bm25_ranks_rarer_words_higher_and_corrects_spelling():
     assert scores[1] == 0 and scores[0] > 0 and scores[2] > 0
     assert np.argmax(index.scores("red scarf")) == 0  # both words beat one word twice
     assert index.query_terms("Scarff and the cottn") == ["scarf", "cotton"]
+    match = index.match("red scarf")
+    assert match[0] == pytest.approx(1.0, abs=0.2) and 0 < match[2] < match[0] and match[1] < match[0]
+    assert index.match("red unicorn")[0] == pytest.approx(index.match("red")[0] / 2)  # half the words known
     index.set([1], ["green linen shirt"])
     assert index.scores("cotton").max() == 0 and index.scores("linen")[1] > 0
     with pytest.raises(IndexError, match="past the end"):
@@ -278,7 +281,7 @@ def test_fusion_taste_sessions_and_price_bands():
     fused = fuse_search(
         np.arange(3),
         semantic=np.array([0.2, 0.4, 0.3]),
-        lexical=np.array([0.0, 0.0, 5.0]),
+        lexical=np.array([0.0, 0.0, 1.0]),
         affinity=None,
         lexical_weight=0.5,
         personal_weight=0.5,

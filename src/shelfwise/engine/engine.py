@@ -650,8 +650,9 @@ class Engine:
         query_vector = self._query_vector(text)
         depth = max(_SEARCH_DEPTH, 4 * k)
         semantic_ids, _ = self.text_index.search(query_vector, depth, mask)
-        lexical = self.lexical.scores(text)[:n]
-        lexical_ids, _ = _top(np.where(lexical > 0, lexical, -np.inf), mask[: len(lexical)], depth)
+        bm25 = self.lexical.scores(text)[:n]
+        lexical_ids, _ = _top(np.where(bm25 > 0, bm25, -np.inf), mask[: len(bm25)], depth)
+        lexical = self.lexical.match(text, bm25)
         candidates = np.union1d(semantic_ids, lexical_ids).astype(np.int64)
         if len(candidates) == 0:
             return []

@@ -34,14 +34,6 @@ def taste_vector(positions: np.ndarray, kinds: Sequence[str], vectors: np.ndarra
     return vector / norm if norm > 0 else None
 
 
-def _unit_range(values: np.ndarray) -> np.ndarray:
-    """Values scaled to [0, 1] by their min and max (zeros where they are all equal)."""
-    if len(values) == 0:
-        return values
-    low, high = float(values.min()), float(values.max())
-    return (values - low) / (high - low) if high > low else np.zeros_like(values, dtype=np.float64)
-
-
 def fuse_search(
     candidates: np.ndarray,
     *,
@@ -51,14 +43,13 @@ def fuse_search(
     lexical_weight: float,
     personal_weight: float,
 ) -> np.ndarray:
-    """One score per candidate: the semantic cosine and BM25, each scaled to [0, 1] over the
-    candidates, mixed by `lexical_weight`; plus `personal_weight` times the shopper's affinity
-    (their taste vector's cosine, scaled the same way) when there is a shopper."""
-    top = float(lexical.max()) if len(lexical) else 0.0
-    lexical_part = lexical / top if top > 0 else np.zeros(len(candidates))
-    score = (1.0 - lexical_weight) * _unit_range(semantic) + lexical_weight * lexical_part
+    """One score per candidate on absolute scales, so a strong match stays strong whatever else the
+    catalog holds: the query's cosine (below 0 counts 0) and the lexical match in [0, 1]
+    (`LexicalIndex.match`), mixed by `lexical_weight`; plus `personal_weight` times the shopper's
+    affinity (their taste vector's cosine, below 0 counts 0) when there is a shopper."""
+    score = (1.0 - lexical_weight) * np.clip(semantic, 0.0, None) + lexical_weight * lexical
     if affinity is not None and personal_weight > 0:
-        score = score + personal_weight * _unit_range(affinity)
+        score = score + personal_weight * np.clip(affinity, 0.0, None)
     return score
 
 
@@ -75,7 +66,7 @@ def rank_search(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The best `k` of `candidates` (catalog positions) by `fuse_search`, best first (ties to the
     lower position): their positions, scores, and the shopper's affinity to each (None without one).
-    `lexical` holds BM25 for the whole catalog."""
+    `lexical` holds the lexical match (`LexicalIndex.match`) of the whole catalog."""
     candidates = np.asarray(candidates, dtype=np.int64)
     affinity = None if taste is None else vectors[candidates] @ taste
     scores = fuse_search(

@@ -68,6 +68,26 @@ STOPWORDS = frozenset(
 )
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+    neighbouring letters each count one."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[len(b)]
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
 def tokenize(text: str) -> list[str]:
     """Casefolded words without accents (``Sofá-Bed`` → ``sofa``, ``bed``)."""
     decomposed = unicodedata.normalize("NFKD", text or "")
@@ -88,6 +108,8 @@ class LexicalIndex:
         self._weights: sp.csc_matrix | None = None
         self._document_frequency = np.zeros(0, dtype=np.int64)
         self._terms: list[str] = []
+        self._neighbours: dict[str, list[int]] | None = None
+        self._idf = np.zeros(0)
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -129,9 +151,35 @@ class LexicalIndex:
             tf = tf.tocoo()
             saturated = tf.data * (self.k1 + 1.0) / (tf.data + norm[tf.row])
             weights = sp.csc_matrix((saturated * idf[tf.col], (tf.row, tf.col)), shape=shape)
-            self._weights, self._document_frequency = weights, df
+            self._weights, self._document_frequency, self._idf = weights, df, idf
             self._terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            self._neighbours = None
             return weights
+
+    def _correct(self, word: str) -> str | None:
+        """The catalog word a misspelt `word` most likely means: within one edit (two from 8 letters
+        on), fewest edits first, then the word in the most documents."""
+        terms, df, neighbours = self._terms, self._document_frequency, self._neighbours  # one snapshot
+        if neighbours is None:  # a deletion index: each word under itself and its one-letter deletes
+            neighbours = {}
+            for column, term in enumerate(terms):
+                if len(term) >= 3 and term not in STOPWORDS:
+                    for key in {term, *_deletes(term)}:
+                        neighbours.setdefault(key, []).append(column)
+            self._neighbours = neighbours
+        limit = 1 if len(word) < 8 else 2
+        candidates = {c for key in {word, *_deletes(word)} for c in neighbours.get(key, ())}
+        scored = []
+        for column in candidates:
+            distance = edit_distance(word, terms[column])
+            if distance <= limit:
+                scored.append((distance, -int(df[column]), terms[column]))
+        if scored:
+            return min(scored)[2]
+        if len(word) >= 8:
+            close = difflib.get_close_matches(word, terms, n=1, cutoff=0.8)
+            return close[0] if close else None
+        return None
 
     def query_terms(self, query: str) -> list[str]:
         """The query's words as the catalog spells them: known words as they are, unknown ones
@@ -144,8 +192,9 @@ class LexicalIndex:
             if word in self._vocabulary:
                 out.append(word)
             elif len(word) >= 4:
-                close = difflib.get_close_matches(word, self._terms, n=1, cutoff=0.8)
-                out.extend(close)
+                corrected = self._correct(word)
+                if corrected is not None:
+                    out.append(corrected)
         return list(dict.fromkeys(out))
 
     def scores(self, query: str) -> np.ndarray:
@@ -156,6 +205,23 @@ class LexicalIndex:
             return np.zeros(weights.shape[0])
         columns = [self._vocabulary[t] for t in terms]
         return np.asarray(weights[:, columns].sum(axis=1)).ravel()
+
+    def match(self, query: str, raw: np.ndarray | None = None) -> np.ndarray:
+        """How well each document matches `query`, in [0, 1]: BM25 divided by the sum of the query
+        words' IDF (about what a document holding each word once, at average length, scores), times the
+        share of the query's content words the catalog knows (after spelling correction). A document
+        with every word scores about 1, whatever the query; a half match about 0.5. `raw`: this
+        query's `scores`, where already computed."""
+        weights = self._matrix()
+        words = [w for w in tokenize(query) if w not in STOPWORDS]
+        terms = self.query_terms(query)
+        if not terms or not words:
+            return np.zeros(weights.shape[0])
+        columns = [self._vocabulary[t] for t in terms]
+        if raw is None:
+            raw = np.asarray(weights[:, columns].sum(axis=1)).ravel()
+        known = min(len(terms) / len(words), 1.0)
+        return np.clip(raw / float(self._idf[columns].sum()), 0.0, 1.0) * known
 
     def vocabulary(self, *, min_df: int = 1, max_terms: int = 5000) -> list[str]:
         """Content words (3+ letters, not numbers or stopwords), most documents first."""
