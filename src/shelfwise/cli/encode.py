@@ -38,7 +38,16 @@ def encode(
         Path | None,
         typer.Option("--cache-dir", help="Embedding cache folder (default: ~/.shelfwise/cache/embeddings)."),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="torch or torch-int8.")] = "torch",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="torch, torch-int8 (this process) or ray (Ray Data encoder actors, torch each)."
+        ),
+    ] = "torch",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray encoder actors (with --backend ray).")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: items, encoded, from_cache, encode_seconds.")
@@ -58,10 +67,20 @@ def encode(
     else:
         items = load_dataset(data, format).items
     encoder = encoder or load_settings().encoder
-    options = {} if encoder.startswith("openai:") else {"backend": backend, "batch_size": batch_size}
+    on_ray = backend == "ray"
+    model_backend = "torch" if on_ray else backend
+    options = {} if encoder.startswith("openai:") else {"backend": model_backend, "batch_size": batch_size}
     text_encoder = create_encoder(encoder, **options)
     item_text = ItemTextTemplate(template) if template else ItemTextTemplate()
-    result = encode_items(items, text_encoder, template=item_text, cache_dir=cache_dir, progress=not as_json)
+    stream = None
+    if on_ray:
+        from shelfwise.distributed import connect, ray_stream
+
+        connect(ray_address)
+        stream = ray_stream(encoder, workers=workers, address=ray_address, options=options)
+    result = encode_items(
+        items, text_encoder, template=item_text, cache_dir=cache_dir, progress=not as_json, stream=stream
+    )
     if as_json:
         print(json.dumps(result.summary()))
     else:

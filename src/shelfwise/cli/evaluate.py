@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
-from shelfwise.cli.options import split_names
+from shelfwise.cli.options import check_backend, split_names
 
 
 def results_table(records: list[dict]) -> Table:
@@ -69,6 +69,13 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a self-contained HTML report with plots here.")
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local, or ray: score the evaluated users on Ray workers.")
+    ] = "local",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray workers (with --backend ray).")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
+    ] = None,
 ) -> None:
     """Fit, tune and score models under protocol P1 or P2; print a table and write JSON records."""
     from shelfwise.data.adapters import load_dataset
@@ -78,6 +85,12 @@ def evaluate(
     names = split_names(models, "--models")
     for name in names:
         get_model_class(name)
+    recommend = None
+    if check_backend(backend) == "ray":
+        from shelfwise.distributed import connect, ray_recommend
+
+        connect(ray_address)
+        recommend = ray_recommend(workers=workers, address=ray_address)
     dataset = load_dataset(data, format)
     options = {}
     if protocol.lower() == "p2":
@@ -110,6 +123,7 @@ def evaluate(
             split_options=options,
             on_event=note,
             include_analysis=report is not None,
+            recommend=recommend,
         )
     console.print(results_table(records))
     if output is not None:

@@ -34,3 +34,13 @@ def split_names(value: str, option: str) -> list[str]:
     if not names:
         raise ConfigError(f"{option} needs at least one name.")
     return names
+
+
+EXECUTION_BACKENDS = ("local", "ray")
+
+
+def check_backend(backend: str, option: str = "--backend") -> str:
+    name = backend.strip().lower()
+    if name not in EXECUTION_BACKENDS:
+        raise ConfigError(f"{option} must be one of {list(EXECUTION_BACKENDS)}. Got {backend!r} instead.")
+    return name

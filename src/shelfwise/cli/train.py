@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from shelfwise.cli import app, console
-from shelfwise.cli.options import parse_pairs
+from shelfwise.cli.options import check_backend, parse_pairs
 from shelfwise.evaluation.report import write_training_report
 
 
@@ -31,14 +31,29 @@ def train(
     model: Annotated[str, typer.Option("--model", help="Model name (see `shelfwise evaluate --help`).")] = "ease",
     format: Annotated[str | None, typer.Option("--format", help="Data set format (default: detected).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local, or ray: train the sequential model with Ray Train (DDP).")
+    ] = "local",
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray Train workers (with --backend ray).")] = 2,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
+    ] = None,
 ) -> None:
     """Fit a model on all of a data set and save it, with the catalog and histories, as a folder."""
     from shelfwise.data.adapters import load_dataset
+    from shelfwise.errors import ConfigError
     from shelfwise.models import create_model
 
-    dataset = load_dataset(data, format)
     params = {key: _parse_value(value) for key, value in parse_pairs(param, "--param").items()}
     recommender = create_model(model, **params)
+    if check_backend(backend) == "ray":
+        if model != "sequential":
+            raise ConfigError(f"--backend ray trains the sequential model; {model!r} fits on one machine.")
+        from shelfwise.distributed import connect, ray_train_runner
+
+        connect(ray_address)
+        recommender.train_runner = ray_train_runner(workers=workers, address=ray_address)
+    dataset = load_dataset(data, format)
     console.print(f"training {model} on {dataset}")
     started = time.perf_counter()
     recommender.fit(dataset, progress=True)
@@ -55,6 +70,7 @@ def train(
         "users": dataset.n_users,
         "items": dataset.n_items,
         "training": getattr(recommender, "training_log_", {}) or {},
+        "backend": backend if backend == "local" else f"{backend} ({workers} workers)",
     }
     (out / "train.json").write_text(json.dumps(summary, indent=2))
     write_training_report(summary, out / "train.html")

@@ -21,16 +21,31 @@ logger = logging.getLogger(__name__)
 CURVE_KS = (1, 5, 10, 20, 50)
 
 
+#: ``recommend(model, users, k, *, candidates=, batch_size=) -> (ids, scores)``: who ranks the users.
+RecommendFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+def _local_recommend(model: Recommender, users, k, *, candidates=None, batch_size=512):
+    return model.recommend(users, k, candidates=candidates, batch_size=batch_size)
+
+
 def score_split(
-    model: Recommender, split: Split, *, batch_size: int = 512, analysis: dict[str, Any] | None = None
+    model: Recommender,
+    split: Split,
+    *,
+    batch_size: int = 512,
+    analysis: dict[str, Any] | None = None,
+    recommend: RecommendFn | None = None,
 ) -> dict[str, float]:
     """Rank every candidate for each evaluated user (history removed) and compute the protocol's metrics.
 
     With an `analysis` dict, also fills it with NDCG at several K, warm against cold, popularity bias
-    and catalog coverage (what the HTML report plots)."""
+    and catalog coverage (what the HTML report plots). `recommend` ranks elsewhere (a Ray cluster,
+    `shelfwise.distributed.ray_recommend`); it must answer as ``model.recommend`` does."""
     k = split.k
     depth = max(k, *CURVE_KS) if analysis is not None else k
-    deep, _ = model.recommend(split.users, depth, candidates=split.candidates, batch_size=batch_size)
+    recommend = recommend or _local_recommend
+    deep, _ = recommend(model, split.users, depth, candidates=split.candidates, batch_size=batch_size)
     ids = deep[:, :k]
     ndcg = ndcg_at_k(ids, split.targets, k)
     recall = recall_at_k(ids, split.targets, k)
@@ -87,14 +102,19 @@ def _analysis(deep: np.ndarray, ids: np.ndarray, split: Split, ndcg: np.ndarray,
 
 
 def fit_and_score(
-    model: Recommender, split: Split, *, progress: bool = False, analysis: dict[str, Any] | None = None
+    model: Recommender,
+    split: Split,
+    *,
+    progress: bool = False,
+    analysis: dict[str, Any] | None = None,
+    recommend: RecommendFn | None = None,
 ) -> tuple[dict[str, float], float]:
     """Check the split for leakage, fit on its training rows only, and score. Returns (metrics, fit seconds)."""
     check_no_leakage(split)
     started = time.perf_counter()
     model.fit(split.train, progress=progress)
     fit_seconds = time.perf_counter() - started
-    return score_split(model, split, analysis=analysis), fit_seconds
+    return score_split(model, split, analysis=analysis, recommend=recommend), fit_seconds
 
 
 @dataclass
@@ -112,6 +132,8 @@ def tune(
     grid: Sequence[dict[str, Any]] | None = None,
     base_params: dict[str, Any] | None = None,
     on_trial: Callable[[dict[str, Any], float], None] | None = None,
+    recommend: RecommendFn | None = None,
+    prepare: Callable[[Recommender], None] | None = None,
 ) -> TuningResult:
     """Try each configuration of `grid` (default: the model's `tuning_grid`) on the tuning split and
     keep the one with the best NDCG@K. Ties keep the earlier configuration."""
@@ -121,7 +143,10 @@ def tune(
     trials: list[tuple[dict[str, Any], float]] = []
     for params in grid:
         full = {**(base_params or {}), **params}
-        metrics, _ = fit_and_score(model_cls(**full), split)
+        model = model_cls(**full)
+        if prepare:
+            prepare(model)
+        metrics, _ = fit_and_score(model, split, recommend=recommend)
         trials.append((full, metrics[metric]))
         logger.info("tune %s %s: %s=%.4f", model_name, full, metric, metrics[metric])
         if on_trial:
@@ -142,6 +167,8 @@ def evaluate(
     on_event: Callable[[str], None] | None = None,
     include_tuning: bool = False,
     include_analysis: bool = False,
+    recommend: RecommendFn | None = None,
+    prepare: Callable[[Recommender], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run each model under `protocol` and return one record per model:
     ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``.
@@ -150,6 +177,8 @@ def evaluate(
     hyperparameters per model instead (no search for a model named there). With `include_tuning`
     each record also has a ``"tuning"`` list of ``{"params", "ndcg@K"}`` on the tuning split; with
     `include_analysis` an ``"analysis"`` dict (NDCG at several K, warm/cold, popularity, coverage).
+    `recommend` ranks the evaluated users elsewhere (see `score_split`); `prepare` is called on each
+    model before it is fitted (to attach a distributed trainer, say).
     """
     for name in model_names:
         get_model_class(name)  # fail on an unknown name before any work
@@ -166,11 +195,15 @@ def evaluate(
                 if on_event:
                     on_event(f"{name}: tuning {trial} → ndcg@{splits['tune'].k} {value:.4f}")
 
-            result = tune(name, splits["tune"], on_trial=report)
+            result = tune(name, splits["tune"], on_trial=report, recommend=recommend, prepare=prepare)
             chosen, trials = result.best_params, result.trials
         model = create_model(name, **chosen)
+        if prepare:
+            prepare(model)
         analysis: dict[str, Any] | None = {} if include_analysis else None
-        metrics, fit_seconds = fit_and_score(model, splits["test"], progress=progress, analysis=analysis)
+        metrics, fit_seconds = fit_and_score(
+            model, splits["test"], progress=progress, analysis=analysis, recommend=recommend
+        )
         record = {
             "dataset": dataset.name,
             "protocol": protocol,

@@ -87,6 +87,20 @@ def _zscore(scores: np.ndarray) -> np.ndarray:
     return (scores - mean) / std
 
 
+class _TrainStep(nn.Module):
+    """One training forward as a module (the item table with ID dropout, then the transformer), so
+    DistributedDataParallel sees every parameter used inside its forward."""
+
+    def __init__(self, network: _Network, text: torch.Tensor) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("text", text, persistent=False)
+
+    def forward(self, inputs: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        table = self.network.item_table(self.text, keep)
+        return self.network(inputs, table), table
+
+
 class _Network(nn.Module):
     def __init__(
         self, n_items: int, text_dim: int, dim: int, layers: int, heads: int, max_len: int, dropout: float
@@ -271,7 +285,7 @@ class SequentialRecommender(Recommender):
         self.seen_ = counts > 0
         train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
         self.training_log_ = {"phases": [], "metric": "holdout ndcg@10"}
-        best_epochs = self._train(
+        best_epochs = self._run_training(
             train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
         )
         self.training_log_["best_epoch"] = best_epochs
@@ -286,7 +300,7 @@ class SequentialRecommender(Recommender):
             full.data[:] = 1.0
             self.cf_weights_ = ease_weights(full, self.cf_regularization_)
         torch.manual_seed(self.seed)
-        self._train(
+        self._run_training(
             sequences,
             counts,
             np.random.default_rng(self.seed),
@@ -413,6 +427,14 @@ class SequentialRecommender(Recommender):
             best[0],
         )
 
+    def _run_training(self, sequences, counts, rng, *, holdout, progress, budget, epochs=None) -> int:
+        """`_train` here, or through `train_runner` (a Ray Train job: `shelfwise.distributed`), which
+        trains on several workers and leaves the trained network in this model."""
+        runner = getattr(self, "train_runner", None)
+        if runner is None:
+            return self._train(sequences, counts, rng, holdout=holdout, progress=progress, budget=budget, epochs=epochs)
+        return runner(self, sequences, counts, rng, holdout=holdout, budget=budget, epochs=epochs)
+
     def _train(
         self,
         sequences: list[np.ndarray],
@@ -423,7 +445,14 @@ class SequentialRecommender(Recommender):
         progress: bool,
         budget: float,
         epochs: int | None = None,
+        world=None,
     ) -> int:
+        """Train a new network; returns the best epoch on `holdout` (or the epochs run without one).
+
+        `world` (data-parallel training; see `shelfwise.distributed.train`) has ``rank``, ``size``,
+        ``wrap(module)`` (DistributedDataParallel) and ``agree(flag)`` (true on every worker when true
+        on one): each worker takes every size-th window of the same shuffled order, in batches of
+        ``batch_size / size``, so one step sees about ``batch_size`` windows as a local step does."""
         network = self._new_network()
         optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
         text = torch.from_numpy(self.text_vectors_)
@@ -440,18 +469,25 @@ class SequentialRecommender(Recommender):
         curve: list[dict] = []
         if hasattr(self, "training_log_"):
             self.training_log_.setdefault("phases", []).append({"name": phase, "epochs": curve})
+        step = None if world is None else world.wrap(_TrainStep(network, text))
+        batch_size = self.batch_size if world is None else max(1, -(-self.batch_size // world.size))
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task(f"sequential ({phase})", total=limit)
             for epoch in range(1, limit + 1):
                 epoch_started, total_loss, steps = time.perf_counter(), 0.0, 0
                 network.train()
                 order = torch.from_numpy(rng.permutation(len(windows)))
-                for start in range(0, len(windows), self.batch_size):
-                    batch = windows[order[start : start + self.batch_size]]
+                if world is not None:
+                    order = order[world.rank :: world.size]
+                for start in range(0, len(order), batch_size):
+                    batch = windows[order[start : start + batch_size]]
                     inputs, targets = batch[:, :-1], batch[:, 1:]
                     keep = (torch.rand(self.n_items_) >= self.id_dropout).float()
-                    table = network.item_table(text, keep)
-                    hidden = network(inputs, table)
+                    if step is None:
+                        table = network.item_table(text, keep)
+                        hidden = network(inputs, table)
+                    else:
+                        hidden, table = step(inputs, keep)
                     mask = (targets != pad) & (inputs != pad)
                     hidden, targets = hidden[mask], targets[mask]
                     if self.negatives and self.negatives < len(trained_items):
@@ -480,14 +516,21 @@ class SequentialRecommender(Recommender):
                     description += f" · holdout ndcg@10 {score:.4f}"
                     logger.info("sequential epoch %d: holdout ndcg@10 %.4f", epoch, score)
                 bar.update(task, advance=1, description=description)
+                patience_out = False
                 if holdout is not None:
                     if score > best:
                         best, best_epoch, since_best = score, epoch, 0
                     else:
                         since_best += 1
-                        if since_best >= self.patience:
-                            break
-                if time.perf_counter() - started > budget:
+                        patience_out = since_best >= self.patience
+                if world is not None:
+                    patience_out = world.agree(patience_out)
+                if patience_out:
+                    break
+                over_budget = time.perf_counter() - started > budget
+                if world is not None:
+                    over_budget = world.agree(over_budget)
+                if over_budget:
                     logger.warning("sequential: time budget reached after %d epochs", epoch)
                     break
         self._freeze()

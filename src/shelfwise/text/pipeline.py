@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from shelfwise.errors import ShelfwiseError
 from shelfwise.settings import load_settings
 from shelfwise.text.cache import EmbeddingCache, text_key
 from shelfwise.text.encoder import TextEncoder
@@ -48,20 +50,32 @@ def encode_texts(
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
     write_batch: int = _WRITE_BATCH,
+    stream: Callable[[list[str]], Iterable[np.ndarray]] | None = None,
 ) -> EncodeResult:
     """Vectors for `texts`, from the cache where present; new ones are encoded and stored in batches,
-    so a run that is killed keeps what it finished."""
+    so a run that is killed keeps what it finished.
+
+    `stream` encodes elsewhere (a Ray cluster, `shelfwise.distributed`): given the texts to encode,
+    it yields their vectors in order, in chunks; each chunk is stored as it arrives."""
     started = time.perf_counter()
     keys = [text_key(text) for text in texts]
+
+    def local(pending: list[str]) -> Iterator[np.ndarray]:
+        for start in range(0, len(pending), write_batch):
+            yield encoder.encode(pending[start : start + write_batch], progress=progress)
+
     with EmbeddingCache(cache_dir or default_cache_dir()) as cache:
         found = cache.get(encoder.name, keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         text_of = dict(zip(keys, texts, strict=True))
-        for start in range(0, len(missing), write_batch):
-            batch = missing[start : start + write_batch]
-            vectors = encoder.encode([text_of[k] for k in batch], progress=progress)
+        done = 0
+        for vectors in (stream or local)([text_of[k] for k in missing]) if missing else ():
+            batch = missing[done : done + len(vectors)]
             cache.put(encoder.name, batch, vectors)
             found.update(zip(batch, vectors, strict=True))
+            done += len(vectors)
+        if done != len(missing):
+            raise ShelfwiseError(f"The encoder returned {done} vectors for {len(missing)} texts.")
     missing_set = set(missing)
     encoded = sum(1 for key in keys if key in missing_set)
     dim = len(next(iter(found.values()))) if found else 0
@@ -78,7 +92,8 @@ def encode_items(
     template: ItemTextTemplate | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    stream: Callable[[list[str]], Iterable[np.ndarray]] | None = None,
 ) -> EncodeResult:
-    """Compose each item's text and encode it through the cache."""
+    """Compose each item's text and encode it through the cache (see `encode_texts` for `stream`)."""
     texts = (template or ItemTextTemplate()).compose_all(items)
-    return encode_texts(texts, encoder, cache_dir=cache_dir, progress=progress)
+    return encode_texts(texts, encoder, cache_dir=cache_dir, progress=progress, stream=stream)
