@@ -130,6 +130,7 @@ def test_pick_a_shopper_click_a_product_and_the_list_changes(page, shop_dataset)
     loaded = page.locator("#recommendations").get_attribute("data-loaded")
     clicked = page.locator("#recommendations .card-open").nth(5)
     title = clicked.locator(".title").inner_text()
+    own = clicked.locator(".category").inner_text()
     clicked.click()
     expect(page.locator("#notice")).to_contain_text(f"viewed “{title}”")
     expect(page.locator("#recommendations")).not_to_have_attribute("data-loaded", loaded)
@@ -138,6 +139,9 @@ def test_pick_a_shopper_click_a_product_and_the_list_changes(page, shop_dataset)
     expect(page.locator("#similar")).to_be_visible()
     expect(page.locator("#similar-title")).to_have_text(f"Similar to {title}")
     assert len(_card_ids(page, "similar")) > 0
+    expect(page.locator("#goes-with .cards > li").first).to_be_visible()
+    goes_with = page.locator("#goes-with .category").all_inner_texts()
+    assert goes_with and own not in goes_with  # other categories only
     page.shot("after-click")
     events = page.request.get(f"{page.site}/v1/users/{shopper}/profile").json()["recent_intent"]["items"]
     assert events[0]["title"] == title and events[0]["event_type"] == "view"

@@ -149,8 +149,14 @@ async function loadSearch() {
 }
 
 async function loadSimilar(item) {
-  $("#similar-title").textContent = `Similar to ${item.title || item.item_id}`;
-  await load($("#similar"), `/v1/items/${encode(item.item_id)}/similar?k=6`, "No similar items in stock.");
+  const name = item.title || item.item_id;
+  $("#similar-title").textContent = `Similar to ${name}`;
+  $("#goes-with-title").textContent = `Goes with ${name} (other categories)`;
+  const path = `/v1/items/${encode(item.item_id)}/similar?k=6`;
+  await Promise.all([
+    load($("#similar"), path, "No similar items in stock."),
+    load($("#goes-with"), `${path}&cross_category=true`, "Nothing from other categories in stock."),
+  ]);
 }
 
 function profileList(title, rows, label) {
@@ -252,6 +258,7 @@ async function chooseShopper(id) {
   history.replaceState(null, "", url);
   $("#recommendations-title").textContent = state.shopper ? `Recommended for ${state.shopper}` : "Recommended for you";
   $("#similar").hidden = true;
+  $("#goes-with").hidden = true;
   notice("");
   await Promise.all([loadRecommendations(), loadProfile(), loadArrivals(), loadSearch()]);
 }
