@@ -241,7 +241,7 @@ class Engine:
         self.lexical = LexicalIndex()
         self.lexical.set(range(len(self.catalog)), self._texts(np.arange(len(self.catalog))))
         self._query_vectors: dict[str, np.ndarray] = {}
-        self._keywords: tuple[list[str], np.ndarray] | None = None
+        self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
         self._keyword_lock = threading.Lock()
         self._generation = self._make_generation(model, dataset, model_dir)
         self._refresh_popular()
@@ -340,11 +340,15 @@ class Engine:
         """The catalog's most frequent content words and their vectors (encoded once, through the
         embedding cache; again when the catalog's vocabulary has grown)."""
         with self._keyword_lock:
-            terms = self.lexical.vocabulary(max_terms=_KEYWORD_TERMS)
-            if self._keywords is None or self._keywords[0] != terms:
-                vectors = encode_texts(terms, self.encoder, cache_dir=self.cache_dir).vectors if terms else None
-                self._keywords = (terms, vectors if vectors is not None else np.zeros((0, self.text_index.dim)))
-            return self._keywords
+            version = self.lexical.version
+            if self._keywords is None or self._keywords[0] != version:
+                terms = self.lexical.vocabulary(max_terms=_KEYWORD_TERMS)
+                if terms:
+                    vectors = encode_texts(terms, self.encoder, cache_dir=self.cache_dir).vectors
+                else:
+                    vectors = np.zeros((0, self.text_index.dim), dtype=np.float32)
+                self._keywords = (version, terms, vectors)
+            return self._keywords[1], self._keywords[2]
 
     # ------------------------------------------------------------------------------- writes
     def record_events(self, events: Sequence[EventRecord]) -> int:

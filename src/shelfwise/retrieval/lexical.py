@@ -110,6 +110,9 @@ class LexicalIndex:
         self._terms: list[str] = []
         self._neighbours: dict[str, list[int]] | None = None
         self._idf = np.zeros(0)
+        self._corrected: dict[str, list[str]] = {}
+        #: Goes up with every change, so callers can cache what they derive from the index.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -128,6 +131,7 @@ class LexicalIndex:
                 for term in counts:
                     self._vocabulary.setdefault(term, len(self._vocabulary))
             self._weights = None
+            self.version += 1
 
     def _matrix(self) -> sp.csc_matrix:
         with self._lock:
@@ -154,6 +158,7 @@ class LexicalIndex:
             self._weights, self._document_frequency, self._idf = weights, df, idf
             self._terms = sorted(vocabulary, key=vocabulary.__getitem__)
             self._neighbours = None
+            self._corrected = {}
             return weights
 
     def _correct(self, word: str) -> str | None:
@@ -185,6 +190,9 @@ class LexicalIndex:
         """The query's words as the catalog spells them: known words as they are, unknown ones
         replaced by the closest catalog word (when one is close enough), stopwords dropped."""
         self._matrix()
+        known = self._corrected.get(query)
+        if known is not None:
+            return known
         out = []
         for word in tokenize(query):
             if word in STOPWORDS:
@@ -195,7 +203,11 @@ class LexicalIndex:
                 corrected = self._correct(word)
                 if corrected is not None:
                     out.append(corrected)
-        return list(dict.fromkeys(out))
+        terms = list(dict.fromkeys(out))
+        if len(self._corrected) >= 4096:  # a plain bound: queries repeat less than items
+            self._corrected = {}
+        self._corrected[query] = terms
+        return terms
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 of every document for `query` (zeros where no query word occurs)."""
