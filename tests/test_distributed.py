@@ -1,5 +1,7 @@
 """The Ray backend on a local Ray instance of 2 CPUs (needs the `distributed` extra)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -8,12 +10,12 @@ ray = pytest.importorskip("ray", reason="the Ray backend needs the 'distributed'
 from shelfwise.distributed import connect, ray_recommend, ray_stream, ray_train_runner  # noqa: E402
 from shelfwise.evaluation import make_splits  # noqa: E402
 from shelfwise.evaluation.runner import evaluate, fit_and_score  # noqa: E402
-from shelfwise.models import SequentialRecommender, create_model  # noqa: E402
+from shelfwise.models import SequentialRecommender  # noqa: E402
 from shelfwise.text import ItemTextTemplate, create_encoder  # noqa: E402
 from shelfwise.text.pipeline import encode_items  # noqa: E402
 
 pytestmark = pytest.mark.slow
-SMALL = {"dim": 32, "layers": 1, "max_len": 20, "epochs": 6, "patience": 6, "max_seconds": 300.0, "blend": False}
+SMALL = {"dim": 32, "layers": 1, "max_len": 20, "epochs": 4, "patience": 4, "max_seconds": 300.0, "blend": False}
 #: A Ray fit may differ from a local one (DDP averages two half-batches, ID dropout draws per worker);
 #: its test NDCG must stay within this much (absolute) of the local fit's on the same data and seed.
 TOLERANCE = 0.03
@@ -27,15 +29,15 @@ def local_ray():
 
 
 def test_ray_encoding_matches_local_and_fills_the_cache(shop_dataset, tmp_path):
-    items = shop_dataset.items.head(120)
+    items = shop_dataset.items.head(60)
     encoder = create_encoder()
     local = encode_items(items, encoder, template=ItemTextTemplate(), cache_dir=tmp_path / "local")
     stream = ray_stream("default", workers=2, batch_size=32)
     remote = encode_items(items, encoder, template=ItemTextTemplate(), cache_dir=tmp_path / "ray", stream=stream)
-    assert remote.encoded == 120 and remote.from_cache == 0
+    assert remote.encoded == 60 and remote.from_cache == 0
     np.testing.assert_allclose(remote.vectors, local.vectors, atol=1e-5)
     again = encode_items(items, encoder, template=ItemTextTemplate(), cache_dir=tmp_path / "ray", stream=stream)
-    assert again.encoded == 0 and again.from_cache == 120  # only new or changed texts reach Ray
+    assert again.encoded == 0 and again.from_cache == 60  # only new or changed texts reach Ray
 
 
 def test_ray_scoring_gives_the_local_answer(shop_dataset):
@@ -59,13 +61,22 @@ def test_ray_training_matches_a_local_fit_within_the_tolerance(shop_dataset, tmp
     assert np.array_equal(loaded.recommend(users, 5)[0], distributed.recommend(users, 5)[0])
 
 
-def test_train_command_with_the_ray_backend(shop_dataset, tmp_path, capsys):
+def test_commands_take_the_ray_backend(shop_dataset, tmp_path, capsys):
     from shelfwise.cli import main
 
     shop_dataset.save(tmp_path / "shop")
-    arguments = ["train", "--data", str(tmp_path / "shop"), "--model", "sequential", "--out", str(tmp_path / "m")]
-    params = [f"--param={k}={v}" for k, v in {**SMALL, "epochs": 2}.items()]
-    assert main([*arguments, *params, "--backend", "ray", "--workers", "2"]) == 0
-    assert create_model("sequential").load(tmp_path / "m").n_items_ == shop_dataset.n_items
-    assert main([*arguments, "--model", "ease", "--backend", "ray"]) == 2
+    data = ["--data", str(tmp_path / "shop")]
+    evaluate_ray = ["evaluate", *data, "--protocol", "p1", "--models", "ease", "--no-tune", "--quiet"]
+    assert main([*evaluate_ray, "--backend", "ray", "--workers", "2", "--output", str(tmp_path / "r.json")]) == 0
+    assert main([*evaluate_ray, "--output", str(tmp_path / "l.json")]) == 0
+    assert (
+        json.loads((tmp_path / "r.json").read_text())[0]["metrics"]
+        == json.loads((tmp_path / "l.json").read_text())[0]["metrics"]
+    )
+    assert main(["encode", *data, "--backend", "ray", "--workers", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["items"] == shop_dataset.n_items
+    train = ["train", *data, "--model", "ease", "--out", str(tmp_path / "m"), "--backend", "ray"]
+    assert main(train) == 2
     assert "--backend ray trains the sequential model" in capsys.readouterr().err
+    assert main([*train[:-1], "spark"]) == 2
+    assert "--backend must be one of ['local', 'ray']" in capsys.readouterr().err

@@ -50,7 +50,8 @@ def test_personalised_search_follows_the_shoppers_genres(movies):
     events = [{"user_id": "horror-fan", "item_id": item, "event_type": "rating"} for item in horror[:15]]
     assert movies.post("/v1/events", json={"events": events}, headers=AUTH).status_code == 201
     plain = movies.get("/v1/search", params={"q": "dead", "k": 8}).json()["items"]
-    personal = movies.get("/v1/search", params={"q": "dead", "k": 8, "user_id": "horror-fan"}).json()["items"]
+    params = {"q": "dead", "k": 8, "user_id": "horror-fan", "personal_weight": 1.0}
+    personal = movies.get("/v1/search", params=params).json()["items"]
     assert sum(i["category"] == "Horror" for i in personal) > sum(i["category"] == "Horror" for i in plain)
 
 

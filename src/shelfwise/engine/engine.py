@@ -47,8 +47,9 @@ HNSW_FROM = 50_000
 _RETRIEVE_DEPTH = 100
 #: How many candidates each half of a hybrid search (lexical, semantic) brings at least.
 _SEARCH_DEPTH = 200
-#: Defaults of `Engine.search`: BM25's share beside the semantic score, and the shopper's weight.
-SEARCH_LEXICAL_WEIGHT = 0.3
+#: Defaults of `Engine.search`: the lexical share beside the semantic score, and the shopper's weight
+#: (near what benchmarks/search.py chose on the tuning splits of the public data sets: search.md).
+SEARCH_LEXICAL_WEIGHT = 0.7
 SEARCH_PERSONAL_WEIGHT = 0.2
 #: At most this many catalog words are encoded as interest keywords for profiles.
 _KEYWORD_TERMS = 3_000

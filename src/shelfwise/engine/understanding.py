@@ -44,9 +44,9 @@ def fuse_search(
     personal_weight: float,
 ) -> np.ndarray:
     """One score per candidate on absolute scales, so a strong match stays strong whatever else the
-    catalog holds: the query's cosine (below 0 counts 0) and the lexical match in [0, 1]
-    (`LexicalIndex.match`), mixed by `lexical_weight`; plus `personal_weight` times the shopper's
-    affinity (their taste vector's cosine, below 0 counts 0) when there is a shopper."""
+    catalog holds: the query's cosine (below 0 counts 0) and the lexical match (about 1 for a full
+    match, `LexicalIndex.match`), mixed by `lexical_weight`; plus `personal_weight` times the
+    shopper's affinity (their taste vector's cosine, below 0 counts 0) when there is a shopper."""
     score = (1.0 - lexical_weight) * np.clip(semantic, 0.0, None) + lexical_weight * lexical
     if affinity is not None and personal_weight > 0:
         score = score + personal_weight * np.clip(affinity, 0.0, None)

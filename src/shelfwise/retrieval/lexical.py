@@ -219,11 +219,12 @@ class LexicalIndex:
         return np.asarray(weights[:, columns].sum(axis=1)).ravel()
 
     def match(self, query: str, raw: np.ndarray | None = None) -> np.ndarray:
-        """How well each document matches `query`, in [0, 1]: BM25 divided by the sum of the query
-        words' IDF (about what a document holding each word once, at average length, scores), times the
-        share of the query's content words the catalog knows (after spelling correction). A document
-        with every word scores about 1, whatever the query; a half match about 0.5. `raw`: this
-        query's `scores`, where already computed."""
+        """How well each document matches `query` on a scale that does not depend on the query: BM25
+        divided by the sum of the query words' IDF (what a document holding each word once, at average
+        length, scores), times the share of the query's content words the catalog knows (after
+        spelling correction). A document with every word once scores about 1 (a little more when it
+        is short or repeats them: BM25's order is kept), a half match about 0.5. `raw`: this query's
+        `scores`, where already computed."""
         weights = self._matrix()
         words = [w for w in tokenize(query) if w not in STOPWORDS]
         terms = self.query_terms(query)
@@ -233,7 +234,7 @@ class LexicalIndex:
         if raw is None:
             raw = np.asarray(weights[:, columns].sum(axis=1)).ravel()
         known = min(len(terms) / len(words), 1.0)
-        return np.clip(raw / float(self._idf[columns].sum()), 0.0, 1.0) * known
+        return raw / float(self._idf[columns].sum()) * known
 
     def vocabulary(self, *, min_df: int = 1, max_terms: int = 5000) -> list[str]:
         """Content words (3+ letters, not numbers or stopwords), most documents first."""
