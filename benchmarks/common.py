@@ -29,3 +29,15 @@ def write_results(out: Path, stem: str, payload: dict, markdown: str) -> None:
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     (out / f"{stem}.md").write_text(markdown)
     print(f"wrote {out / f'{stem}.md'}")
+
+
+def available_datasets(option: str) -> list[str]:
+    """The data sets named in a comma-separated `option` that exist in the data folder; says which
+    it skips (a benchmark reads the public data sets from ../shared/data or SHELFWISE_DATA_DIR)."""
+    from shelfwise.data.adapters import data_dir
+
+    names = [d for d in option.split(",") if d]
+    missing = [d for d in names if not (data_dir() / d).is_dir()]
+    if missing:
+        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
+    return [d for d in names if d not in missing]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_meta, write_results
-from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from common import available_datasets, run_meta, write_results
+from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
 from shelfwise.evaluation import make_splits
 from shelfwise.evaluation.metrics import ndcg_at_k, recall_at_k
@@ -137,12 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    names = [d for d in args.datasets.split(",") if d]
-    missing = [d for d in names if not (data_dir() / d).is_dir()]
-    if missing:
-        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
     started = time.perf_counter()
-    records = [run_dataset(name) for name in names if name not in missing]
+    records = [run_dataset(name) for name in available_datasets(args.datasets)]
     if not records:
         return 0
     meta = run_meta("cross_category.py", argv, seconds=time.perf_counter() - started)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_meta, write_results
-from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from common import available_datasets, run_meta, write_results
+from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.engine.understanding import rank_search, taste_vector
 from shelfwise.evaluation import make_splits
 from shelfwise.retrieval.lexical import STOPWORDS, LexicalIndex, tokenize
@@ -256,12 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    names = [d for d in args.datasets.split(",") if d]
-    missing = [d for d in names if not (data_dir() / d).is_dir()]
-    if missing:
-        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
     started = time.perf_counter()
-    records = [run_dataset(name, args.seed) for name in names if name not in missing]
+    records = [run_dataset(name, args.seed) for name in available_datasets(args.datasets)]
     if not records:
         return 0
     meta = run_meta("search.py", argv, seconds=time.perf_counter() - started)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shelfwise.cli import app, console
+from shelfwise.cli.options import RayAddress, Workers
 
 
 @app.command()
@@ -44,10 +45,8 @@ def encode(
             "--backend", help="torch, torch-int8 (this process) or ray (Ray Data encoder actors, torch each)."
         ),
     ] = "torch",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray encoder actors (with --backend ray).")] = 2,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
-    ] = None,
+    workers: Workers = 2,
+    ray_address: RayAddress = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object: items, encoded, from_cache, encode_seconds.")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
-from shelfwise.cli.options import check_backend, split_names
+from shelfwise.cli.options import RayAddress, Workers, check_backend, split_names
 
 
 def results_table(records: list[dict]) -> Table:
@@ -72,10 +72,8 @@ def evaluate(
     backend: Annotated[
         str, typer.Option("--backend", help="local, or ray: score the evaluated users on Ray workers.")
     ] = "local",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray workers (with --backend ray).")] = 2,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
-    ] = None,
+    workers: Workers = 2,
+    ray_address: RayAddress = None,
 ) -> None:
     """Fit, tune and score models under protocol P1 or P2; print a table and write JSON records."""
     from shelfwise.data.adapters import load_dataset

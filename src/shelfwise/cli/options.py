@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from shelfwise.errors import ConfigError
 
 
@@ -44,3 +48,10 @@ def check_backend(backend: str, option: str = "--backend") -> str:
     if name not in EXECUTION_BACKENDS:
         raise ConfigError(f"{option} must be one of {list(EXECUTION_BACKENDS)}. Got {backend!r} instead.")
     return name
+
+
+#: The options every command with a Ray backend takes (besides its own --backend).
+Workers = Annotated[int, typer.Option("--workers", min=1, help="Ray workers (with --backend ray).")]
+RayAddress = Annotated[
+    str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
+]

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from shelfwise.cli import app, console
-from shelfwise.cli.options import check_backend, parse_pairs
+from shelfwise.cli.options import RayAddress, Workers, check_backend, parse_pairs
 from shelfwise.evaluation.report import write_training_report
 
 
@@ -34,10 +34,8 @@ def train(
     backend: Annotated[
         str, typer.Option("--backend", help="local, or ray: train the sequential model with Ray Train (DDP).")
     ] = "local",
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Ray Train workers (with --backend ray).")] = 2,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
-    ] = None,
+    workers: Workers = 2,
+    ray_address: RayAddress = None,
 ) -> None:
     """Fit a model on all of a data set and save it, with the catalog and histories, as a folder."""
     from shelfwise.data.adapters import load_dataset
