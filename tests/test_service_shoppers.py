@@ -279,7 +279,6 @@ def test_bm25_ranks_rarer_words_higher_and_corrects_spelling():
 
 def test_fusion_taste_sessions_and_price_bands():
     fused = fuse_search(
-        np.arange(3),
         semantic=np.array([0.2, 0.4, 0.3]),
         lexical=np.array([0.0, 0.0, 1.0]),
         affinity=None,

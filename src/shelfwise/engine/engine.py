@@ -35,7 +35,7 @@ from shelfwise.settings import load_settings
 from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, UserSummary, open_store
 from shelfwise.text import create_encoder
 from shelfwise.text.item_text import ItemTextTemplate
-from shelfwise.text.pipeline import encode_items, encode_texts
+from shelfwise.text.pipeline import encode_texts
 
 logger = logging.getLogger(__name__)
 
@@ -233,14 +233,15 @@ class Engine:
             position = self.catalog.index.get(item_id)
             if position is not None:
                 self._popularity[position] = count
-        vectors = self._encode_positions(np.arange(len(self.catalog)))
+        texts = self._texts(np.arange(len(self.catalog)))  # composed once: encoder and lexical index
+        vectors = self._encode(texts)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
         self.index_kind = index if index != "auto" else ("hnsw" if len(self.catalog) >= HNSW_FROM else "exact")
         self.text_index = VectorIndex(vectors.shape[1], kind=self.index_kind)
         self.text_index.add(vectors)
         self.lexical = LexicalIndex()
-        self.lexical.set(range(len(self.catalog)), self._texts(np.arange(len(self.catalog))))
+        self.lexical.set(range(len(self.catalog)), texts)
         self._query_vectors: dict[str, np.ndarray] = {}
         self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
         self._keyword_lock = threading.Lock()
@@ -321,9 +322,8 @@ class Engine:
             self._encoder = create_encoder(self._encoder_spec)
         return self._encoder
 
-    def _encode_positions(self, positions: np.ndarray) -> np.ndarray:
-        frame = self.catalog.frame(positions)
-        return encode_items(frame, self.encoder, template=self._template, cache_dir=self.cache_dir).vectors
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return encode_texts(texts, self.encoder, cache_dir=self.cache_dir).vectors
 
     def _texts(self, positions: np.ndarray) -> list[str]:
         return self._template.compose_all(self.catalog.frame(positions))
@@ -396,8 +396,9 @@ class Engine:
         }
         added, updated = self.catalog.apply(records)
         if added:
-            self.text_index.add(self._encode_positions(np.array(added)))
-            self.lexical.set(added, self._texts(np.array(added)))
+            texts = self._texts(np.array(added))
+            self.text_index.add(self._encode(texts))
+            self.lexical.set(added, texts)
             self._popularity = np.concatenate([self._popularity, np.zeros(len(added))])
             generation = self._generation
             generation.catalog_to_model = np.concatenate(
@@ -411,8 +412,9 @@ class Engine:
         ]
         if text_changed:
             positions = np.array(text_changed)
-            self.text_index.update(positions, self._encode_positions(positions))
-            self.lexical.set(text_changed, self._texts(positions))
+            texts = self._texts(positions)
+            self.text_index.update(positions, self._encode(texts))
+            self.lexical.set(text_changed, texts)
         self._refresh_popular()
 
     def delete_user(self, user_id: str) -> dict:

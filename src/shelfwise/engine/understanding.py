@@ -35,7 +35,6 @@ def taste_vector(positions: np.ndarray, kinds: Sequence[str], vectors: np.ndarra
 
 
 def fuse_search(
-    candidates: np.ndarray,
     *,
     semantic: np.ndarray,
     lexical: np.ndarray,
@@ -70,7 +69,6 @@ def rank_search(
     candidates = np.asarray(candidates, dtype=np.int64)
     affinity = None if taste is None else vectors[candidates] @ taste
     scores = fuse_search(
-        candidates,
         semantic=vectors[candidates] @ query_vector,
         lexical=lexical[candidates],
         affinity=affinity,
