@@ -144,3 +144,21 @@ def test_forget_user_erases_its_history(fitted, shop_dataset, tmp_path):
     assert len(ids) == 5
     with pytest.raises(ConfigError, match="User index"):
         model.forget_user(shop_dataset.n_users)
+
+
+def test_ease_weights_are_row_major_when_fitted_and_when_loaded(tmp_path):
+    """A shopper's scores read rows of B: a Fortran-ordered B (as LAPACK returns it) made one
+    answer a thousand times slower."""
+    import scipy.sparse as sp
+
+    from shelfwise.models.ease import EASE, ease_weights
+
+    matrix = sp.random(60, 40, density=0.2, format="csr", random_state=0)
+    matrix.data[:] = 1.0
+    weights = ease_weights(matrix, 10.0)
+    assert weights.flags.c_contiguous
+    model = EASE(regularization=10.0)
+    model.n_users_, model.n_items_, model.user_items_ = 60, 40, matrix
+    model.weights_ = np.asfortranarray(weights)
+    model.save(tmp_path / "ease")
+    assert Recommender.load(tmp_path / "ease").weights_.flags.c_contiguous

@@ -56,6 +56,41 @@ def test_learns_the_planted_next_item_pattern(cycle_model, cycle_dataset):
     assert correct >= 16, f"only {correct} of 20 next items right"
 
 
+def test_sampled_softmax_learns_the_pattern_from_the_rows_it_touches(cycle_dataset, monkeypatch):
+    """Sampled steps build only the item vectors they use and train the ID table with sparse Adam."""
+    from shelfwise.models import sequential
+
+    seen_sparse = []
+    original = sequential._Network.item_rows
+
+    def spy(self, text, rows, keep, *, sparse=False):
+        seen_sparse.append((sparse, len(rows)))
+        return original(self, text, rows, keep, sparse=sparse)
+
+    monkeypatch.setattr(sequential._Network, "item_rows", spy)
+    model = SequentialRecommender(**SMALL, negatives=6).fit(cycle_dataset)
+    assert seen_sparse and all(sparse for sparse, _ in seen_sparse)
+    assert max(rows for _, rows in seen_sparse) <= 20
+    index = {item: i for i, item in enumerate(cycle_dataset.item_ids)}
+    correct = 0
+    for item in range(20):
+        history = [index[f"i{(item - 1) % 20:02d}"], index[f"i{item:02d}"]]
+        ids, _ = model.recommend_for_sequence(np.array(history), 1)
+        correct += cycle_dataset.item_ids[ids[0]] == f"i{(item + 1) % 20:02d}"
+    assert correct >= 16, f"only {correct} of 20 next items right with sampled softmax"
+
+
+def test_a_large_catalog_switches_the_full_softmax_to_sampled(cycle_dataset, monkeypatch):
+    from shelfwise.models import sequential
+
+    model = SequentialRecommender(**SMALL)
+    model.n_items_ = 21
+    assert model._negatives() == 0
+    monkeypatch.setattr(sequential, "FULL_SOFTMAX_MAX_ITEMS", 20)
+    assert model._negatives() == sequential.SCALE_NEGATIVES
+    assert SequentialRecommender(**SMALL, negatives=5)._negatives() == 5
+
+
 def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     log = cycle_model.training_log_
     holdout, final = log["phases"]

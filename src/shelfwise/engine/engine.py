@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -131,43 +131,43 @@ def model_version(model_dir: Path) -> str:
 
 
 def _item_records(dataset: Dataset) -> list[ItemRecord]:
+    """The data set's catalog as store records (columns read once, not cell by cell)."""
     table = dataset.items
-    created = table.get("created_at", None)
-    records = []
-    for row, item_id in enumerate(table["item_id"]):
-        price = table["price"].iat[row]
-        stamp = None if created is None else created.iat[row]
-        tags = table["tags"].iat[row]
-        records.append(
-            ItemRecord(
-                item_id=str(item_id),
-                title=str(table["title"].iat[row] or ""),
-                description=str(table["description"].iat[row] or ""),
-                category=str(table["category"].iat[row] or ""),
-                brand=str(table["brand"].iat[row] or ""),
-                price=None if price is None or price != price else float(price),
-                tags=", ".join(str(t) for t in tags)
-                if isinstance(tags, (list, tuple, np.ndarray))
-                else str(tags or ""),
-                in_stock=bool(table["in_stock"].iat[row]),
-                created_at=None if stamp is None or stamp != stamp else _epoch(stamp),
-            )
+    n = len(table)
+    created = table["created_at"] if "created_at" in table.columns else None
+    seconds = np.full(n, np.nan) if created is None else _epochs(created)
+    prices = table["price"].to_numpy(dtype=float, na_value=np.nan)
+    texts = {c: table[c].to_numpy(dtype=object) for c in ("item_id", "title", "description", "category", "brand")}
+    stock = table["in_stock"].to_numpy(dtype=bool)
+    return [
+        ItemRecord(
+            item_id=str(texts["item_id"][row]),
+            title=str(texts["title"][row] or ""),
+            description=str(texts["description"][row] or ""),
+            category=str(texts["category"][row] or ""),
+            brand=str(texts["brand"][row] or ""),
+            price=None if prices[row] != prices[row] else float(prices[row]),
+            tags=", ".join(str(t) for t in tags) if isinstance(tags, (list, tuple, np.ndarray)) else str(tags or ""),
+            in_stock=bool(stock[row]),
+            created_at=None if seconds[row] != seconds[row] else float(seconds[row]),
         )
-    return records
+        for row, tags in enumerate(table["tags"].to_numpy(dtype=object))
+    ]
 
 
-def _epoch(stamp: object) -> float | None:
+def _epochs(stamps) -> np.ndarray:
+    """Seconds since the epoch of a column of times (naive ones are UTC); NaN where unknown."""
     import pandas as pd
 
-    if stamp is None or stamp is pd.NaT:
-        return None
-    value = pd.Timestamp(stamp)
-    if value.tzinfo is None:
-        value = value.tz_localize("UTC")
-    return value.timestamp()
+    values = pd.to_datetime(stamps, utc=True, errors="coerce")
+    out = np.full(len(values), np.nan)
+    known = values.notna().to_numpy()
+    out[known] = [stamp.timestamp() for stamp in values[known]]
+    return out
 
 
-def _event_records(dataset: Dataset) -> list[EventRecord]:
+def _event_records(dataset: Dataset) -> Iterator[EventRecord]:
+    """The data set's events in time order, made one at a time (the store reads them in chunks)."""
     frame = dataset.interactions.sort_values("order", kind="stable")
     users = dataset.user_ids[frame["user"].to_numpy()]
     items = dataset.item_ids[frame["item"].to_numpy()]
@@ -182,10 +182,10 @@ def _event_records(dataset: Dataset) -> list[EventRecord]:
     seconds[undated] = np.arange(int(undated.sum()), dtype=float)
     values = frame["value"].to_numpy(dtype=float)
     kinds = frame["event_type"].astype(str).to_numpy()
-    return [
+    return (
         EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
         for u, i, k, t, v in zip(users, items, kinds, seconds, values, strict=True)
-    ]
+    )
 
 
 class Engine:

@@ -5,11 +5,11 @@ top categories."""
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
 from shelfwise.engine.understanding import TASTE_DECAY, nearest_terms
@@ -42,28 +42,68 @@ class Segmentation:
     created_at: float = field(default_factory=time.time)
 
 
+@dataclass
+class _Events:
+    """Shoppers' known events as parallel arrays (row = the shopper's place in `users`)."""
+
+    users: list[str]
+    row: np.ndarray
+    position: np.ndarray
+    weight: np.ndarray
+    timestamp: np.ndarray
+
+
+def _collect(events: Iterable[list[EventRecord]], index_of: dict[str, int]) -> _Events:
+    """One pass over batches of events in any order, keeping four numbers per event (not the
+    records), so millions of events fit. Shoppers with no known item are left out; the others are
+    in id order."""
+    codes: dict[str, int] = {}
+    parts = []
+    for batch in events:
+        count = len(batch)
+        user = np.fromiter((codes.setdefault(e.user_id, len(codes)) for e in batch), np.int64, count)
+        position = np.fromiter((index_of.get(e.item_id, -1) for e in batch), np.int64, count)
+        weight = np.fromiter((DEFAULT_EVENT_WEIGHTS.get(e.event_type, 1.0) for e in batch), np.float64, count)
+        stamp = np.fromiter((e.timestamp for e in batch), np.float64, count)
+        known = position >= 0
+        parts.append((user[known], position[known], weight[known], stamp[known]))
+    user, position, weight, stamp = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype) for i, dtype in enumerate(_DTYPES)
+    )
+    names = np.array(list(codes), dtype=object)
+    present = np.unique(user)
+    order = present[np.argsort(names[present], kind="stable")]
+    row_of = np.full(len(codes), -1, dtype=np.int64)
+    row_of[order] = np.arange(len(order))
+    return _Events([str(u) for u in names[order]], row_of[user], position, weight, stamp)
+
+
+_DTYPES = (np.int64, np.int64, np.float64, np.float64)
+
+
+def _taste(collected: _Events, vectors: np.ndarray, max_events: int) -> np.ndarray:
+    """Unit taste vectors (as `understanding.taste_vector`) over each shopper's latest `max_events`."""
+    rows, positions = collected.row, collected.position
+    order = np.lexsort((collected.weight, positions, collected.timestamp, rows))
+    rows, positions, weights = rows[order], positions[order], collected.weight[order]
+    counts = np.bincount(rows, minlength=len(collected.users))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    from_end = counts[rows] - 1 - (np.arange(len(rows)) - starts[rows])
+    keep = from_end < max_events
+    coefficients = weights[keep] * TASTE_DECAY ** from_end[keep]
+    mixing = sp.csr_matrix((coefficients, (rows[keep], positions[keep])), shape=(len(counts), len(vectors)))
+    matrix = np.asarray(mixing @ vectors.astype(np.float64))
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def taste_matrix(
     events: Iterable[list[EventRecord]], index_of: dict[str, int], vectors: np.ndarray, *, max_events: int = 200
 ) -> tuple[list[str], np.ndarray]:
     """Every shopper's taste vector (as `understanding.taste_vector`, over their latest `max_events`
     known events) from batches of events in any order. Shoppers with no known item are left out."""
-    per_user: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
-    for batch in events:
-        for event in batch:
-            position = index_of.get(event.item_id)
-            if position is not None:
-                weight = DEFAULT_EVENT_WEIGHTS.get(event.event_type, 1.0)
-                per_user[event.user_id].append((event.timestamp, position, weight))
-    users = sorted(per_user)
-    matrix = np.zeros((len(users), vectors.shape[1]), dtype=np.float32)
-    for row, user in enumerate(users):
-        history = sorted(per_user[user])[-max_events:]
-        positions = np.array([p for _, p, _ in history], dtype=np.int64)
-        weights = np.array([w for _, _, w in history]) * TASTE_DECAY ** np.arange(len(history))[::-1]
-        vector = weights @ vectors[positions].astype(np.float64)
-        norm = np.linalg.norm(vector)
-        matrix[row] = vector / norm if norm > 0 else vector
-    return users, matrix
+    collected = _collect(events, index_of)
+    return collected.users, _taste(collected, vectors, max_events)
 
 
 def spherical_kmeans(
@@ -143,8 +183,8 @@ def segment_shoppers(
     seed: int = 42,
 ) -> Segmentation:
     """Cluster the shoppers of `events` (an iterable of batches, read once) into segments."""
-    events = list(events)
-    users, matrix = taste_matrix(events, index_of, vectors)
+    collected = _collect(events, index_of)
+    users, matrix = collected.users, _taste(collected, vectors, 200)
     if k is None:
         k, scores = choose_k(matrix, seed=seed)
         tried = [{"k": size, "silhouette": score} for size, score in scores.items()]
@@ -155,18 +195,19 @@ def segment_shoppers(
         criterion = {"method": "given", "chosen_k": k}
     labels, centers = spherical_kmeans(matrix, k, seed=seed)
     assignments = dict(zip(users, labels.tolist(), strict=True))
-    shares: list[dict[str, float]] = [defaultdict(float) for _ in range(k)]
-    for batch in events:
-        for event in batch:
-            position = index_of.get(event.item_id)
-            if position is not None and categories[position] and event.user_id in assignments:
-                weight = DEFAULT_EVENT_WEIGHTS.get(event.event_type, 1.0)
-                shares[assignments[event.user_id]][categories[position]] += weight
+    # category shares per segment: every known event of its shoppers, weighted by event type
+    names, codes = np.unique(np.asarray(categories, dtype=object).astype(str), return_inverse=True)
+    event_codes = codes[collected.position]
+    named = names[event_codes] != ""
+    cells = labels[collected.row[named]] * len(names) + event_codes[named]
+    shares = np.bincount(cells, weights=collected.weight[named], minlength=k * len(names)).reshape(k, len(names))
     segments = []
     for cluster in range(k):
-        total = sum(shares[cluster].values()) or 1.0
-        top = sorted(shares[cluster].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
-        cats = [{"name": name, "share": round(value / total, 4)} for name, value in top]
+        total = shares[cluster].sum() or 1.0
+        top = sorted(
+            ((names[c], shares[cluster, c]) for c in np.flatnonzero(shares[cluster])), key=lambda kv: (-kv[1], kv[0])
+        )[:3]
+        cats = [{"name": str(name), "share": round(float(value) / total, 4)} for name, value in top]
         words = nearest_terms(centers[cluster], terms, term_vectors, allowed=None, count=5)
         leaf = cats[0]["name"].split(">")[-1].strip() if cats else "mixed"
         name = " · ".join([*(w["term"] for w in words[:2]), leaf])

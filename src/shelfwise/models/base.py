@@ -353,7 +353,9 @@ class Recommender(ABC):
             raise DataFormatError(f"{path} holds a {config['model']!r} model, not a {cls.name!r} model.")
         model = model_cls(**config["params"])
         with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
-            data = {key: arrays[key] for key in arrays.files}
+            # row-major, whatever order they were saved in: models read item rows (a Fortran-ordered
+            # matrix makes each row a strided read)
+            data = {key: np.require(arrays[key], requirements="C") for key in arrays.files}
         model.n_users_ = int(config["n_users"])
         model.n_items_ = int(config["n_items"])
         indices = data["history_indices"]

@@ -22,7 +22,9 @@ def ease_weights(user_items: sp.csr_matrix, regularization: float) -> np.ndarray
     precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
     weights = precision / (-np.diag(precision))
     weights[np.diag_indices_from(weights)] = 0.0
-    return weights.astype(np.float32)
+    # C order: LAPACK hands back a Fortran-ordered inverse, and a sparse history times a Fortran
+    # matrix reads it column-wise (a thousand times slower for one shopper at 10,000 items)
+    return np.ascontiguousarray(weights, dtype=np.float32)
 
 
 @register

@@ -27,7 +27,17 @@ from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
 
 logger = logging.getLogger(__name__)
-EASE_MAX_ITEMS = 20_000
+#: The blend (and its EASE part) runs up to this many items. EASE inverts an items × items matrix,
+#: a cost cubic in the catalog (about a minute per inversion at 12,000 items on 2 cores, and a fit
+#: makes four); above it the transformer alone scores.
+EASE_MAX_ITEMS = 12_000
+#: ``negatives=0`` means a full softmax up to this many items; above it a step would score every
+#: item at every position (items × positions), so `SCALE_NEGATIVES` sampled negatives are used.
+FULL_SOFTMAX_MAX_ITEMS = 50_000
+SCALE_NEGATIVES = 2048
+#: Early stopping scores its held-out shoppers against every item: at most this many user × item
+#: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
+HOLDOUT_SCORE_BUDGET = 1_000_000_000
 #: The parts of the blend, in the order of `weights_`.
 BLEND_PARTS = ("transformer", "ease", "text", "transitions")
 #: (transformer, collaborative, text, transition) weights tried on the holdout.
@@ -96,8 +106,13 @@ class _TrainStep(nn.Module):
         self.network = network
         self.register_buffer("text", text, persistent=False)
 
-    def forward(self, inputs: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        table = self.network.item_table(self.text, keep)
+    def forward(
+        self, inputs: torch.Tensor, keep: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if rows is None:
+            table = self.network.item_table(self.text, keep)
+        else:
+            table = self.network.item_rows(self.text, rows, keep)
         return self.network(inputs, table), table
 
 
@@ -126,6 +141,15 @@ class _Network(nn.Module):
             ids = ids * id_keep[:, None]
         return self.text_projection(text) + ids
 
+    def item_rows(
+        self, text: torch.Tensor, rows: torch.Tensor, keep: torch.Tensor, *, sparse: bool = False
+    ) -> torch.Tensor:
+        """The vectors of the items `rows` only (as `item_table` gives them, `keep` per row): a step
+        of sampled softmax touches these, so its cost does not grow with the catalog. `sparse` makes
+        the ID embedding's gradient sparse (for `torch.optim.SparseAdam`)."""
+        ids = nn.functional.embedding(rows, self.item_ids.weight, sparse=sparse)
+        return self.text_projection(text[rows]) + ids * keep[:, None]
+
     def forward(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden state at every position of left-padded sequences (padding index = n_items)."""
         padded = torch.cat([table, torch.zeros(1, table.shape[1])], dim=0)
@@ -153,8 +177,11 @@ class SequentialRecommender(Recommender):
         id_dropout: probability of dropping an item's ID embedding in a training step, so the text
             projection alone must carry it (as it must for a cold item).
         epochs: the most epochs; early stopping on the last item of each history picks fewer.
-        negatives: 0 for a full softmax over all items; otherwise sampled softmax over in-batch targets
-            and this many uniform negatives, with a log-frequency (popularity) correction.
+        negatives: 0 for a full softmax over all items (up to `FULL_SOFTMAX_MAX_ITEMS` items; above
+            that, `SCALE_NEGATIVES`); otherwise sampled softmax over in-batch targets and this many
+            uniform negatives, with a log-frequency (popularity) correction. A sampled step computes
+            only the item vectors it uses, and the ID embedding learns with sparse (lazy) Adam, so
+            its cost does not grow with the catalog.
         max_seconds: wall-clock budget for training.
         blend: join the transformer with a collaborative component (EASE over the history) and a text
             component (cosine to the recency-weighted text profile); their weights (and EASE's
@@ -390,6 +417,7 @@ class SequentialRecommender(Recommender):
         seen = self._sequence_matrix(inputs)
         rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
         best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0), 0.0)
+        chosen = None
         for regularization in (50.0, 250.0, 1000.0):
             self.cf_weights_ = ease_weights(truncated, regularization)
             seq, cf, text, after = self._components(inputs, everything=True)
@@ -400,11 +428,13 @@ class SequentialRecommender(Recommender):
                 value = _holdout_ndcg(ids, targets)
                 if value > best[0]:
                     best = (value, weights, regularization)
+            if best[2] == regularization:
+                chosen = self.cf_weights_  # kept, not inverted again
         self.weights_ = np.array(best[1], dtype=np.float64)
         self.cf_regularization_ = best[2]
         # Items no training history holds (cold) have no collaborative or transition signal; a boost
         # of their text score, chosen on the same held-out items, lets the text carry them.
-        self.cf_weights_ = ease_weights(truncated, self.cf_regularization_)
+        self.cf_weights_ = chosen if chosen is not None else ease_weights(truncated, self.cf_regularization_)
         parts = self._components(inputs, everything=True)
         base = sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
         cold = np.bincount(truncated.indices, minlength=self.n_items_) == 0
@@ -454,7 +484,20 @@ class SequentialRecommender(Recommender):
         on one): each worker takes every size-th window of the same shuffled order, in batches of
         ``batch_size / size``, so one step sees about ``batch_size`` windows as a local step does."""
         network = self._new_network()
-        optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
+        negatives = self._negatives()
+        sampled = bool(negatives) and negatives < int((counts > 0).sum())
+        # Sampled steps touch few ID rows: a sparse gradient and lazy Adam keep them from updating
+        # the whole table (a dense Adam step over a million-row table costs more than the rest).
+        # Data-parallel training keeps dense gradients, which DistributedDataParallel all-reduces.
+        sparse_ids = sampled and world is None
+        if sparse_ids:
+            others = [p for name, p in network.named_parameters() if name != "item_ids.weight"]
+            optimizers = [
+                torch.optim.Adam(others, lr=self.learning_rate),
+                torch.optim.SparseAdam([network.item_ids.weight], lr=self.learning_rate),
+            ]
+        else:
+            optimizers = [torch.optim.Adam(network.parameters(), lr=self.learning_rate)]
         text = torch.from_numpy(self.text_vectors_)
         log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
         windows = torch.from_numpy(self._windows(sequences))
@@ -482,29 +525,40 @@ class SequentialRecommender(Recommender):
                 for start in range(0, len(order), batch_size):
                     batch = windows[order[start : start + batch_size]]
                     inputs, targets = batch[:, :-1], batch[:, 1:]
-                    keep = (torch.rand(self.n_items_) >= self.id_dropout).float()
-                    if step is None:
-                        table = network.item_table(text, keep)
-                        hidden = network(inputs, table)
-                    else:
-                        hidden, table = step(inputs, keep)
                     mask = (targets != pad) & (inputs != pad)
-                    hidden, targets = hidden[mask], targets[mask]
-                    if self.negatives and self.negatives < len(trained_items):
-                        picks = rng.integers(0, len(trained_items), self.negatives)
-                        sampled = trained_items[torch.from_numpy(picks)]
-                        candidates = torch.unique(torch.cat([targets, sampled]))
-                        logits = hidden @ table[candidates].T - log_q[candidates]
+                    if sampled:
+                        picks = trained_items[torch.from_numpy(rng.integers(0, len(trained_items), negatives))]
+                        rows = torch.unique(torch.cat([batch.flatten(), picks]))
+                        rows = rows[rows != pad]
+                        keep = (torch.rand(len(rows)) >= self.id_dropout).float()
+                        local = torch.searchsorted(rows, batch)  # the padding index maps to len(rows)
+                        if step is None:
+                            table = network.item_rows(text, rows, keep, sparse=sparse_ids)
+                            hidden = network(local[:, :-1], table)
+                        else:
+                            hidden, table = step(local[:, :-1], keep, rows)
+                        hidden, targets = hidden[mask], targets[mask]
+                        candidates = torch.unique(torch.cat([targets, picks]))
+                        logits = hidden @ table[torch.searchsorted(rows, candidates)].T - log_q[candidates]
                         labels = torch.searchsorted(candidates, targets)
                     else:
+                        keep = (torch.rand(self.n_items_) >= self.id_dropout).float()
+                        if step is None:
+                            table = network.item_table(text, keep)
+                            hidden = network(inputs, table)
+                        else:
+                            hidden, table = step(inputs, keep)
+                        hidden, targets = hidden[mask], targets[mask]
                         # only items that occur in training compete: an item that is never a target
                         # would otherwise be pushed down as a negative in every step (cold items)
                         logits = (hidden @ table.T).masked_fill(~trained_mask, float("-inf"))
                         labels = targets
                     loss = nn.functional.cross_entropy(logits, labels)
-                    optimizer.zero_grad()
+                    for optimizer in optimizers:
+                        optimizer.zero_grad()
                     loss.backward()
-                    optimizer.step()
+                    for optimizer in optimizers:
+                        optimizer.step()
                     total_loss, steps = total_loss + loss.detach().item(), steps + 1
                 seconds = time.perf_counter() - epoch_started
                 row = {"epoch": epoch, "loss": total_loss / max(steps, 1), "seconds": seconds}
@@ -536,6 +590,13 @@ class SequentialRecommender(Recommender):
         self._freeze()
         return best_epoch if holdout is not None else limit
 
+    def _negatives(self) -> int:
+        """Sampled negatives per step: as set, or `SCALE_NEGATIVES` for a full softmax over a catalog
+        larger than `FULL_SOFTMAX_MAX_ITEMS`."""
+        if self.negatives == 0 and self.n_items_ > FULL_SOFTMAX_MAX_ITEMS:
+            return SCALE_NEGATIVES
+        return self.negatives
+
     def _new_network(self) -> _Network:
         return _Network(
             self.n_items_,
@@ -554,12 +615,21 @@ class SequentialRecommender(Recommender):
             self.item_table_ = self.network_.item_table(torch.from_numpy(self.text_vectors_)).numpy()
 
     def _holdout_ndcg(self, train_sequences: list[np.ndarray], holdout: list[int], targets: list[np.ndarray]) -> float:
+        """NDCG@10 of the held-out items (a fixed sample of the shoppers on a large catalog; see
+        `HOLDOUT_SCORE_BUDGET`), scored in chunks so no shoppers × items matrix is held."""
         self._freeze()
-        scores = self._score_sequences([train_sequences[u] for u in holdout])
-        for row, user in enumerate(holdout):
-            scores[row, train_sequences[user]] = -np.inf
-        ids, _ = topk(scores, 10)
-        return _holdout_ndcg(ids, targets)
+        limit = max(2000, HOLDOUT_SCORE_BUDGET // max(self.n_items_, 1))
+        if len(holdout) > limit:
+            picks = np.sort(np.random.default_rng(self.seed).choice(len(holdout), limit, replace=False))
+            holdout, targets = [holdout[i] for i in picks], [targets[i] for i in picks]
+        found = []
+        for start in range(0, len(holdout), 256):
+            chunk = holdout[start : start + 256]
+            scores = self._score_sequences([train_sequences[u] for u in chunk])
+            for row, user in enumerate(chunk):
+                scores[row, train_sequences[user]] = -np.inf
+            found.append(topk(scores, 10)[0])
+        return _holdout_ndcg(np.vstack(found) if found else np.zeros((0, 10), np.int64), targets)
 
     # ------------------------------------------------------------------------------- scoring
     def _score_sequences(self, sequences: list[np.ndarray]) -> np.ndarray:

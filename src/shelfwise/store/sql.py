@@ -8,6 +8,7 @@ process (and of the machine).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -21,6 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.settings import load_settings
 from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, UserSummary
+
+#: `add_events` turns this many records into rows at a time.
+_EVENT_CHUNK = 100_000
 
 logger = logging.getLogger(__name__)
 
@@ -186,27 +190,40 @@ class SQLStore:
 
     # ------------------------------------------------------------------------------- events
     def add_events(self, records: Iterable[EventRecord]) -> int:
-        rows = [
-            {
-                "user_id": r.user_id,
-                "item_id": r.item_id,
-                "event_type": r.event_type,
-                "timestamp": float(r.timestamp),
-                "value": None if r.value is None else float(r.value),
-            }
-            for r in records
-        ]
-        if not rows:
-            return 0
+        """Add events (and their shoppers' activity) in one transaction. `records` is read in chunks
+        of `_EVENT_CHUNK`, so a generator of millions of events never sits in memory at once."""
+        upsert = self._user_upsert()
         now = time.time()
-        for row in rows:
-            row["received_at"] = now
-        per_user: dict[str, list[float]] = {}
-        for row in rows:
-            per_user.setdefault(row["user_id"], []).append(row["timestamp"])
-        user_rows = [
-            {"user_id": u, "first_seen": min(t), "last_seen": max(t), "events": len(t)} for u, t in per_user.items()
-        ]
+        total = 0
+        iterator = iter(records)
+        with self._lock, self.engine.begin() as conn:
+            while chunk := list(itertools.islice(iterator, _EVENT_CHUNK)):
+                rows = [
+                    {
+                        "user_id": r.user_id,
+                        "item_id": r.item_id,
+                        "event_type": r.event_type,
+                        "timestamp": float(r.timestamp),
+                        "value": None if r.value is None else float(r.value),
+                        "received_at": now,
+                    }
+                    for r in chunk
+                ]
+                per_user: dict[str, list[float]] = {}
+                for row in rows:
+                    per_user.setdefault(row["user_id"], []).append(row["timestamp"])
+                user_rows = [
+                    {"user_id": u, "first_seen": min(t), "last_seen": max(t), "events": len(t)}
+                    for u, t in per_user.items()
+                ]
+                for start in range(0, len(rows), 10_000):
+                    conn.execute(events.insert(), rows[start : start + 10_000])
+                for start in range(0, len(user_rows), 10_000):
+                    conn.execute(upsert, user_rows[start : start + 10_000])
+                total += len(rows)
+        return total
+
+    def _user_upsert(self):
         upsert = self._insert(users)
         upsert = upsert.on_conflict_do_update(
             index_elements=[users.c.user_id],
@@ -220,12 +237,7 @@ class SQLStore:
                 "events": users.c.events + upsert.excluded.events,
             },
         )
-        with self._lock, self.engine.begin() as conn:
-            for start in range(0, len(rows), 10_000):
-                conn.execute(events.insert(), rows[start : start + 10_000])
-            for start in range(0, len(user_rows), 10_000):
-                conn.execute(upsert, user_rows[start : start + 10_000])
-        return len(rows)
+        return upsert
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
         # the hottest query of the service: plain driver SQL (a third of the cost of a Core select)
