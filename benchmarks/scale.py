@@ -54,7 +54,7 @@ SIZES = {
     "M": {"items": 100_000, "events": 1_000_000},
     "L": {"items": 1_000_000, "events": 10_000_000},
 }
-STAGES = ("generate", "ingest", "encode", "train", "index", "serve")
+STAGES = ("generate", "ingest", "encode", "train", "steps", "index", "serve")
 EVENTS_PER_SHOPPER = 20
 FULL_ENCODE_MAX = 10_000
 ENCODE_SAMPLE = 4_000
@@ -309,6 +309,7 @@ def index(work: Path) -> dict:
     started = time.perf_counter()
     lexical = LexicalIndex()
     lexical.set(range(len(texts)), texts)
+    lexical.prepare()
     build = time.perf_counter() - started
     latencies = []
     for words in ("wireless headphones", "cozy wool scarf", "vintage ceramic mug", "camping tnet", "dark chocolate"):
@@ -371,7 +372,92 @@ def serve(work: Path) -> dict:
     return out
 
 
-RUNNERS = {"ingest": ingest, "encode": encode, "train": train, "index": index, "serve": serve}
+def steps(work: Path, batch_size: int = 128, negatives: int = 2048) -> dict:
+    """Seconds per training step of the sequential model as it was before the scale fixes and as it
+    is now, on this size's data (the epoch is that times the steps in an epoch):
+
+    - ``full``: full softmax (the old default at any size): every item's vector, every item scored
+      at every position, dense Adam over the whole ID table;
+    - ``sampled_whole_table``: the old sampled softmax: still every item's vector and dense Adam;
+    - ``sampled_rows``: now: only the rows the step uses, sparse Adam on the ID table.
+    """
+    import torch
+    from torch import nn
+
+    from shelfwise.models.base import Recommender
+
+    model = Recommender.load(work / "model")
+    windows = torch.from_numpy(model._windows(model.sequences_))
+    n_items, pad = model.n_items_, model.n_items_
+    counts = np.bincount(np.concatenate(model.sequences_), minlength=n_items)
+    log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32))
+    trained = torch.from_numpy(np.flatnonzero(counts > 0))
+    text = torch.from_numpy(model.text_vectors_)
+    rng = np.random.default_rng(0)
+    steps_per_epoch = math.ceil(len(windows) / batch_size)
+    out: dict = {"steps_per_epoch": steps_per_epoch, "items": n_items}
+
+    def step(variant: str, network, optimizers) -> None:
+        batch = windows[torch.from_numpy(rng.integers(0, len(windows), batch_size))]
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        mask = (targets != pad) & (inputs != pad)
+        picks = trained[torch.from_numpy(rng.integers(0, len(trained), negatives))]
+        if variant == "sampled_rows":
+            rows = torch.unique(torch.cat([batch.flatten(), picks]))
+            rows = rows[rows != pad]
+            keep = (torch.rand(len(rows)) >= 0.3).float()
+            table = network.item_rows(text, rows, keep, sparse=True)
+            hidden = network(torch.searchsorted(rows, batch)[:, :-1], table)[mask]
+            candidates = torch.unique(torch.cat([targets[mask], picks]))
+            logits = hidden @ table[torch.searchsorted(rows, candidates)].T - log_q[candidates]
+            labels = torch.searchsorted(candidates, targets[mask])
+        else:
+            table = network.item_table(text, (torch.rand(n_items) >= 0.3).float())
+            hidden = network(inputs, table)[mask]
+            if variant == "full":
+                logits, labels = hidden @ table.T, targets[mask]
+            else:
+                candidates = torch.unique(torch.cat([targets[mask], picks]))
+                logits = hidden @ table[candidates].T - log_q[candidates]
+                labels = torch.searchsorted(candidates, targets[mask])
+        loss = nn.functional.cross_entropy(logits, labels)
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+
+    for variant in ("full", "sampled_whole_table", "sampled_rows"):
+        logits_gb = batch_size * model.max_len * n_items * 4 / 1e9
+        if variant == "full" and logits_gb > 4.0:
+            out[variant] = {"skipped": f"one step's logits alone are {logits_gb:.0f} GB (positions × items)"}
+            continue
+        torch.manual_seed(0)
+        network = model._new_network()
+        if variant == "sampled_rows":
+            others = [p for name, p in network.named_parameters() if name != "item_ids.weight"]
+            optimizers = [
+                torch.optim.Adam(others, lr=1e-3),
+                torch.optim.SparseAdam([network.item_ids.weight], lr=1e-3),
+            ]
+        else:
+            optimizers = [torch.optim.Adam(network.parameters(), lr=1e-3)]
+        network.train()
+        step(variant, network, optimizers)  # warm-up
+        timed, started = 0, time.perf_counter()
+        while timed < 20 and (timed < 3 or time.perf_counter() - started < 60):
+            step(variant, network, optimizers)
+            timed += 1
+        per_step = (time.perf_counter() - started) / timed
+        out[variant] = {
+            "seconds_per_step": round(per_step, 4),
+            "steps_timed": timed,
+            "epoch_seconds": round(per_step * steps_per_epoch, 1),
+        }
+    return out
+
+
+RUNNERS = {"ingest": ingest, "encode": encode, "train": train, "steps": steps, "index": index, "serve": serve}
 
 
 def run_stage(size: str, stage: str) -> None:
@@ -486,6 +572,13 @@ def render() -> None:
         ("sequential: one training epoch, s", "train", ("epoch_seconds", "final")),
         ("sequential: whole fit (1 epoch per phase), s", "train", ("fit_seconds",)),
         ("sequential fit peak memory, MB", "train", ("peak_mb",)),
+        ("epoch, full softmax, every item's vector, dense Adam (before), s", "steps", ("full", "epoch_seconds")),
+        (
+            "epoch, 2,048 negatives, every item's vector, dense Adam (before), s",
+            "steps",
+            ("sampled_whole_table", "epoch_seconds"),
+        ),
+        ("epoch, 2,048 negatives, used rows, sparse Adam (now), s", "steps", ("sampled_rows", "epoch_seconds")),
         ("text index build, exact, s", "index", ("exact", "build_seconds")),
         ("text index build, HNSW, s", "index", ("hnsw", "build_seconds")),
         ("text query p50, exact, ms", "index", ("exact", "p50_ms")),

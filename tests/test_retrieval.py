@@ -105,3 +105,15 @@ def test_reasons_name_the_history_item_new_and_popular():
     assert reasons[0].text == "because you bought T0" and reasons[0].item == 0
     assert reasons[1].text == "popular in Lamps"
     assert reasons[2].kind == "new" and reasons[2].text == "new in Lamps"
+
+
+def test_spelling_correction_leaves_model_numbers_alone():
+    from shelfwise.retrieval.lexical import LexicalIndex
+
+    index = LexicalIndex()
+    index.set(range(3), ["Ceramic Mug No. 0001234", "Glass Teapot No. 0001299", "Steel Knife SKU ab12cd"])
+    index.prepare()
+    assert index.query_terms("ceramc mug") == ["ceramic", "mug"]
+    assert index.query_terms("0001235") == []  # not turned into another item's number
+    assert index.query_terms("ab12ce") == []
+    assert index.query_terms("0001234") == ["0001234"]  # an exact number still matches

@@ -68,7 +68,7 @@ def test_sampled_softmax_learns_the_pattern_from_the_rows_it_touches(cycle_datas
         return original(self, text, rows, keep, sparse=sparse)
 
     monkeypatch.setattr(sequential._Network, "item_rows", spy)
-    model = SequentialRecommender(**SMALL, negatives=6).fit(cycle_dataset)
+    model = SequentialRecommender(**SMALL, negatives=6, blend=False).fit(cycle_dataset)  # the transformer alone
     assert seen_sparse and all(sparse for sparse, _ in seen_sparse)
     assert max(rows for _, rows in seen_sparse) <= 20
     index = {item: i for i, item in enumerate(cycle_dataset.item_ids)}
@@ -91,16 +91,36 @@ def test_a_large_catalog_switches_the_full_softmax_to_sampled(cycle_dataset, mon
     assert SequentialRecommender(**SMALL, negatives=5)._negatives() == 5
 
 
+def test_the_time_budget_bounds_the_whole_fit(cycle_dataset):
+    import time
+
+    params = {**SMALL, "epochs": 10_000, "patience": 1000, "max_seconds": 4.0}
+    started = time.perf_counter()
+    model = SequentialRecommender(**params).fit(cycle_dataset)
+    seconds = time.perf_counter() - started
+    epochs = [row["seconds"] for phase in model.training_log_["phases"] for row in phase["epochs"]]
+    # over by at most the last epoch of each phase (a phase checks the clock between epochs)
+    assert seconds <= 4.0 + 2 * max(epochs) + 1.0, (seconds, max(epochs))
+    steps = model.training_log_["seconds"]
+    assert {"encode and prepare", "holdout phase", "blend and EASE"} <= set(steps)
+    assert sum(steps.values()) <= seconds + 0.5
+
+
 def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     log = cycle_model.training_log_
-    holdout, final = log["phases"]
-    assert (holdout["name"], final["name"]) == ("holdout", "final")
+    holdout = log["phases"][0]
+    assert holdout["name"] == "holdout"
     curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
     assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
     assert log["best_epoch"] == 1 + curve.index(max(curve))
-    assert len(final["epochs"]) == log["best_epoch"]  # the final fit runs as long as the best epoch
-    assert all(row["loss"] > 0 and row["seconds"] >= 0 for row in holdout["epochs"] + final["epochs"])
     assert set(log["blend"]) == {"transformer", "ease", "text", "transitions"}
+    if log["blend"]["transformer"]:
+        final = log["phases"][1]
+        assert final["name"] == "final"
+        assert len(final["epochs"]) == log["best_epoch"]  # the final fit runs as long as the best epoch
+    else:  # the transformer's scores would not count: no final phase
+        assert len(log["phases"]) == 1 and log["final_phase"].startswith("skipped")
+    assert all(row["loss"] > 0 and row["seconds"] >= 0 for phase in log["phases"] for row in phase["epochs"])
 
 
 def test_cold_item_has_a_text_vector_and_can_be_recommended(cycle_model, cycle_dataset):

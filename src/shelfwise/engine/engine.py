@@ -242,6 +242,7 @@ class Engine:
         self.text_index.add(vectors)
         self.lexical = LexicalIndex()
         self.lexical.set(range(len(self.catalog)), texts)
+        self.lexical.prepare()  # the first shopper's search does not pay for it
         self._query_vectors: dict[str, np.ndarray] = {}
         self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
         self._keyword_lock = threading.Lock()

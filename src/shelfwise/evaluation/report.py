@@ -211,6 +211,8 @@ def render_training_report(summary: dict[str, Any]) -> str:
         "fit time": f"{summary['fit_seconds']:.1f} s",
         "peak memory": f"{summary['peak_memory_mb']} MB",
         "best epoch": log.get("best_epoch"),
+        "fit time by step": ", ".join(f"{step} {value} s" for step, value in log.get("seconds", {}).items()) or None,
+        "final phase": log.get("final_phase"),
         "parameters": ", ".join(f"{k}={v}" for k, v in summary.get("params", {}).items()),
     }
     parts = [

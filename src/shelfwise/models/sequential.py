@@ -294,6 +294,10 @@ class SequentialRecommender(Recommender):
 
     # ------------------------------------------------------------------------------- training
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
+        """`max_seconds` bounds the whole fit: the holdout phase may use half of it; the blend, the
+        final EASE and the final phase share what is left (the final phase trains at least one epoch).
+        """
+        started = time.perf_counter()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         encoded = encode_items(
@@ -311,11 +315,21 @@ class SequentialRecommender(Recommender):
         )
         self.seen_ = counts > 0
         train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
-        self.training_log_ = {"phases": [], "metric": "holdout ndcg@10"}
+        self.training_log_ = {"phases": [], "metric": "holdout ndcg@10", "seconds": {}}
+        clock = self.training_log_["seconds"]
+        clock["encode and prepare"] = round(time.perf_counter() - started, 1)
+        mark = time.perf_counter()
         best_epochs = self._run_training(
-            train_sequences, counts, rng, holdout=(holdout, targets), progress=progress, budget=self.max_seconds / 2
+            train_sequences,
+            counts,
+            rng,
+            holdout=(holdout, targets),
+            progress=progress,
+            budget=self.max_seconds / 2 - (mark - started),
         )
+        clock["holdout phase"] = round(time.perf_counter() - mark, 1)
         self.training_log_["best_epoch"] = best_epochs
+        mark = time.perf_counter()
         self.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
         self.cold_weight_ = 0.0
         self.cf_regularization_ = 0.0
@@ -326,16 +340,23 @@ class SequentialRecommender(Recommender):
             full = self._sequence_matrix(sequences)
             full.data[:] = 1.0
             self.cf_weights_ = ease_weights(full, self.cf_regularization_)
-        torch.manual_seed(self.seed)
-        self._run_training(
-            sequences,
-            counts,
-            np.random.default_rng(self.seed),
-            holdout=None,
-            progress=progress,
-            budget=self.max_seconds / 2,
-            epochs=best_epochs,
-        )
+        clock["blend and EASE"] = round(time.perf_counter() - mark, 1)
+        mark = time.perf_counter()
+        if self.weights_[0]:
+            torch.manual_seed(self.seed)
+            self._run_training(
+                sequences,
+                counts,
+                np.random.default_rng(self.seed),
+                holdout=None,
+                progress=progress,
+                budget=self.max_seconds - (mark - started),
+                epochs=best_epochs,
+            )
+            clock["final phase"] = round(time.perf_counter() - mark, 1)
+        else:  # the blend gives the transformer no weight: its scores would not count
+            logger.info("sequential: the blend gives the transformer no weight; no final phase")
+            self.training_log_["final_phase"] = "skipped: the blend gives the transformer no weight"
         self.training_log_["blend"] = dict(zip(BLEND_PARTS, self.weights_.tolist(), strict=True))
         self.training_log_["cold_weight"] = float(self.cold_weight_)
 

@@ -164,14 +164,7 @@ class LexicalIndex:
     def _correct(self, word: str) -> str | None:
         """The catalog word a misspelt `word` most likely means: within one edit (two from 8 letters
         on), fewest edits first, then the word in the most documents."""
-        terms, df, neighbours = self._terms, self._document_frequency, self._neighbours  # one snapshot
-        if neighbours is None:  # a deletion index: each word under itself and its one-letter deletes
-            neighbours = {}
-            for column, term in enumerate(terms):
-                if len(term) >= 3 and term not in STOPWORDS:
-                    for key in {term, *_deletes(term)}:
-                        neighbours.setdefault(key, []).append(column)
-            self._neighbours = neighbours
+        terms, df, neighbours = self._terms, self._document_frequency, self._spelling()  # one snapshot
         limit = 1 if len(word) < 8 else 2
         candidates = {c for key in {word, *_deletes(word)} for c in neighbours.get(key, ())}
         scored = []
@@ -185,6 +178,24 @@ class LexicalIndex:
             close = difflib.get_close_matches(word, terms, n=1, cutoff=0.8)
             return close[0] if close else None
         return None
+
+    def _spelling(self) -> dict[str, list[int]]:
+        """A deletion index: each catalog word under itself and its one-letter deletes (numbers and
+        model codes are left out: nobody misspells a SKU into another one)."""
+        neighbours = self._neighbours
+        if neighbours is None:
+            neighbours = {}
+            for column, term in enumerate(self._terms):
+                if len(term) >= 3 and term not in STOPWORDS and not any(ch.isdigit() for ch in term):
+                    for key in {term, *_deletes(term)}:
+                        neighbours.setdefault(key, []).append(column)
+            self._neighbours = neighbours
+        return neighbours
+
+    def prepare(self) -> None:
+        """Build now what the first search would otherwise build (the weights and the spelling index)."""
+        self._matrix()
+        self._spelling()
 
     def query_terms(self, query: str) -> list[str]:
         """The query's words as the catalog spells them: known words as they are, unknown ones
