@@ -385,6 +385,7 @@ def steps(work: Path, batch_size: int = 128, negatives: int = 2048) -> dict:
     from torch import nn
 
     from shelfwise.models.base import Recommender
+    from shelfwise.models.sequential import sampled_logits
 
     model = Recommender.load(work / "model")
     windows = torch.from_numpy(model._windows(model.sequences_))
@@ -402,15 +403,8 @@ def steps(work: Path, batch_size: int = 128, negatives: int = 2048) -> dict:
         inputs, targets = batch[:, :-1], batch[:, 1:]
         mask = (targets != pad) & (inputs != pad)
         picks = trained[torch.from_numpy(rng.integers(0, len(trained), negatives))]
-        if variant == "sampled_rows":
-            rows = torch.unique(torch.cat([batch.flatten(), picks]))
-            rows = rows[rows != pad]
-            keep = (torch.rand(len(rows)) >= 0.3).float()
-            table = network.item_rows(text, rows, keep, sparse=True)
-            hidden = network(torch.searchsorted(rows, batch)[:, :-1], table)[mask]
-            candidates = torch.unique(torch.cat([targets[mask], picks]))
-            logits = hidden @ table[torch.searchsorted(rows, candidates)].T - log_q[candidates]
-            labels = torch.searchsorted(candidates, targets[mask])
+        if variant == "sampled_rows":  # the model's own step
+            logits, labels = sampled_logits(network, text, batch, picks, log_q, id_dropout=0.3, sparse=True)
         else:
             table = network.item_table(text, (torch.rand(n_items) >= 0.3).float())
             hidden = network(inputs, table)[mask]

@@ -167,6 +167,39 @@ class _Network(nn.Module):
         return self.norm(out)
 
 
+def sampled_logits(
+    network: _Network,
+    text: torch.Tensor,
+    batch: torch.Tensor,
+    picks: torch.Tensor,
+    log_q: torch.Tensor,
+    *,
+    id_dropout: float,
+    sparse: bool,
+    step: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of one sampled-softmax step over `batch` (windows of item indices, left-padded
+    with the padding index) against its targets and the negatives `picks`, with the popularity
+    correction `log_q`. Only the vectors of the items the step uses are computed (see `item_rows`);
+    `step` is the data-parallel `_TrainStep` where there is one."""
+    pad = network.item_ids.num_embeddings - 1
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    mask = (targets != pad) & (inputs != pad)
+    rows = torch.unique(torch.cat([batch.flatten(), picks]))
+    rows = rows[rows != pad]
+    keep = (torch.rand(len(rows)) >= id_dropout).float()
+    local = torch.searchsorted(rows, batch)  # the padding index maps to len(rows): the zero row
+    if step is None:
+        table = network.item_rows(text, rows, keep, sparse=sparse)
+        hidden = network(local[:, :-1], table)
+    else:
+        hidden, table = step(local[:, :-1], keep, rows)
+    hidden, targets = hidden[mask], targets[mask]
+    candidates = torch.unique(torch.cat([targets, picks]))
+    logits = hidden @ table[torch.searchsorted(rows, candidates)].T - log_q[candidates]
+    return logits, torch.searchsorted(candidates, targets)
+
+
 @register
 class SequentialRecommender(Recommender):
     """Causal transformer over a shopper's recent items, with text-informed item vectors.
@@ -545,24 +578,14 @@ class SequentialRecommender(Recommender):
                     order = order[world.rank :: world.size]
                 for start in range(0, len(order), batch_size):
                     batch = windows[order[start : start + batch_size]]
-                    inputs, targets = batch[:, :-1], batch[:, 1:]
-                    mask = (targets != pad) & (inputs != pad)
                     if sampled:
                         picks = trained_items[torch.from_numpy(rng.integers(0, len(trained_items), negatives))]
-                        rows = torch.unique(torch.cat([batch.flatten(), picks]))
-                        rows = rows[rows != pad]
-                        keep = (torch.rand(len(rows)) >= self.id_dropout).float()
-                        local = torch.searchsorted(rows, batch)  # the padding index maps to len(rows)
-                        if step is None:
-                            table = network.item_rows(text, rows, keep, sparse=sparse_ids)
-                            hidden = network(local[:, :-1], table)
-                        else:
-                            hidden, table = step(local[:, :-1], keep, rows)
-                        hidden, targets = hidden[mask], targets[mask]
-                        candidates = torch.unique(torch.cat([targets, picks]))
-                        logits = hidden @ table[torch.searchsorted(rows, candidates)].T - log_q[candidates]
-                        labels = torch.searchsorted(candidates, targets)
+                        logits, labels = sampled_logits(
+                            network, text, batch, picks, log_q, id_dropout=self.id_dropout, sparse=sparse_ids, step=step
+                        )
                     else:
+                        inputs, targets = batch[:, :-1], batch[:, 1:]
+                        mask = (targets != pad) & (inputs != pad)
                         keep = (torch.rand(self.n_items_) >= self.id_dropout).float()
                         if step is None:
                             table = network.item_table(text, keep)
