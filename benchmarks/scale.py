@@ -228,13 +228,17 @@ def encode(work: Path) -> dict:
         started = time.perf_counter()
         category = pd.factorize(items["category"])[0]
         encoded = result.vectors
-        by_type = {c: np.flatnonzero(category[sample] == c) for c in np.unique(category)}
-        everyone = np.arange(len(sample))
         rest = np.setdiff1d(np.arange(n), sample)
+        source = rng.integers(0, len(sample), len(rest))  # a type with no sampled item: any sampled item
+        for code in np.unique(category[rest]):
+            members = np.flatnonzero(category[sample] == code)
+            if len(members):
+                mine = np.flatnonzero(category[rest] == code)
+                source[mine] = members[rng.integers(0, len(members), len(mine))]
         with EmbeddingCache(cache_dir) as cache:
             for start in range(0, len(rest), 50_000):
                 chunk = rest[start : start + 50_000]
-                picks = np.array([rng.choice(by_type.get(category[i], everyone)) for i in chunk])
+                picks = source[start : start + 50_000]
                 vectors = encoded[picks] + rng.normal(0.0, 0.02, (len(chunk), encoded.shape[1])).astype(np.float32)
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
                 cache.put(encoder.name, [text_key(texts[i]) for i in chunk], vectors)

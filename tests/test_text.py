@@ -96,6 +96,20 @@ def test_cache_encodes_only_new_or_changed_items(tmp_path):
     assert (result.encoded, len(third.seen)) == (10, 10)
 
 
+def test_repeated_texts_and_a_partial_cache_keep_each_row_in_place(tmp_path):
+    encode_texts(["b", "d"], CountingEncoder(), cache_dir=tmp_path)  # half of them cached
+    texts = ["a", "b", "a", "c", "d", "b"]
+    counting = CountingEncoder()
+    result = encode_texts(texts, counting, cache_dir=tmp_path)
+    assert sorted(counting.seen) == ["a", "c"]  # each new text once; cached ones not at all
+    assert (result.encoded, result.from_cache) == (3, 3)  # rows: a, a, c new; b, d, b cached
+    expected = CountingEncoder().encode(texts)
+    np.testing.assert_allclose(result.vectors, expected, rtol=1e-6)
+    assert result.vectors.dtype == np.float32 and result.vectors.shape == (6, 8)
+    empty = encode_texts([], CountingEncoder(), cache_dir=tmp_path)
+    assert empty.vectors.shape[0] == 0 and empty.encoded == 0
+
+
 WORKER = textwrap.dedent(
     """
     import sys, time

@@ -33,7 +33,7 @@ def text_key(text: str) -> bytes:
 
 
 class EmbeddingCache:
-    """Vectors by (model, text). `get` returns what is there; `put` stores new vectors atomically."""
+    """Vectors by (model, text). `read_into` reads what is there; `put` stores new vectors atomically."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -56,20 +56,28 @@ class EmbeddingCache:
     def __exit__(self, *args: object) -> None:
         self.close()
 
-    def get(self, model: str, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
+    def read_into(self, model: str, keys: Sequence[bytes], out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors of distinct `keys` written into row i of a (len(keys), dim) float32 matrix
+        (`out`, or one made when the first vector shows the dimension); returns the matrix and which
+        rows were found. No per-vector arrays: a million cached vectors cost the matrix alone."""
+        found = np.zeros(len(keys), dtype=bool)
+        row_of = {key: row for row, key in enumerate(keys)}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._connection.execute(
                 f"SELECT key, dim, vector FROM embeddings WHERE model = ? AND key IN ({marks})", [model, *chunk]
             )
             for key, dim, blob in rows:
-                vector = np.frombuffer(blob, dtype=np.float32)
-                if len(vector) == dim:  # a torn entry cannot happen in a transaction; this guards corruption
-                    found[bytes(key)] = vector
-        return found
+                if len(blob) != 4 * dim:  # a torn entry cannot happen in a transaction; this guards corruption
+                    continue
+                if out is None:
+                    out = np.zeros((len(keys), dim), dtype=np.float32)
+                if dim == out.shape[1]:
+                    row = row_of[bytes(key)]
+                    out[row] = np.frombuffer(blob, dtype=np.float32)
+                    found[row] = True
+        return (np.zeros((len(keys), 0), np.float32) if out is None else out), found
 
     def put(self, model: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)

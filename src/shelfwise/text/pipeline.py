@@ -59,30 +59,38 @@ def encode_texts(
     it yields their vectors in order, in chunks; each chunk is stored as it arrives."""
     started = time.perf_counter()
     keys = [text_key(text) for text in texts]
+    slot: dict[bytes, int] = {}
+    unique_texts = []
+    for key, text in zip(keys, texts, strict=True):
+        if key not in slot:
+            slot[key] = len(slot)
+            unique_texts.append(text)
+    unique_keys = list(slot)
 
     def local(pending: list[str]) -> Iterator[np.ndarray]:
         for start in range(0, len(pending), write_batch):
             yield encoder.encode(pending[start : start + write_batch], progress=progress)
 
     with EmbeddingCache(cache_dir or default_cache_dir()) as cache:
-        found = cache.get(encoder.name, keys)
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        text_of = dict(zip(keys, texts, strict=True))
+        matrix, found = cache.read_into(encoder.name, unique_keys, None)
+        missing = np.flatnonzero(~found)
         done = 0
-        for vectors in (stream or local)([text_of[k] for k in missing]) if missing else ():
-            batch = missing[done : done + len(vectors)]
-            cache.put(encoder.name, batch, vectors)
-            found.update(zip(batch, vectors, strict=True))
+        pending = [unique_texts[row] for row in missing]
+        for vectors in (stream or local)(pending) if len(missing) else ():
+            rows = missing[done : done + len(vectors)]
+            cache.put(encoder.name, [unique_keys[row] for row in rows], vectors)
+            if matrix.shape[1] != vectors.shape[1]:  # nothing was cached: the dimension is known now
+                matrix = np.zeros((len(unique_keys), vectors.shape[1]), dtype=np.float32)
+            matrix[rows] = vectors
             done += len(vectors)
         if done != len(missing):
             raise ShelfwiseError(f"The encoder returned {done} vectors for {len(missing)} texts.")
-    missing_set = set(missing)
-    encoded = sum(1 for key in keys if key in missing_set)
-    dim = len(next(iter(found.values()))) if found else 0
-    matrix = np.vstack([found[key] for key in keys]) if keys else np.zeros((0, dim), np.float32)
-    return EncodeResult(
-        matrix.astype(np.float32), len(keys), encoded, len(keys) - encoded, time.perf_counter() - started
-    )
+    if len(unique_keys) != len(keys):  # repeated texts share their vector
+        matrix = matrix[np.fromiter((slot[key] for key in keys), dtype=np.int64, count=len(keys))]
+    fresh = np.zeros(len(unique_keys), dtype=bool)
+    fresh[missing] = True
+    encoded = int(sum(fresh[slot[key]] for key in keys))
+    return EncodeResult(matrix, len(keys), encoded, len(keys) - encoded, time.perf_counter() - started)
 
 
 def encode_items(
