@@ -79,6 +79,8 @@ def _collect(events: Iterable[list[EventRecord]], index_of: dict[str, int]) -> _
 
 
 _DTYPES = (np.int64, np.int64, np.float64, np.float64)
+#: Shoppers whose taste vectors are summed at a time.
+_TASTE_CHUNK = 20_000
 
 
 def _taste(collected: _Events, vectors: np.ndarray, max_events: int) -> np.ndarray:
@@ -92,9 +94,14 @@ def _taste(collected: _Events, vectors: np.ndarray, max_events: int) -> np.ndarr
     keep = from_end < max_events
     coefficients = weights[keep] * TASTE_DECAY ** from_end[keep]
     mixing = sp.csr_matrix((coefficients, (rows[keep], positions[keep])), shape=(len(counts), len(vectors)))
-    matrix = np.asarray(mixing @ vectors.astype(np.float64))
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    out = np.zeros((len(counts), vectors.shape[1]), dtype=np.float32)
+    for start in range(0, len(counts), _TASTE_CHUNK):  # float64 sums over only the items each chunk uses
+        chunk = mixing[start : start + _TASTE_CHUNK]
+        used = np.unique(chunk.indices)
+        matrix = np.asarray(chunk[:, used] @ vectors[used].astype(np.float64))
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        out[start : start + _TASTE_CHUNK] = matrix / np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def taste_matrix(
