@@ -162,3 +162,37 @@ def test_ease_weights_are_row_major_when_fitted_and_when_loaded(tmp_path):
     model.weights_ = np.asfortranarray(weights)
     model.save(tmp_path / "ease")
     assert Recommender.load(tmp_path / "ease").weights_.flags.c_contiguous
+
+
+def test_cosine_similarity_follows_new_item_vectors():
+    """Unit vectors are computed once per set of item vectors, and again when the vectors change."""
+    from shelfwise.models.base import Recommender
+
+    class Vectors(Recommender):
+        name = "vectors-under-test"
+
+        def __init__(self) -> None:
+            pass
+
+        def _fit(self, dataset, *, progress):  # pragma: no cover - not fitted here
+            raise NotImplementedError
+
+        def _score(self, users, user_items):  # pragma: no cover
+            raise NotImplementedError
+
+        def _state(self):
+            return {}
+
+        def _set_state(self, state):
+            pass
+
+        def item_vectors(self):
+            return self.vectors
+
+    model = Vectors()
+    model.vectors = np.array([[1.0, 0.0], [2.0, 0.1], [0.0, 3.0]])
+    first = model._item_similarity(np.array([0]))[0]
+    assert np.argmax(first[1:]) == 0 and np.isclose(first[0], 1.0)
+    model.vectors = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.1]])
+    second = model._item_similarity(np.array([0]))[0]
+    assert np.argmax(second[1:]) == 1  # the new vectors, not the cached unit rows of the old ones
