@@ -47,10 +47,10 @@ def serve(
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
-    _one_thread_per_request()
     settings = load_settings()
     console.print(f"loading {model} …")
-    engine = Engine(model, store or settings.store or None, index=index)
+    engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
+    _one_thread_per_request()
     web = create_app(engine, settings)
     stats = engine.stats()
     console.print(
