@@ -711,9 +711,9 @@ Each of these grew worse than the data, or would not run at all, before this ben
   (extrapolated). It is paid once per item (the cache) and spreads over a Ray cluster
   (`shelfwise encode --backend ray`, README).
 - **Answers at 1M items are slow: recommend p50 319 ms** (10 ms at 100k items, one thread per
-  request), faster than linear growth. Each answer scores every item and gives every cold item a
-  text score (a read of its 384-float vector); at 1M items that reads hundreds of MB per answer. Not
-  yet profiled or fixed: the next step for this report.
+  request), faster than linear growth. Each answer scores every item (the transformer against a
+  1M × 64 table, then masks, reasons and a top-k over 1M entries); which part grows faster than the
+  catalog is not yet profiled, and it is not fixed: the next step for this report.
 - The first start on an empty store loads every event into SQLite (about 7 minutes for 10M events,
   mostly the two secondary indexes) and builds the indexes: 881 s at 1M items; later starts do not
   load the events again.
