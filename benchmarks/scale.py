@@ -710,10 +710,12 @@ Each of these grew worse than the data, or would not run at all, before this ben
 - Encoding is the largest cost: about 100 items/s on 2 cores, so 1M new items take about three hours
   (extrapolated). It is paid once per item (the cache) and spreads over a Ray cluster
   (`shelfwise encode --backend ray`, README).
-- **Answers at 1M items are slow: recommend p50 319 ms** (10 ms at 100k items, one thread per
-  request), faster than linear growth. Each answer scores every item (the transformer against a
-  1M × 64 table, then masks, reasons and a top-k over 1M entries); which part grows faster than the
-  catalog is not yet profiled, and it is not fixed: the next step for this report.
+- **Answers at 1M items were slow: recommend p50 319 ms in the table** (10 ms at 100k items). A
+  profile showed the transformer appending a zero padding row to the item table on every call, which
+  copied the whole 1M × 64 table (184 ms of each answer). Padding is now masked instead. Measured
+  after the fix, the same 1M-item engine and store, one thread per request, 200 shoppers: p50 52 ms,
+  p95 73 ms (an ad-hoc run; `python benchmarks/scale.py --sizes L --stages serve --resume` after
+  removing the L serve line re-measures the table's row).
 - The first start on an empty store loads every event into SQLite (about 7 minutes for 10M events,
   mostly the two secondary indexes) and builds the indexes: 881 s at 1M items; later starts do not
   load the events again.
