@@ -143,7 +143,7 @@ def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
     assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
     assert log["best_epoch"] == 1 + curve.index(max(curve))
-    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions"}
+    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending"}
     if log["blend"]["transformer"]:
         final = log["phases"][1]
         assert final["name"] == "final"
@@ -206,3 +206,80 @@ def test_unknown_holdout_is_refused(shop_dataset):
 
     with pytest.raises(ConfigError, match="'holdout' must be 'last' or 'temporal'"):
         SequentialRecommender(holdout="random").fit(shop_dataset)
+
+
+def test_trending_scores_weigh_each_event_by_its_age():
+    from shelfwise.models.sequential import trending_scores
+
+    stamps = pd.Series(pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15"], utc=True))
+    scores = trending_scores(np.array([0, 0, 1]), stamps, 3, half_life=7.0)
+    # two events two half-lives old count 2 * 0.25; one event of the latest day counts 1
+    np.testing.assert_allclose(scores, np.log1p([0.5, 1.0, 0.0]), rtol=1e-6)
+    assert scores[1] > scores[0] and scores[2] == 0.0
+
+
+NOUNS = ["lamp", "mug", "scarf", "candle", "kettle", "pillow", "notebook", "vase", "towel", "basket"] * 2
+COLOURS = ["red", "blue", "green", "black", "white", "grey", "pink", "yellow"]
+
+
+@pytest.fixture(scope="module")
+def seasonal_dataset():
+    """Every week three other items are in fashion and most purchases are of them: what sells now
+    says more about the next weeks than anyone's history does."""
+    rng = np.random.default_rng(5)
+    n_items, rows = 40, []
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for user in range(400):
+        day = rng.uniform(0, 50)
+        for step in range(5):
+            moment = day + step * 5.0
+            week = int(moment // 7)
+            hot = [(3 * week + j) % n_items for j in range(3)]
+            item = hot[rng.integers(0, 3)] if rng.random() < 0.8 else rng.integers(0, n_items)
+            rows.append((f"u{user:03d}", f"i{item:02d}", "purchase", start + pd.Timedelta(days=moment)))
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+    # titles that say nothing about the week an item is in fashion
+    nouns, colours = rng.permutation(NOUNS * 2), rng.permutation(COLOURS * 5)
+    words = [f"{a} {b}" for a, b in zip(nouns, colours, strict=True)]
+    items = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(n_items)], "title": words})
+    return Dataset.from_frames(events, items)
+
+
+def test_the_blend_learns_what_sells_now_and_keeps_it(seasonal_dataset, tmp_path):
+    from shelfwise.models.sequential import TREND_HALF_LIVES
+
+    params = {**SMALL, "epochs": 3, "patience": 3, "max_seconds": 30.0, "holdout": "temporal"}
+    model = SequentialRecommender(**params).fit(seasonal_dataset)
+    assert model.weights_[4] > 0, model.training_log_["blend"]
+    assert model.trend_half_life_ in TREND_HALF_LIVES
+    assert model.training_log_["trend_half_life_days"] == model.trend_half_life_
+    # a shopper with no history gets the items in fashion at the end of the log
+    stamps = seasonal_dataset.interactions["timestamp"]
+    latest = seasonal_dataset.interactions[stamps >= stamps.max() - pd.Timedelta(days=3)]
+    in_fashion = set(latest["item"].value_counts().index[:3])
+    ids, _ = model.recommend_for_sequence(np.zeros(0, dtype=np.int64), 3)
+    assert len(set(ids.tolist()) & in_fashion) >= 2, (ids, in_fashion)
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    history = seasonal_dataset.sequences()[0]
+    np.testing.assert_array_equal(model.score_histories([history]), loaded.score_histories([history]))
+
+
+def test_a_cold_item_inherits_the_scores_of_its_nearest_warm_items_in_text():
+    from shelfwise.models.sequential import inherit_cold, text_neighbours
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.6, 0.8], [-1.0, 0.0]], dtype=np.float32)
+    cold = np.array([False, False, True, True, True])
+    items, neighbours, weights = text_neighbours(vectors, cold, 1)
+    assert items.tolist() == [2, 3, 4]
+    assert neighbours[:, 0].tolist() == [0, 1, 1]  # item 4 is at cosine -1 and 0 to them: its weight is 0
+    np.testing.assert_allclose(weights[:, 0], [1.0, 1.0, 0.0])
+    items, neighbours, weights = text_neighbours(vectors, cold, 2)
+    np.testing.assert_allclose(weights.sum(axis=1)[:2], 1.0, rtol=1e-6)
+    row = dict(zip(neighbours[1].tolist(), weights[1].tolist(), strict=True))
+    np.testing.assert_allclose([row[0], row[1]], [0.6 / 1.4, 0.8 / 1.4], rtol=1e-5)  # item 3 = 0.6·e0 + 0.8·e1
+    scores = np.array([[2.0, -1.0, 9.0, 9.0, 9.0]], dtype=np.float32)
+    inherit_cold(scores, items, neighbours, weights, 1.5)
+    np.testing.assert_allclose(scores[0, :2], [2.0, -1.0])  # warm items keep theirs
+    expected = 1.5 * (weights * np.array([2.0, -1.0])[neighbours]).sum(axis=1)
+    np.testing.assert_allclose(scores[0, 2:], expected, rtol=1e-6)

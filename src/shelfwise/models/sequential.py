@@ -13,6 +13,7 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from rich.progress import Progress
@@ -39,8 +40,9 @@ SCALE_NEGATIVES = 2048
 #: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
 HOLDOUT_SCORE_BUDGET = 1_000_000_000
 #: The parts of the blend, in the order of `weights_`.
-BLEND_PARTS = ("transformer", "ease", "text", "transitions")
-#: (transformer, collaborative, text, transition) weights tried on the holdout.
+BLEND_PARTS = ("transformer", "ease", "text", "transitions", "trending")
+#: (transformer, collaborative, text, transition) weights tried on the holdout first; the trending part
+#: and finer weights are then found by coordinate ascent from the best of them (`_ASCENT_VALUES`).
 _BLEND_GRID = tuple(
     (w_seq, w_cf, w_text, w_next)
     for w_seq in (0.0, 0.5, 1.0)
@@ -52,6 +54,62 @@ _BLEND_GRID = tuple(
 #: How many of the latest items the transition component reads, and their decay.
 _NEXT_STEPS = 3
 _NEXT_DECAY = 0.5
+#: Half-lives (days) tried for the trending part: what the shop sold lately, each event's weight halving
+#: every half-life before the latest event of the fitted data.
+TREND_HALF_LIVES = (3.0, 7.0, 30.0)
+#: Weights each part may take in the coordinate ascent of the blend.
+_ASCENT_VALUES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+_ASCENT_ROUNDS = 3
+
+
+#: A cold item (no interactions to learn from) takes the blended score of the warm items nearest to it
+#: in text, weighted by their cosine, times a factor: it competes on the same scale as the warm items.
+#: The neighbour count and the factor are chosen on the holdout (factor 0: cold items keep their own
+#: scores, the transformer's from their text).
+COLD_NEIGHBOURS = (5, 20)
+COLD_FACTORS = (1.0, 1.5, 2.0, 3.0)
+
+
+def text_neighbours(vectors: np.ndarray, cold: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each cold item (bool mask `cold`): its `count` nearest warm items by text cosine and their
+    weights (the cosines, negatives at 0, summing to 1). Returns (cold items, neighbours, weights)."""
+    cold_items = np.flatnonzero(cold)
+    warm = np.flatnonzero(~cold)
+    count = min(count, len(warm))
+    neighbours = np.zeros((len(cold_items), count), dtype=np.int64)
+    weights = np.zeros((len(cold_items), count), dtype=np.float32)
+    if not count:
+        return cold_items, neighbours, weights
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    warm_unit = np.ascontiguousarray(unit[warm].T)
+    for start in range(0, len(cold_items), 1024):
+        chunk = slice(start, start + 1024)
+        sims = unit[cold_items[chunk]] @ warm_unit
+        top = np.argpartition(-sims, count - 1, axis=1)[:, :count]
+        neighbours[chunk] = warm[top]
+        weights[chunk] = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0)
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    return cold_items, neighbours, weights
+
+
+def inherit_cold(
+    scores: np.ndarray, cold_items: np.ndarray, neighbours: np.ndarray, weights: np.ndarray, factor: float
+) -> None:
+    """In place: each cold item's score becomes `factor` × the weighted score of its warm neighbours."""
+    for start in range(0, len(cold_items), 512):
+        chunk = slice(start, start + 512)
+        inherited = np.einsum("ucm,cm->uc", scores[:, neighbours[chunk]], weights[chunk])
+        scores[:, cold_items[chunk]] = factor * inherited
+
+
+def trending_scores(items: np.ndarray, stamps: pd.Series, n_items: int, half_life: float) -> np.ndarray:
+    """log(1 + time-decayed event count) per item: each event weighs 0.5 ** (age / half_life), its age
+    in days counted back from the latest event. What is selling now, not what sold once."""
+    if not len(items):
+        return np.zeros(n_items, dtype=np.float32)
+    age = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86400.0
+    counts = np.bincount(items, weights=0.5 ** (age / half_life), minlength=n_items)
+    return np.log1p(counts).astype(np.float32)
 
 
 def transition_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
@@ -350,6 +408,9 @@ class SequentialRecommender(Recommender):
             np.concatenate([s for s in sequences if len(s)] or [np.zeros(0, np.int64)]), minlength=self.n_items_
         )
         self.seen_ = counts > 0
+        self._holdout_events = None  # (items, timestamps) the holdout may see, where there are timestamps
+        self.trending_ = None
+        self.trend_half_life_ = 0.0
         train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
         self.training_log_ = {"phases": [], "metric": "holdout ndcg@10", "seconds": {}}
         clock = self.training_log_["seconds"]
@@ -366,12 +427,20 @@ class SequentialRecommender(Recommender):
         clock["holdout phase"] = round(time.perf_counter() - mark, 1)
         self.training_log_["best_epoch"] = best_epochs
         mark = time.perf_counter()
-        self.weights_ = np.array([1.0, 0.0, 0.0, 0.0])
-        self.cold_weight_ = 0.0
+        self.weights_ = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+        self.cold_factor_, self.cold_neighbour_count_ = 0.0, 0
         self.cf_regularization_ = 0.0
         if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
             self._choose_blend(train_sequences, holdout, targets)
         self.transitions_ = transition_matrix(sequences, self.n_items_)
+        self.trending_ = None
+        if self.weights_[4]:
+            events = dataset.interactions
+            self.trending_ = trending_scores(
+                events["item"].to_numpy(), events["timestamp"], self.n_items_, self.trend_half_life_
+            )
+        self._holdout_events = None
+        self._set_cold_neighbours()
         if self.weights_[1]:
             full = self._sequence_matrix(sequences)
             full.data[:] = 1.0
@@ -394,7 +463,9 @@ class SequentialRecommender(Recommender):
             logger.info("sequential: the blend gives the transformer no weight; no final phase")
             self.training_log_["final_phase"] = "skipped: the blend gives the transformer no weight"
         self.training_log_["blend"] = dict(zip(BLEND_PARTS, self.weights_.tolist(), strict=True))
-        self.training_log_["cold_weight"] = float(self.cold_weight_)
+        self.training_log_["cold_items"] = {"neighbours": self.cold_neighbour_count_, "factor": self.cold_factor_}
+        if self.weights_[4]:
+            self.training_log_["trend_half_life_days"] = self.trend_half_life_
 
     # ------------------------------------------------------------------------------- blending
     def _sequence_matrix(self, sequences: list[np.ndarray]) -> sp.csr_matrix:
@@ -408,9 +479,9 @@ class SequentialRecommender(Recommender):
     def _components(
         self, sequences: list[np.ndarray], *, everything: bool = False, text: bool = False
     ) -> list[np.ndarray | None]:
-        """Per-user z-scored component scores: transformer, collaborative (EASE), text profile and
-        transitions (what usually comes right after the latest items)."""
-        parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None, None]
+        """Per-user z-scored component scores: transformer, collaborative (EASE), text profile,
+        transitions (what usually comes right after the latest items) and trending (what sells now)."""
+        parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None, None, None]
         if everything or self.weights_[1]:
             history = self._sequence_matrix(sequences)
             history.data[:] = 1.0
@@ -420,6 +491,9 @@ class SequentialRecommender(Recommender):
             parts[2] = profile_vectors(weights, self.text_vectors_) @ self.text_vectors_.T
         if everything or self.weights_[3]:
             parts[3] = self._next_scores(sequences)
+        trending = getattr(self, "trending_", None)
+        if (everything or self.weights_[4]) and trending is not None:
+            parts[4] = np.repeat(trending[None], len(sequences), axis=0)
         return [None if part is None else _zscore(part) for part in parts]
 
     def _next_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
@@ -455,15 +529,25 @@ class SequentialRecommender(Recommender):
             holdout = [u for u in sorted(late_items) if len(train_sequences[u])]
             targets = [late_items[u][~np.isin(late_items[u], train_sequences[u])] for u in holdout]
             keep = [row for row, t in enumerate(targets) if len(t)]
+            early = dataset.interactions[(stamps < cutoff).to_numpy()]
+            self._holdout_events = (early["item"].to_numpy(), early["timestamp"])
             return train_sequences, [holdout[r] for r in keep], [targets[r] for r in keep]
         if self.holdout == "temporal":
             logger.warning("sequential: no timestamps for a temporal holdout; holding out last items instead")
         holdout = [u for u, s in enumerate(sequences) if len(s) >= 3]
         train_sequences = [s[:-1] if len(s) >= 3 else s for s in sequences]
+        if len(stamps) and stamps.notna().all():  # the trending part sees no held-out (user, item) pair
+            n_items = dataset.n_items
+            keys = dataset.interactions["user"].to_numpy() * n_items + dataset.interactions["item"].to_numpy()
+            held = np.array([u * n_items + sequences[u][-1] for u in holdout], dtype=np.int64)
+            kept = dataset.interactions[~np.isin(keys, held)]
+            self._holdout_events = (kept["item"].to_numpy(), kept["timestamp"])
         return train_sequences, holdout, [np.array([sequences[u][-1]]) for u in holdout]
 
     def _choose_blend(self, train_sequences: list[np.ndarray], holdout: list[int], targets: list[np.ndarray]) -> None:
-        """Pick the component weights and EASE's regularisation on (at most 2,000 of) the held-out users."""
+        """Pick the component weights, EASE's regularisation and the trending half-life on (at most 2,000
+        of) the held-out users: a grid over the first four parts for each regularisation, then
+        coordinate ascent over all five from the best grid point, for each half-life."""
         if len(holdout) > 2000:
             picks = np.sort(np.random.default_rng(self.seed).choice(len(holdout), 2000, replace=False))
             holdout, targets = [holdout[i] for i in picks], [targets[i] for i in picks]
@@ -473,45 +557,99 @@ class SequentialRecommender(Recommender):
         inputs = [train_sequences[u] for u in holdout]
         seen = self._sequence_matrix(inputs)
         rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
-        best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0), 0.0)
-        chosen = None
+
+        def total(weights, parts) -> np.ndarray:
+            scores = sum(w * part for w, part in zip(weights, parts, strict=True) if w and part is not None)
+            return np.array(np.broadcast_to(scores, (len(inputs), self.n_items_)), dtype=np.float32)
+
+        def judge(scores: np.ndarray) -> float:  # changes `scores`
+            scores[rows, seen.indices] = -np.inf
+            return _holdout_ndcg(topk(scores, 10)[0], targets)
+
+        best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+        chosen, chosen_parts = None, None
         for regularization in (50.0, 250.0, 1000.0):
             self.cf_weights_ = ease_weights(truncated, regularization)
-            seq, cf, text, after = self._components(inputs, everything=True)
+            parts = self._components(inputs, everything=True)
             for weights in _BLEND_GRID:
-                scores = sum(w * part for w, part in zip(weights, (seq, cf, text, after), strict=True) if w)
-                scores[rows, seen.indices] = -np.inf
-                ids, _ = topk(scores, 10)
-                value = _holdout_ndcg(ids, targets)
+                value = judge(total((*weights, 0.0), parts))
                 if value > best[0]:
-                    best = (value, weights, regularization)
+                    best = (value, (*weights, 0.0), regularization)
             if best[2] == regularization:
-                chosen = self.cf_weights_  # kept, not inverted again
-        self.weights_ = np.array(best[1], dtype=np.float64)
+                chosen, chosen_parts = self.cf_weights_, parts  # kept, not inverted again
+        grid_best = best
         self.cf_regularization_ = best[2]
-        # Items no training history holds (cold) have no collaborative or transition signal; a boost
-        # of their text score, chosen on the same held-out items, lets the text carry them.
-        self.cf_weights_ = chosen if chosen is not None else ease_weights(truncated, self.cf_regularization_)
-        parts = self._components(inputs, everything=True)
-        base = sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
+        self.cf_weights_ = chosen
+        half_lives: tuple[float | None, ...] = (None,)
+        if self._holdout_events is not None and len(self._holdout_events[0]):
+            half_lives = TREND_HALF_LIVES
+        chosen_trend = (None, 0.0)
+        for half_life in half_lives:
+            parts = list(chosen_parts)
+            if half_life is not None:
+                trend = trending_scores(*self._holdout_events, self.n_items_, half_life)
+                parts[4] = _zscore(trend[None])
+            value, weights = grid_best[0], list(grid_best[1])
+            current = total(weights, parts)  # the blend at `weights`; a trial changes one part of it
+            for _ in range(_ASCENT_ROUNDS):
+                moved = False
+                for part in range(len(BLEND_PARTS)):
+                    if parts[part] is None:
+                        continue
+                    for candidate in _ASCENT_VALUES:
+                        if candidate == weights[part]:
+                            continue
+                        trial = [*weights[:part], candidate, *weights[part + 1 :]]
+                        if not any(trial):
+                            continue
+                        result = judge(current + np.float32(candidate - weights[part]) * parts[part])
+                        if result > value + 1e-9:
+                            current += np.float32(candidate - weights[part]) * parts[part]
+                            value, weights, moved = result, trial, True
+                if not moved:
+                    break
+            if value > best[0]:
+                best = (value, tuple(weights), grid_best[2])
+                chosen_trend, chosen_parts_final = (half_life, trend if half_life is not None else None), parts
+        if best is grid_best:
+            chosen_parts_final = chosen_parts
+        self.weights_ = np.array(best[1], dtype=np.float64)
+        self.trend_half_life_ = float(chosen_trend[0] or 0.0)
+        if not self.trend_half_life_:
+            self.weights_[4] = 0.0
+        # Items no training history holds (cold) have no collaborative, transition or trending signal:
+        # they inherit the blended score of their nearest warm items in text (see `inherit_cold`).
+        parts = chosen_parts_final
+        base = np.broadcast_to(
+            sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w), (len(inputs), self.n_items_)
+        )
         cold = np.bincount(truncated.indices, minlength=self.n_items_) == 0
-        self.cold_weight_ = 0.0
         best_value = best[0]
-        for cold_weight in (0.5, 1.0, 2.0, 4.0, 8.0):
-            scores = base.copy()
-            scores[:, cold] += cold_weight * parts[2][:, cold]
-            scores[rows, seen.indices] = -np.inf
-            ids, _ = topk(scores, 10)
-            value = _holdout_ndcg(ids, targets)
-            if value > best_value:
-                best_value, self.cold_weight_ = value, cold_weight
-        logger.info("sequential cold-item text boost: %s (holdout ndcg@10 %.4f)", self.cold_weight_, best_value)
+        if cold.any():
+            for count in COLD_NEIGHBOURS:
+                found = text_neighbours(self.text_vectors_, cold, count)
+                for factor in COLD_FACTORS:
+                    scores = base.copy()
+                    inherit_cold(scores, *found, factor)
+                    scores[rows, seen.indices] = -np.inf
+                    value = _holdout_ndcg(topk(scores, 10)[0], targets)
+                    if value > best_value:
+                        best_value, self.cold_factor_, self.cold_neighbour_count_ = value, factor, count
         logger.info(
-            "sequential blend: weights (transformer, EASE, text, transitions) %s, EASE regularisation %s "
-            "(holdout ndcg@10 %.4f)",
+            "sequential cold items: %s text neighbours, factor %s (holdout ndcg@10 %.4f)",
+            self.cold_neighbour_count_,
+            self.cold_factor_,
+            best_value,
+        )
+        logger.info(
+            "sequential blend: weights %s %s, EASE regularisation %s, trending half-life %s days "
+            "(holdout ndcg@10 %.4f; the grid alone %.4f)",
+            BLEND_PARTS,
             best[1],
             best[2],
+            self.trend_half_life_,
             best[0],
+            grid_best[0],
         )
 
     def _run_training(self, sequences, counts, rng, *, holdout, progress, budget, epochs=None) -> int:
@@ -699,15 +837,21 @@ class SequentialRecommender(Recommender):
         with torch.no_grad():
             return self.network_(padded, torch.from_numpy(self.item_table_))[0, -1].numpy()
 
+    def _set_cold_neighbours(self) -> None:
+        """The text neighbours of the items no fitted history holds (`inherit_cold`), as chosen."""
+        cold = ~self.seen_ if self.cold_factor_ else np.zeros(self.n_items_, dtype=bool)
+        found = text_neighbours(self.text_vectors_, cold, self.cold_neighbour_count_)
+        self.cold_items_, self.cold_neighbours_, self.cold_neighbour_weights_ = found
+
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
-        cold_weight = float(getattr(self, "cold_weight_", 0.0))
-        if not self.weights_[1:].any() and not cold_weight:
+        if not self.weights_[1:].any() and not self.cold_factor_:
             return self._score_sequences(sequences)
-        parts = self._components(sequences, text=bool(cold_weight))
+        parts = self._components(sequences)
         scores = sum(w * part for w, part in zip(self.weights_, parts, strict=True) if w)
-        if cold_weight:
-            cold = ~self.seen_
-            scores[:, cold] += cold_weight * parts[2][:, cold]
+        scores = np.array(np.broadcast_to(scores, (len(sequences), self.n_items_)), dtype=np.float32)
+        if self.cold_factor_ and len(sequences):
+            found = (self.cold_items_, self.cold_neighbours_, self.cold_neighbour_weights_)
+            inherit_cold(scores, *found, self.cold_factor_)
         return scores
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
@@ -761,13 +905,17 @@ class SequentialRecommender(Recommender):
         state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
         if self.weights_[1]:
             state["cf_weights"] = self.cf_weights_
+        if self.weights_[4]:
+            state["trending"] = self.trending_
+            state["trend_half_life"] = np.array(self.trend_half_life_)
         transitions = self.transitions_
         state.update(
             transitions_data=transitions.data,
             transitions_indices=transitions.indices,
             transitions_indptr=transitions.indptr,
             blend_weights=self.weights_,
-            cold_weight=np.array(self.cold_weight_),
+            cold_factor=np.array(self.cold_factor_),
+            cold_neighbour_count=np.array(self.cold_neighbour_count_),
             seen=self.seen_,
             cf_regularization=np.array(self.cf_regularization_),
             text_vectors=self.text_vectors_,
@@ -778,9 +926,14 @@ class SequentialRecommender(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors_ = state["text_vectors"]
-        self.weights_ = state["blend_weights"]
-        self.cold_weight_ = float(state["cold_weight"])
+        weights = state["blend_weights"]  # models saved before the trending part have four weights
+        self.weights_ = np.concatenate([weights, np.zeros(len(BLEND_PARTS) - len(weights))])
+        self.trending_ = state.get("trending")
+        self.trend_half_life_ = float(state.get("trend_half_life", 0.0))
         self.seen_ = state["seen"].astype(bool)
+        self.cold_factor_ = float(state.get("cold_factor", 0.0))  # models saved before it: no inheritance
+        self.cold_neighbour_count_ = int(state.get("cold_neighbour_count", 0))
+        self._set_cold_neighbours()
         self.transitions_ = sp.csr_matrix(
             (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),
             shape=(self.n_items_, self.n_items_),
