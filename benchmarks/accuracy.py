@@ -38,9 +38,27 @@ MODELS = (*BASELINES, "sequential")
 HIDDEN = {"seed", "template", "cache_dir", "block_size", "encoder", "batch_size", "backend", "max_seq_length"}
 #: Test NDCG of well-tuned public implementations under PROTOCOLS.md (independent run, issue #4).
 REFERENCE = {
-    "online-retail-uci": {"EASE": 0.1038, "implicit ALS": 0.1016, "RecTools SASRec": 0.0646},
-    "amazon2018-all-beauty": {"EASE": 0.4399, "implicit ALS": 0.4599, "RecTools SASRec": 0.4715},
-    "movielens-latest-small": {"EASE": 0.0415, "implicit ALS": 0.0414, "RecTools SASRec": 0.0303},
+    "online-retail-uci": {
+        "EASE": 0.1038,
+        "implicit ALS": 0.1016,
+        "RecTools SASRec": 0.0646,
+        "MiniLM content": 0.0389,
+        "EASE/ALS + MiniLM blend": 0.1033,
+    },
+    "amazon2018-all-beauty": {
+        "EASE": 0.4399,
+        "implicit ALS": 0.4599,
+        "RecTools SASRec": 0.4715,
+        "MiniLM content": 0.0752,
+        "EASE/ALS + MiniLM blend": 0.4727,
+    },
+    "movielens-latest-small": {
+        "EASE": 0.0415,
+        "implicit ALS": 0.0414,
+        "RecTools SASRec": 0.0303,
+        "MiniLM content": 0.0276,
+        "EASE/ALS + MiniLM blend": 0.0569,
+    },
 }
 
 
@@ -89,10 +107,31 @@ def markdown(records: list[dict], meta: dict) -> str:
         if dataset in REFERENCE:
             ref = ", ".join(f"{name} {value:.4f}" for name, value in REFERENCE[dataset].items())
             lines += ["", f"Reference (independent run of public implementations, test {metric_names[0]}): {ref}."]
+        lines += _versus(rows, peers, REFERENCE.get(dataset, {}), metric_names)
         lines.append("")
     if meta.get("peers_note"):
         lines += [f"Peers: {meta['peers_note']}", ""]
     return "\n".join(lines)
+
+
+def _versus(rows: list[dict], peers: list[dict], reference: dict[str, float], metric_names: list[str]) -> list[str]:
+    """The flagship against the best of everything else on the page: baselines, peers and references."""
+    ours = next((r for r in rows if r["model"] == "sequential"), None)
+    if ours is None or ours["metrics"][metric_names[0]] is None:
+        return []
+    metric = metric_names[0]
+    others = {r["model"]: r["metrics"][metric] for r in rows + peers if r["model"] != "sequential"}
+    others.update({f"reference {name}": value for name, value in reference.items()})
+    others = {name: value for name, value in others.items() if value is not None}
+    name = max(others, key=others.get)
+    value = ours["metrics"][metric]
+    change = 100 * (value / others[name] - 1)
+    line = f"sequential against the best other ({name}, {others[name]:.4f}): {change:+.1f}% {metric}"
+    cold = next((m for m in metric_names if m.startswith("cold_")), None)
+    content = next((r for r in rows if r["model"] == "content"), None)
+    if cold and content and content["metrics"].get(cold) and ours["metrics"].get(cold) is not None:
+        line += f"; {cold} {ours['metrics'][cold]:.4f} against ContentKNN's {content['metrics'][cold]:.4f}"
+    return ["", line + "."]
 
 
 def _evaluate_one(name: str, protocol: str, model: str) -> list[dict]:
@@ -115,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(KNOWN_DATASETS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-peers", action="store_true", help="do not run the RecTools peers")
+    parser.add_argument(
+        "--peer-datasets", default=None, help="data sets for the peers (default: those of --datasets with references)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
     parser.add_argument(
@@ -165,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         peers_note = f"not run: no virtual environment at {PEERS_PYTHON.parent.parent} (see peers.py for its set-up)."
     else:
         peers_file.unlink(missing_ok=True)
-        peer_sets = ",".join(d for d in datasets if d in REFERENCE)
+        chosen = datasets if args.peer_datasets is None else args.peer_datasets.split(",")
+        peer_sets = ",".join(d for d in chosen if d in REFERENCE)
         command = [str(PEERS_PYTHON), str(Path(__file__).with_name("peers.py")), "--out", str(peers_file)]
         code = subprocess.run([*command, "--datasets", peer_sets], check=False).returncode
         if peers_file.is_file():
