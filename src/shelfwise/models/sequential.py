@@ -490,9 +490,7 @@ class SequentialRecommender(Recommender):
             (np.ones(len(items), np.float32), (rows, items)), shape=(len(sequences), self.n_items_)
         ).tocsr()
 
-    def _components(
-        self, sequences: list[np.ndarray], *, everything: bool = False, text: bool = False
-    ) -> list[np.ndarray | None]:
+    def _components(self, sequences: list[np.ndarray], *, everything: bool = False) -> list[np.ndarray | None]:
         """Per-user z-scored component scores: transformer, collaborative (EASE), text profile,
         transitions (what usually comes right after the latest items) and trending (what sells now)."""
         parts: list[np.ndarray | None] = [self._score_sequences(sequences), None, None, None, None]
@@ -500,7 +498,7 @@ class SequentialRecommender(Recommender):
             history = self._sequence_matrix(sequences)
             history.data[:] = 1.0
             parts[1] = np.asarray(history @ self.cf_weights_)
-        if everything or text or self.weights_[2]:
+        if everything or self.weights_[2]:
             weights = recency_weights(sequences, self.n_items_, recency=0.8, max_history=self.max_len)
             parts[2] = profile_vectors(weights, self.text_vectors_) @ self.text_vectors_.T
         if everything or self.weights_[3]:
@@ -597,7 +595,7 @@ class SequentialRecommender(Recommender):
         half_lives: tuple[float | None, ...] = (None,)
         if self._holdout_events is not None and len(self._holdout_events[0]):
             half_lives = TREND_HALF_LIVES
-        chosen_trend = (None, 0.0)
+        chosen_half_life = None
         for half_life in half_lives:
             parts = list(chosen_parts)
             if half_life is not None:
@@ -624,11 +622,11 @@ class SequentialRecommender(Recommender):
                     break
             if value > best[0]:
                 best = (value, tuple(weights), grid_best[2])
-                chosen_trend, chosen_parts_final = (half_life, trend if half_life is not None else None), parts
+                chosen_half_life, chosen_parts_final = half_life, parts
         if best is grid_best:
             chosen_parts_final = chosen_parts
         self.weights_ = np.array(best[1], dtype=np.float64)
-        self.trend_half_life_ = float(chosen_trend[0] or 0.0)
+        self.trend_half_life_ = float(chosen_half_life or 0.0)
         if not self.trend_half_life_:
             self.weights_[4] = 0.0
         # Items no training history holds (cold) have no collaborative, transition or trending signal:
