@@ -283,3 +283,31 @@ def test_a_cold_item_inherits_the_scores_of_its_nearest_warm_items_in_text():
     np.testing.assert_allclose(scores[0, :2], [2.0, -1.0])  # warm items keep theirs
     expected = 1.5 * (weights * np.array([2.0, -1.0])[neighbours]).sum(axis=1)
     np.testing.assert_allclose(scores[0, 2:], expected, rtol=1e-6)
+    scores = np.array([[2.0, -1.0, 9.0, 9.0, 9.0], [0.0, 4.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    spread = scores.std(axis=1)
+    inherit_cold(scores, items, neighbours, weights, 1.0, offset=2.0)  # plus 2 standard deviations of the row
+    for row, values in enumerate(([2.0, -1.0], [0.0, 4.0])):
+        expected = (weights * np.array(values)[neighbours]).sum(axis=1) + 2.0 * spread[row]
+        np.testing.assert_allclose(scores[row, 2:], expected, rtol=1e-5)
+
+
+def test_a_prior_for_new_items_lifts_them_and_survives_saving(cycle_dataset, tmp_path):
+    params = {**SMALL, "epochs": 3, "patience": 3, "max_seconds": 30.0}
+    plain = SequentialRecommender(**params).fit(cycle_dataset)
+    model = SequentialRecommender(**params, cold_offset=3.0).fit(cycle_dataset)
+    assert model.cold_offset_ == 3.0 and model.training_log_["cold_items"]["offset"] == 3.0
+    new = cycle_dataset.item_index("new")
+    users = np.arange(50)
+    rank = lambda m: np.argwhere(m.recommend(users, cycle_dataset.n_items)[0] == new)[:, 1]  # noqa: E731
+    assert rank(model).mean() < rank(plain).mean() and np.median(rank(model)) <= 2
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.cold_offset_ == 3.0
+    np.testing.assert_array_equal(loaded.recommend(users, 5)[0], model.recommend(users, 5)[0])
+
+
+def test_a_negative_prior_for_new_items_is_refused(shop_dataset):
+    from shelfwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cold_offset"):
+        SequentialRecommender(cold_offset=-1.0).fit(shop_dataset)

@@ -103,13 +103,24 @@ def text_neighbours(vectors: np.ndarray, cold: np.ndarray, count: int) -> tuple[
 
 
 def inherit_cold(
-    scores: np.ndarray, cold_items: np.ndarray, neighbours: np.ndarray, weights: np.ndarray, factor: float
+    scores: np.ndarray,
+    cold_items: np.ndarray,
+    neighbours: np.ndarray,
+    weights: np.ndarray,
+    factor: float,
+    offset: float = 0.0,
 ) -> None:
-    """In place: each cold item's score becomes `factor` × the weighted score of its warm neighbours."""
+    """In place: each cold item's score becomes `factor` × the weighted score of its warm neighbours,
+    plus `offset` × the row's standard deviation (a prior that new items sell: see `cold_offset`)."""
+    spread = scores.std(axis=1, keepdims=True) if offset else None
+    inherited = np.empty((len(scores), len(cold_items)), dtype=scores.dtype)
     for start in range(0, len(cold_items), 512):
         chunk = slice(start, start + 512)
-        inherited = np.einsum("ucm,cm->uc", scores[:, neighbours[chunk]], weights[chunk])
-        scores[:, cold_items[chunk]] = factor * inherited
+        inherited[:, chunk] = np.einsum("ucm,cm->uc", scores[:, neighbours[chunk]], weights[chunk])
+    inherited *= factor
+    if offset:
+        inherited += offset * spread
+    scores[:, cold_items] = inherited
 
 
 def trending_scores(items: np.ndarray, stamps: pd.Series, n_items: int, half_life: float) -> np.ndarray:
@@ -297,13 +308,21 @@ class SequentialRecommender(Recommender):
         holdout: which training items early stopping and blending are judged on: ``last`` (each
             history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
             10% of the time span, as in a temporal split).
+        cold_offset: a prior that new items sell, for shops where new arrivals do (chosen on the
+            tuning split, not inside the fit): cold items always inherit their text neighbours' score
+            and score this many of the shopper's score standard deviations above it. 0: no prior, and
+            the holdout decides whether cold items inherit at all.
     """
 
     name = "sequential"
     # The fit itself early-stops and chooses its blend on held-out history items; the tuning split
     # chooses only which items are held out inside the fit (a last-item holdout suits leave-last-out
     # data, a temporal one suits data split at a date, as UCI Online Retail is under P2).
-    tuning_grid = ({}, {"holdout": "temporal"})
+    # Data split at a date also asks for items launched after it, so the temporal option comes with a
+    # prior for new items (`cold_offset`): on the fit's own holdout too few shoppers take a new item
+    # to decide it (on the Online Retail tuning split the prior scored ndcg@20 0.1175 against 0.1146,
+    # cold recall@20 0.0517 against 0).
+    tuning_grid = ({}, {"holdout": "temporal", "cold_offset": 1.0})
 
     def __init__(
         self,
@@ -325,6 +344,7 @@ class SequentialRecommender(Recommender):
         cache_dir: str | None = None,
         blend: bool = True,
         holdout: str = "last",
+        cold_offset: float = 0.0,
         seed: int = 42,
     ) -> None:
         self.encoder = encoder
@@ -344,6 +364,7 @@ class SequentialRecommender(Recommender):
         self.cache_dir = cache_dir
         self.blend = blend
         self.holdout = holdout
+        self.cold_offset = cold_offset
         self.seed = seed
 
     def _validate_params(self) -> None:
@@ -359,6 +380,7 @@ class SequentialRecommender(Recommender):
         self._check_param("negatives", int, 0, 1_000_000)
         self._check_param("patience", int, 1, 1000)
         self._check_param("max_seconds", float, 1.0, 1e6)
+        self._check_param("cold_offset", float, 0.0, 100.0)
         if self.holdout not in ("last", "temporal"):
             from shelfwise.errors import ConfigError
 
@@ -442,7 +464,7 @@ class SequentialRecommender(Recommender):
         self.training_log_["best_epoch"] = best_epochs
         mark = time.perf_counter()
         self.weights_ = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
-        self.cold_factor_, self.cold_neighbour_count_ = 0.0, 0
+        self.cold_factor_, self.cold_neighbour_count_, self.cold_offset_ = 0.0, 0, 0.0
         self.cf_regularization_ = 0.0
         if self.blend and holdout and self.n_items_ <= EASE_MAX_ITEMS:
             self._choose_blend(train_sequences, holdout, targets)
@@ -477,7 +499,11 @@ class SequentialRecommender(Recommender):
             logger.info("sequential: the blend gives the transformer no weight; no final phase")
             self.training_log_["final_phase"] = "skipped: the blend gives the transformer no weight"
         self.training_log_["blend"] = dict(zip(BLEND_PARTS, self.weights_.tolist(), strict=True))
-        self.training_log_["cold_items"] = {"neighbours": self.cold_neighbour_count_, "factor": self.cold_factor_}
+        self.training_log_["cold_items"] = {
+            "neighbours": self.cold_neighbour_count_,
+            "factor": self.cold_factor_,
+            "offset": self.cold_offset_,
+        }
         if self.weights_[4]:
             self.training_log_["trend_half_life_days"] = self.trend_half_life_
 
@@ -641,12 +667,13 @@ class SequentialRecommender(Recommender):
             scores = base.copy()
             scores[rows, seen.indices] = -np.inf
             plain = _ndcg_rows(topk(scores, 10)[0], targets)
-            options = [(plain.mean(), plain[cold_rows].mean(), 0.0, 0)]
+            # with a prior for new items, cold items always inherit
+            options = [] if self.cold_offset else [(plain.mean(), plain[cold_rows].mean(), 0.0, 0)]
             for count in COLD_NEIGHBOURS:
                 found = text_neighbours(self.text_vectors_, cold, count)
                 for factor in COLD_FACTORS:
                     scores = base.copy()
-                    inherit_cold(scores, *found, factor)
+                    inherit_cold(scores, *found, factor, self.cold_offset)
                     scores[rows, seen.indices] = -np.inf
                     value = _ndcg_rows(topk(scores, 10)[0], targets)
                     options.append((value.mean(), value[cold_rows].mean(), factor, count))
@@ -655,17 +682,22 @@ class SequentialRecommender(Recommender):
             overall, cold_value, self.cold_factor_, self.cold_neighbour_count_ = max(
                 (option for option in options if option[0] >= floor), key=lambda option: (option[1], option[0])
             )
+            self.cold_offset_ = self.cold_offset if self.cold_factor_ else 0.0
             logger.info(
-                "sequential cold items: %s text neighbours, factor %s (holdout ndcg@10 %.4f, on the %d shoppers "
-                "with a cold item %.4f; without %.4f and %.4f)",
+                "sequential cold items: %s text neighbours, factor %s, offset %s (holdout ndcg@10 %.4f, on the "
+                "%d shoppers with a cold item %.4f; without inheritance %.4f and %.4f)",
                 self.cold_neighbour_count_,
                 self.cold_factor_,
+                self.cold_offset_,
                 overall,
                 int(cold_rows.sum()),
                 cold_value,
-                options[0][0],
-                options[0][1],
+                plain.mean(),
+                plain[cold_rows].mean(),
             )
+        elif self.cold_offset:  # nothing to judge the inheritance on: the defaults
+            self.cold_factor_, self.cold_neighbour_count_ = 1.0, COLD_NEIGHBOURS[-1]
+            self.cold_offset_ = self.cold_offset
         logger.info(
             "sequential blend: weights %s %s, EASE regularisation %s, trending half-life %s days "
             "(holdout ndcg@10 %.4f; the grid alone %.4f)",
@@ -880,7 +912,7 @@ class SequentialRecommender(Recommender):
         scores = np.array(np.broadcast_to(scores, (len(sequences), self.n_items_)), dtype=np.float32)
         if self.cold_factor_ and len(sequences):
             found = (self.cold_items_, self.cold_neighbours_, self.cold_neighbour_weights_)
-            inherit_cold(scores, *found, self.cold_factor_)
+            inherit_cold(scores, *found, self.cold_factor_, self.cold_offset_)
         return scores
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
@@ -945,6 +977,7 @@ class SequentialRecommender(Recommender):
             blend_weights=self.weights_,
             cold_factor=np.array(self.cold_factor_),
             cold_neighbour_count=np.array(self.cold_neighbour_count_),
+            cold_offset=np.array(self.cold_offset_),
             seen=self.seen_,
             cf_regularization=np.array(self.cf_regularization_),
             text_vectors=self.text_vectors_,
@@ -962,6 +995,7 @@ class SequentialRecommender(Recommender):
         self.seen_ = state["seen"].astype(bool)
         self.cold_factor_ = float(state.get("cold_factor", 0.0))  # models saved before it: no inheritance
         self.cold_neighbour_count_ = int(state.get("cold_neighbour_count", 0))
+        self.cold_offset_ = float(state.get("cold_offset", 0.0))
         self._set_cold_neighbours()
         self.transitions_ = sp.csr_matrix(
             (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),
