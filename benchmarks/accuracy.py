@@ -160,11 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--render", action="store_true", help="only rewrite accuracy.md from accuracy.json")
     parser.add_argument(
+        "--peers-from",
+        type=Path,
+        default=None,
+        help="with --render: take the peers' rows from this peers.json (another run's) instead",
+    )
+    parser.add_argument("--peers-note", default=None, help="with --peers-from: where those rows come from")
+    parser.add_argument(
         "--resume", action="store_true", help=f"keep the (data set, model) records a stopped run left in {PARTIAL}"
     )
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((args.out / "accuracy.json").read_text())
+        if args.peers_from is not None:
+            saved["meta"]["peers"] = json.loads(args.peers_from.read_text())["records"]
+            saved["meta"]["peers_note"] = args.peers_note or f"the peers' rows come from {args.peers_from}."
+            (args.out / "accuracy.json").write_text(json.dumps(saved, indent=2))
         (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"]))
         _report(saved["records"], saved["meta"], args.out)
         return 0

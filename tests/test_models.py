@@ -1,5 +1,7 @@
 """One contract every model passes: fit, history excluded, save/load gives identical lists."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,42 @@ def test_cosine_similarity_follows_new_item_vectors():
     model.vectors = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.1]])
     second = model._item_similarity(np.array([0]))[0]
     assert np.argmax(second[1:]) == 1  # the new vectors, not the cached unit rows of the old ones
+
+
+def test_tuning_scores_each_rescoring_value_on_the_fitted_model_without_a_refit(shop_dataset, monkeypatch):
+    from shelfwise.evaluation import runner
+    from shelfwise.models.popularity import Popularity
+
+    fits = []
+
+    class Signed(Popularity):
+        """Popularity times `sign`: -1 ranks the least taken items first."""
+
+        name = "signed-popularity"
+        tuning_grid = ({"sign": -1.0},)
+        rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"sign": (-1.0, 1.0, 0.5)}
+
+        def __init__(self, sign: float = 1.0) -> None:
+            self.sign = sign
+
+        def _fit(self, dataset, *, progress):
+            fits.append(self.sign)
+            super()._fit(dataset, progress=progress)
+
+        def _score(self, users, user_items):
+            return self.sign * super()._score(users, user_items)
+
+        def rescored(self, **params):
+            if set(params) != {"sign"} or params["sign"] == 0.5:  # 0.5 does not apply to this fit
+                return False
+            self.sign = params["sign"]
+            return True
+
+    monkeypatch.setattr(runner, "get_model_class", lambda name: Signed)
+    split = make_splits(shop_dataset, "p1")["tune"]
+    result = runner.tune("signed-popularity", split)
+    assert fits == [-1.0]  # one fit; the other sign was scored on it
+    assert [trial for trial, _ in result.trials] == [{"sign": -1.0}, {"sign": 1.0}]
+    assert result.best_params == {"sign": 1.0} and result.trials[1][1] > result.trials[0][1]
+    popularity = score_split(Popularity().fit(split.train), split)["ndcg@10"]
+    assert result.trials[1][1] == pytest.approx(popularity)

@@ -311,3 +311,23 @@ def test_a_negative_prior_for_new_items_is_refused(shop_dataset):
 
     with pytest.raises(ConfigError, match="cold_offset"):
         SequentialRecommender(cold_offset=-1.0).fit(shop_dataset)
+
+
+def test_the_prior_for_new_items_can_be_changed_without_a_refit(cycle_dataset):
+    from shelfwise.errors import ConfigError
+
+    params = {**SMALL, "epochs": 2, "patience": 2, "max_seconds": 30.0}
+    assert not SequentialRecommender(**params).fit(cycle_dataset).rescored(cold_offset=2.0)  # fitted without one
+    model = SequentialRecommender(**params, cold_offset=1.0).fit(cycle_dataset)
+    users = np.arange(40)
+    before = model.score(users)
+    assert model.rescored(cold_offset=3.0) and model.cold_offset == 3.0 and model.cold_offset_ == 3.0
+    after = model.score(users)
+    cold = ~model.seen_
+    np.testing.assert_allclose(after[:, ~cold], before[:, ~cold])  # warm items keep their scores
+    assert (after[:, cold] > before[:, cold]).all()
+    refit = SequentialRecommender(**params, cold_offset=3.0).fit(cycle_dataset)
+    np.testing.assert_allclose(refit.score(users), after, rtol=1e-5, atol=1e-5)  # as if fitted with it
+    with pytest.raises(ConfigError, match="cold_offset"):
+        model.rescored(cold_offset=-1.0)
+    assert model.cold_offset == 3.0 and not model.rescored(dim=8)

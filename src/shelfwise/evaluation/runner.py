@@ -136,7 +136,8 @@ def tune(
     prepare: Callable[[Recommender], None] | None = None,
 ) -> TuningResult:
     """Try each configuration of `grid` (default: the model's `tuning_grid`) on the tuning split and
-    keep the one with the best NDCG@K. Ties keep the earlier configuration."""
+    keep the one with the best NDCG@K. Ties keep the earlier configuration. Each fitted configuration
+    is also scored with every value of the model's `rescoring_grid` that applies to it, without a refit."""
     model_cls = get_model_class(model_name)
     grid = list(grid if grid is not None else model_cls.tuning_grid) or [{}]
     metric = f"ndcg@{split.k}"
@@ -147,10 +148,16 @@ def tune(
         if prepare:
             prepare(model)
         metrics, _ = fit_and_score(model, split, recommend=recommend)
-        trials.append((full, metrics[metric]))
-        logger.info("tune %s %s: %s=%.4f", model_name, full, metric, metrics[metric])
-        if on_trial:
-            on_trial(full, metrics[metric])
+        variants = [(full, metrics)]
+        for name, values in model_cls.rescoring_grid.items():
+            for value in values:
+                if value != full.get(name) and model.rescored(**{name: value}):
+                    variants.append(({**full, name: value}, score_split(model, split, recommend=recommend)))
+        for trial, measured in variants:
+            trials.append((trial, measured[metric]))
+            logger.info("tune %s %s: %s=%.4f", model_name, trial, metric, measured[metric])
+            if on_trial:
+                on_trial(trial, measured[metric])
     best = max(range(len(trials)), key=lambda i: (trials[i][1], -i))
     return TuningResult(best_params=trials[best][0], trials=trials)
 

@@ -94,6 +94,9 @@ class Recommender(ABC):
 
     name: ClassVar[str] = ""
     tuning_grid: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    #: Parameters that change only how a fitted model scores, not what it learns: tuning tries each
+    #: value on every configuration it has fitted (`rescored`) instead of fitting again.
+    rescoring_grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     n_users_: int
     n_items_: int
@@ -155,6 +158,11 @@ class Recommender(ABC):
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "n_items_")
+
+    def rescored(self, **params: Any) -> bool:
+        """Apply scoring-only parameters (`rescoring_grid`) to this fitted model, as if it had been
+        fitted with them. Returns False, changing nothing, where they do not apply to this fit."""
+        return False
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -323,6 +324,8 @@ class SequentialRecommender(Recommender):
     # to decide it (on the Online Retail tuning split the prior scored ndcg@20 0.1175 against 0.1146,
     # cold recall@20 0.0517 against 0).
     tuning_grid = ({}, {"holdout": "temporal", "cold_offset": 1.0})
+    # How strong that prior is changes only the scores: tried on the fitted model, no refit.
+    rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"cold_offset": (0.5, 1.0, 1.5, 2.0, 3.0)}
 
     def __init__(
         self,
@@ -903,6 +906,21 @@ class SequentialRecommender(Recommender):
         cold = ~self.seen_ if self.cold_factor_ else np.zeros(self.n_items_, dtype=bool)
         found = text_neighbours(self.text_vectors_, cold, self.cold_neighbour_count_)
         self.cold_items_, self.cold_neighbours_, self.cold_neighbour_weights_ = found
+
+    def rescored(self, **params) -> bool:
+        """Another `cold_offset` for a model fitted with a prior for new items (the neighbours and
+        the factor its holdout chose stay)."""
+        offset = params.pop("cold_offset", None)
+        if params or offset is None or not self.cold_offset or not self.cold_factor_:
+            return False
+        fitted, self.cold_offset = self.cold_offset, offset
+        try:
+            self._check_param("cold_offset", float, 1e-9, 100.0)
+        except Exception:
+            self.cold_offset = fitted  # the model stays as it was
+            raise
+        self.cold_offset_ = float(offset)
+        return True
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
         if not self.weights_[1:].any() and not self.cold_factor_:
