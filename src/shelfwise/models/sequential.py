@@ -159,11 +159,20 @@ def transition_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matri
 
 def _ndcg_rows(ids: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
     """NDCG of each row's held-out items (models may not import `evaluation`, which imports models)."""
-    discounts = 1.0 / np.log2(np.arange(2, ids.shape[1] + 2))
-    out = np.zeros(len(ids))
-    for row, (found, target) in enumerate(zip(ids, targets, strict=True)):
-        out[row] = discounts[np.isin(found, target)].sum() / discounts[: min(len(target), len(found))].sum()
-    return out
+    if len(ids) != len(targets):
+        raise ValueError(f"{len(ids)} rows of ids but {len(targets)} target sets")
+    depth = ids.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, depth + 2))
+    lengths = np.array([len(target) for target in targets], dtype=np.int64)
+    # one membership test for all rows: (row, item) pairs as int64 keys; -1 (no item) matches nothing
+    stride = np.int64(2**32)
+    wanted = np.repeat(np.arange(len(targets), dtype=np.int64), lengths) * stride
+    if lengths.sum():
+        wanted += np.concatenate([np.asarray(target, dtype=np.int64) for target in targets]) + 1
+    found = np.arange(len(ids), dtype=np.int64)[:, None] * stride + ids.astype(np.int64) + 1
+    dcg = np.isin(found, wanted) @ discounts
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(lengths, depth)]
+    return np.divide(dcg, ideal, out=np.zeros(len(ids)), where=ideal > 0)
 
 
 def _holdout_ndcg(ids: np.ndarray, targets: list[np.ndarray]) -> float:
@@ -300,7 +309,9 @@ class SequentialRecommender(Recommender):
             uniform negatives, with a log-frequency (popularity) correction. A sampled step computes
             only the item vectors it uses, and the ID embedding learns with sparse (lazy) Adam, so
             its cost does not grow with the catalog.
-        max_seconds: wall-clock budget for training.
+        max_seconds: wall-clock budget for the whole fit (the default keeps a fit under 10 minutes on 2
+            cores with room for one more epoch: MovieLens-latest, 9,066 items and 100,000 ratings, early-
+            stops within it on a quiet machine, and a slower one trains fewer epochs).
         blend: join the transformer with a collaborative component (EASE over the history), a text
             component (cosine to the recency-weighted text profile), next-item transitions and, where
             events have times, a trending component (time-decayed sales); their weights, EASE's
@@ -342,7 +353,7 @@ class SequentialRecommender(Recommender):
         learning_rate: float = 1e-3,
         negatives: int = 0,
         patience: int = 3,
-        max_seconds: float = 480.0,
+        max_seconds: float = 540.0,
         template: str = DEFAULT_TEMPLATE,
         cache_dir: str | None = None,
         blend: bool = True,
@@ -600,8 +611,11 @@ class SequentialRecommender(Recommender):
         rows = np.repeat(np.arange(len(inputs)), np.diff(seen.indptr))
 
         def total(weights, parts) -> np.ndarray:
-            scores = sum(w * part for w, part in zip(weights, parts, strict=True) if w and part is not None)
-            return np.array(np.broadcast_to(scores, (len(inputs), self.n_items_)), dtype=np.float32)
+            scores = torch.zeros((len(inputs), self.n_items_))  # torch: one multithreaded pass per part
+            for weight, part in zip(weights, parts, strict=True):
+                if weight and part is not None:  # a part may be one row (trending): it broadcasts
+                    scores.add_(torch.from_numpy(part), alpha=float(weight))
+            return scores.numpy()
 
         def judge(scores: np.ndarray) -> float:  # changes `scores`
             scores[rows, seen.indices] = -np.inf
@@ -756,8 +770,12 @@ class SequentialRecommender(Recommender):
         text = torch.from_numpy(self.text_vectors_)
         log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
         windows = torch.from_numpy(self._windows(sequences))
-        trained_mask = torch.from_numpy(counts > 0)
         trained_items = torch.from_numpy(np.flatnonzero(counts > 0))
+        # a full softmax runs over the items that occur in training, in `trained_items` order: an item
+        # that is never a target would otherwise be pushed down as a negative in every step (cold items)
+        every_item_trained = len(trained_items) == self.n_items_
+        trained_position = torch.full((self.n_items_ + 1,), -1, dtype=torch.long)
+        trained_position[trained_items] = torch.arange(len(trained_items))
         pad = self.n_items_
         started = time.perf_counter()
         best, best_epoch, since_best = -1.0, 1, 0
@@ -794,10 +812,10 @@ class SequentialRecommender(Recommender):
                         else:
                             hidden, table = step(inputs, keep)
                         hidden, targets = hidden[mask], targets[mask]
-                        # only items that occur in training compete: an item that is never a target
-                        # would otherwise be pushed down as a negative in every step (cold items)
-                        logits = (hidden @ table.T).masked_fill(~trained_mask, float("-inf"))
-                        labels = targets
+                        if every_item_trained:
+                            logits, labels = hidden @ table.T, targets
+                        else:
+                            logits, labels = hidden @ table[trained_items].T, trained_position[targets]
                     loss = nn.functional.cross_entropy(logits, labels)
                     for optimizer in optimizers:
                         optimizer.zero_grad()
