@@ -28,6 +28,7 @@ from rich.progress import Progress
 from torch import nn
 
 from shelfwise.data.dataset import Dataset
+from shelfwise.errors import ConfigError
 from shelfwise.models.base import Recommender, register, topk
 from shelfwise.models.content import profile_vectors, recency_weights
 from shelfwise.models.ease import ease_weights
@@ -396,12 +397,8 @@ class SequentialRecommender(Recommender):
         self._check_param("max_seconds", float, 1.0, 1e6)
         self._check_param("cold_offset", float, 0.0, 100.0)
         if self.holdout not in ("last", "temporal"):
-            from shelfwise.errors import ConfigError
-
             raise ConfigError(f"'holdout' must be 'last' or 'temporal'. Got {self.holdout!r} instead.")
         if self.dim % self.heads:
-            from shelfwise.errors import ConfigError
-
             raise ConfigError(f"'dim' ({self.dim}) must be a multiple of 'heads' ({self.heads}).")
 
     # ------------------------------------------------------------------------------- data
@@ -934,7 +931,7 @@ class SequentialRecommender(Recommender):
         fitted, self.cold_offset = self.cold_offset, offset
         try:
             self._check_param("cold_offset", float, 1e-9, 100.0)
-        except Exception:
+        except ConfigError:
             self.cold_offset = fitted  # the model stays as it was
             raise
         self.cold_offset_ = float(offset)
