@@ -311,8 +311,8 @@ class SequentialRecommender(Recommender):
             only the item vectors it uses, and the ID embedding learns with sparse (lazy) Adam, so
             its cost does not grow with the catalog.
         max_seconds: wall-clock budget for the whole fit (the default keeps a fit under 10 minutes on 2
-            cores with room for one more epoch: MovieLens-latest, 9,066 items and 100,000 ratings, early-
-            stops within it on a quiet machine, and a slower one trains fewer epochs).
+            cores with room for one more epoch; on MovieLens-latest, 9,066 items and 100,000 ratings,
+            each training phase runs about 20 epochs within it, and a slower machine runs fewer).
         blend: join the transformer with a collaborative component (EASE over the history), a text
             component (cosine to the recency-weighted text profile), next-item transitions and, where
             events have times, a trending component (time-decayed sales); their weights, EASE's
