@@ -43,7 +43,9 @@ logger = logging.getLogger(__name__)
 EASE_MAX_ITEMS = 12_000
 #: ``negatives=0`` means a full softmax up to this many items; above it a step would score every
 #: item at every position (items × positions), so `SCALE_NEGATIVES` sampled negatives are used.
-FULL_SOFTMAX_MAX_ITEMS = 50_000
+#: On MovieLens-latest (9,066 items) the sampled step takes 6 to 7 s an epoch against 10 to 11 s and
+#: early-stops inside the budget; on its tuning split it scored ndcg@10 0.0872 against 0.0861.
+FULL_SOFTMAX_MAX_ITEMS = 5_000
 SCALE_NEGATIVES = 2048
 #: Early stopping scores its held-out shoppers against every item: at most this many user × item
 #: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
