@@ -773,7 +773,6 @@ class SequentialRecommender(Recommender):
         trained_items = torch.from_numpy(np.flatnonzero(counts > 0))
         # a full softmax runs over the items that occur in training, in `trained_items` order: an item
         # that is never a target would otherwise be pushed down as a negative in every step (cold items)
-        every_item_trained = len(trained_items) == self.n_items_
         trained_position = torch.full((self.n_items_ + 1,), -1, dtype=torch.long)
         trained_position[trained_items] = torch.arange(len(trained_items))
         pad = self.n_items_
@@ -812,10 +811,7 @@ class SequentialRecommender(Recommender):
                         else:
                             hidden, table = step(inputs, keep)
                         hidden, targets = hidden[mask], targets[mask]
-                        if every_item_trained:
-                            logits, labels = hidden @ table.T, targets
-                        else:
-                            logits, labels = hidden @ table[trained_items].T, trained_position[targets]
+                        logits, labels = hidden @ table[trained_items].T, trained_position[targets]
                     loss = nn.functional.cross_entropy(logits, labels)
                     for optimizer in optimizers:
                         optimizer.zero_grad()
