@@ -343,3 +343,29 @@ def test_the_prior_for_new_items_can_be_changed_without_a_refit(cycle_dataset):
     with pytest.raises(ConfigError, match="cold_offset"):
         model.rescored(cold_offset=-1.0)
     assert model.cold_offset == 3.0 and not model.rescored(dim=8)
+
+
+def test_above_the_ease_limit_the_blend_goes_on_without_ease(cycle_dataset, monkeypatch, tmp_path):
+    from shelfwise.models import sequential
+
+    monkeypatch.setattr(sequential, "EASE_MAX_ITEMS", 10)  # the catalog has 21 items
+    params = {**SMALL, "epochs": 3, "patience": 3, "max_seconds": 30.0}
+    model = SequentialRecommender(**params, cold_offset=3.0).fit(cycle_dataset)
+    assert model.weights_[1] == 0.0 and model.cf_weights_ is None, model.training_log_["blend"]
+    assert model.weights_[3] > 0, model.training_log_["blend"]  # the planted pattern is a transition
+    assert model.cold_offset_ == 3.0  # the prior for new items still applies
+    new = cycle_dataset.item_index("new")
+    ids, _ = model.recommend(np.arange(50), 3)
+    assert (ids == new).any(axis=1).mean() > 0.9
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.recommend(np.arange(50), 5)[0], model.recommend(np.arange(50), 5)[0])
+
+
+def test_above_the_blend_limit_the_transformer_alone_scores(cycle_dataset, monkeypatch):
+    from shelfwise.models import sequential
+
+    monkeypatch.setattr(sequential, "BLEND_MAX_ITEMS", 10)
+    model = SequentialRecommender(**{**SMALL, "epochs": 2, "max_seconds": 30.0}).fit(cycle_dataset)
+    assert model.weights_.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert model.cold_factor_ == 0.0
