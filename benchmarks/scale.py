@@ -674,10 +674,11 @@ Each of these grew worse than the data, or would not run at all, before this ben
 - **Training steps cost the whole catalog.** Every step projected the text of every item, updated the
   whole ID table with dense Adam, and by default (full softmax) scored every item at every position:
   an epoch cost items × events. Now a sampled step builds only the rows it uses (`sampled_logits`),
-  the ID table learns with sparse Adam, and above 50,000 items the full softmax becomes 2,048 sampled
-  negatives. The `steps` rows above time the old and the new step on the same data: at 1M items
-  one epoch took 9,039 s the old sampled way (2.19 s a step), 750 s now (0.18 s a step; the measured
-  fit's epochs took 744 and 816 s), and a full-softmax step would need 26 GB for its logits alone.
+  the ID table learns with sparse Adam, and above 5,000 items (50,000 when M and L were measured; both
+  are above either) the full softmax becomes 2,048 sampled negatives. The `steps` rows above time the
+  old and the new step on the same data: at 1M items one epoch took 9,039 s the old sampled way
+  (2.19 s a step), 750 s now (0.18 s a step; the measured fit's epochs took 744 and 816 s), and a
+  full-softmax step would need 26 GB for its logits alone.
 - **Early stopping scored every held-out shopper against every item in one matrix**
   (at 1M items and ~490,000 shoppers: terabytes). It now scores chunks of 256 shoppers, and a fixed
   sample of them when shoppers × items passes 10⁹ (2,000 shoppers at 1M items).
@@ -685,7 +686,8 @@ Each of these grew worse than the data, or would not run at all, before this ben
   column-wise: 1.3 s for one answer at 10,000 items, 0.9 ms row-major. Models now load every array
   row-major. The blend's EASE is cubic in the catalog (the 10k-item fit spends about 250 of its
   275 s inverting): it now runs up to 12,000 items (was 20,000) and keeps the inverse it chose instead
-  of inverting again.
+  of inverting again. Above 12,000 items the blend goes on without EASE, up to 50,000 items; M and L
+  are above that, so the transformer alone scores there.
 - **The store's first load built every event as an object and a dict before one insert** (10M events:
   many GB); it now streams chunks of 100,000 into one transaction. The catalog's records are read
   column-wise instead of cell by cell.
