@@ -42,34 +42,16 @@ ASCENT_ROUNDS = 3
 SKNN_NEIGHBOURS = 100
 
 
-def _matrix(sequences: list[np.ndarray], n_items: int, weights: list[np.ndarray] | None = None) -> sp.csr_matrix:
-    """Rows = sequences, columns = items; 1 per item taken, or the given per-position weights."""
-    lengths = [len(s) for s in sequences]
-    rows = np.repeat(np.arange(len(sequences)), lengths)
-    cols = np.concatenate(sequences) if sequences else np.zeros(0, np.int64)
-    vals = np.concatenate(weights) if weights is not None else np.ones(len(cols), np.float32)
-    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(len(sequences), n_items), dtype=np.float32)
-    matrix.sum_duplicates()
-    if weights is None:
-        matrix.data[:] = 1.0
-    return matrix
-
-
-def _recent(sequences: list[np.ndarray], n_items: int, decay: float, steps: int) -> sp.csr_matrix:
-    """The latest `steps` items of each sequence, the latest at 1, each earlier one `decay` times less."""
-    tails = [s[-steps:] for s in sequences]
-    return _matrix(tails, n_items, [decay ** np.arange(len(t))[::-1] for t in tails])
-
-
 def family_parts(model: SequentialRecommender, users: np.ndarray) -> dict[str, np.ndarray]:
     """Z-scored scores of each family for the evaluated users, from the model's fitted histories."""
     n = model.n_items_
     fitted = model.sequences_
     inputs = [fitted[u] for u in users]
-    everyone = _matrix(fitted, n)  # row u = shopper u
-    history = _matrix(inputs, n)
-    latest = _recent(inputs, n, 0.5, 3)
-    forward = transition_matrix(fitted, n)
+    everyone, history = model._sequence_matrix(fitted), model._sequence_matrix(inputs)  # row u of everyone = shopper u
+    everyone.data[:] = 1.0
+    history.data[:] = 1.0
+    latest = recency_weights(inputs, n, recency=0.5, max_history=3)  # as the blend's transition part reads them
+    forward = model.transitions_
     backward = transition_matrix([s[::-1] for s in fitted], n)
     counts = np.asarray(everyone.sum(axis=0)).ravel()
     norms = np.sqrt(np.maximum(counts, 1.0))
@@ -82,7 +64,7 @@ def family_parts(model: SequentialRecommender, users: np.ndarray) -> dict[str, n
     text_knn = np.zeros_like(similar)
     np.put_along_axis(text_knn, nearest, np.maximum(np.take_along_axis(similar, nearest, axis=1), 0.0), axis=1)
     # session kNN: other shoppers weighted by how many of this shopper's recent items they took
-    overlap = (_recent(inputs, n, 0.7, 50) @ everyone.T).toarray()
+    overlap = (recency_weights(inputs, n, recency=0.7, max_history=50) @ everyone.T).toarray()
     overlap[np.arange(len(users)), users] = 0.0  # not the shopper themself
     keep = np.argpartition(-overlap, SKNN_NEIGHBOURS - 1, axis=1)[:, :SKNN_NEIGHBOURS]
     kept = np.zeros_like(overlap)
@@ -93,7 +75,7 @@ def family_parts(model: SequentialRecommender, users: np.ndarray) -> dict[str, n
         "EASE (λ 250)": history @ ease_weights(everyone, 250.0),
         "item cosine (ItemKNN, shrink 10)": history @ (together / (np.outer(norms, norms) + 10.0)),
         "session kNN (100 shoppers)": kept @ everyone,
-        "transitions forward": (latest @ forward).toarray(),
+        "transitions forward": model._next_scores(inputs),
         "transitions backward": (latest @ backward).toarray(),
         "transitions both ways": (latest @ (forward + backward)).toarray(),
         "transitions of text neighbours": (latest @ sp.csr_matrix(text_knn) @ forward).toarray(),
@@ -128,7 +110,7 @@ def measure(name: str, seed: int) -> dict:
 
     target = np.array([t[0] for t in targets])
     latest = np.array([shipped.sequences_[u][-1] if len(shipped.sequences_[u]) else -1 for u in users])
-    forward = transition_matrix(shipped.sequences_, shipped.n_items_)
+    forward = shipped.transitions_
     first = np.asarray(forward.argmax(axis=1)).ravel()
     has_next = np.diff(forward.indptr) > 0
     cold = split.cold_users

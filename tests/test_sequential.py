@@ -369,3 +369,32 @@ def test_above_the_blend_limit_the_transformer_alone_scores(cycle_dataset, monke
     model = SequentialRecommender(**{**SMALL, "epochs": 2, "max_seconds": 30.0}).fit(cycle_dataset)
     assert model.weights_.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert model.cold_factor_ == 0.0
+
+
+@pytest.mark.parametrize("negatives", [0, 50])
+def test_the_same_seed_repeats_a_fit_exactly(negatives):
+    """Both the full and the sampled softmax, on two threads (where some backward kernels would
+    otherwise sum in a different order each run)."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = []
+    for user in range(600):
+        first = rng.integers(0, 300)
+        for step in range(8):
+            item = (first + step * rng.integers(1, 3)) % 300
+            rows.append((f"u{user:03d}", f"i{item:03d}", "view", start + pd.Timedelta(minutes=step)))
+    events = pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+    items = pd.DataFrame({"item_id": [f"i{i:03d}" for i in range(300)], "title": [f"entry {i}" for i in range(300)]})
+    dataset = Dataset.from_frames(events, items)
+    params = {**SMALL, "epochs": 3, "patience": 3, "blend": False, "negatives": negatives}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, second = (SequentialRecommender(**params).fit(dataset) for _ in range(2))
+    finally:
+        torch.set_num_threads(threads)
+    histories = dataset.sequences()[:20]
+    np.testing.assert_array_equal(first.score_histories(histories), second.score_histories(histories))
+    assert not torch.are_deterministic_algorithms_enabled()  # the fit leaves torch's setting as it found it

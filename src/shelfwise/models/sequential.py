@@ -15,6 +15,7 @@ once. Items no history holds (cold) inherit the blended score of their nearest i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -193,6 +194,20 @@ def _holdout_ndcg(ids: np.ndarray, targets: list[np.ndarray]) -> float:
     return float(_ndcg_rows(ids, targets).mean()) if len(ids) else 0.0
 
 
+@contextlib.contextmanager
+def _deterministic():
+    """Torch's deterministic kernels while training, so that a seed repeats a fit exactly: with several
+    threads, some CPU backward kernels (the gradient of an index into the item table) otherwise sum in
+    a different order each run. Warn-only: an op without a deterministic kernel still runs."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def _zscore(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float32)
     mean = scores.mean(axis=1, keepdims=True)
@@ -339,6 +354,8 @@ class SequentialRecommender(Recommender):
             and score this many of the shopper's score standard deviations above it. 0: no prior, and
             the holdout decides whether cold items inherit at all. It needs the blend (`blend`, at
             most `BLEND_MAX_ITEMS` items).
+        seed: the same seed and data give the same model, bit for bit (training runs torch's
+            deterministic kernels; data-parallel training on Ray is the exception).
     """
 
     name = "sequential"
@@ -802,7 +819,7 @@ class SequentialRecommender(Recommender):
             self.training_log_.setdefault("phases", []).append({"name": phase, "epochs": curve})
         step = None if world is None else world.wrap(_TrainStep(network, text))
         batch_size = self.batch_size if world is None else max(1, -(-self.batch_size // world.size))
-        with Progress(disable=not progress, transient=True) as bar:
+        with Progress(disable=not progress, transient=True) as bar, _deterministic():
             task = bar.add_task(f"sequential ({phase})", total=limit)
             for epoch in range(1, limit + 1):
                 epoch_started, total_loss, steps = time.perf_counter(), 0.0, 0
