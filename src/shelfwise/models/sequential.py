@@ -354,8 +354,8 @@ class SequentialRecommender(Recommender):
             and score this many of the shopper's score standard deviations above it. 0: no prior, and
             the holdout decides whether cold items inherit at all. It needs the blend (`blend`, at
             most `BLEND_MAX_ITEMS` items).
-        seed: the same seed and data give the same model, bit for bit (training runs torch's
-            deterministic kernels; data-parallel training on Ray is the exception).
+        seed: the same seed and data give the same locally trained model, bit for bit (training
+            runs torch's deterministic kernels; repeats of data-parallel training on Ray are not tested).
     """
 
     name = "sequential"
