@@ -28,7 +28,7 @@ import numpy as np
 
 from common import available_datasets, run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
-from shelfwise.engine.understanding import rank_search, taste_vector
+from shelfwise.engine.understanding import noise_floor, rank_search, taste_vector
 from shelfwise.evaluation import make_splits
 from shelfwise.retrieval.lexical import STOPWORDS, LexicalIndex, tokenize
 from shelfwise.text import create_encoder
@@ -88,6 +88,7 @@ class Searcher:
         self.lexical = LexicalIndex()
         self.lexical.set(range(len(texts)), texts)
         self.encoder = encoder
+        self.floor = noise_floor(vectors, encoder.encode)
 
     def prepare(self, queries: list[dict], split, *, field: str = "query") -> list[dict]:
         encoded = encode_texts([q[field] for q in queries], self.encoder).vectors
@@ -129,6 +130,7 @@ class Searcher:
                     k=LIST,
                     lexical_weight=0.0 if method == "semantic" else lexical_weight,
                     personal_weight=personal_weight if method == "personalised hybrid" else 0.0,
+                    semantic_floor=self.floor,
                 )
             hit = np.flatnonzero(ids == q["target"])
             if len(hit):

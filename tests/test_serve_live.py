@@ -1,9 +1,9 @@
-"""`shelfwise serve` as a real process on loopback: acknowledged events survive `kill -9`."""
+"""`shelfwise serve` as a real process on loopback: acknowledged events survive `kill -9`, a retried
+event is stored once across a crash, a weak production key stops the start before anything loads."""
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,43 +11,20 @@ import time
 import httpx
 import pytest
 
+from live_server import free_port, start_server
 from shelfwise.store import open_store
 
-KEY = "live-test-key-0123456789"
+KEY = "live-test-key-0123456789abcdefghijklmnop"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(model_dir, store_url, port) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from shelfwise.cli import run; run()", "serve", "--model", str(model_dir)]
-    command += ["--store", store_url, "--port", str(port)]
-    env = {**os.environ, "SHELFWISE_API_KEY": KEY}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}: {process.stdout.read().decode()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("serve did not answer /healthz within 120 s")
 
 
 def test_acknowledged_events_survive_kill_minus_9(trained_model_dir, tmp_path):
     model_dir = shutil.copytree(trained_model_dir, tmp_path / "model")
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = _start(model_dir, store_url, port)
+    server = start_server(model_dir, store_url, port, KEY)
     acknowledged = []
     try:
         items = httpx.get(f"{base}/v1/users/u00003/recommendations?k=20").json()["items"]
@@ -56,6 +33,9 @@ def test_acknowledged_events_survive_kill_minus_9(trained_model_dir, tmp_path):
             response = httpx.post(f"{base}/v1/events", json=event, headers=AUTH)
             assert response.status_code == 201
             acknowledged.append(item["item_id"])
+        # the last one again, as a client whose answer was lost in the crash would retry it
+        retried = {"user_id": "u00003", "item_id": items[0]["item_id"], "event_type": "cart", "event_id": "r-1"}
+        assert httpx.post(f"{base}/v1/events", json=retried, headers=AUTH).json()["recorded"] == 1
         server.send_signal(signal.SIGKILL)  # right after the last acknowledgement
         server.wait(timeout=30)
     finally:
@@ -65,10 +45,14 @@ def test_acknowledged_events_survive_kill_minus_9(trained_model_dir, tmp_path):
         stored = [e.item_id for e in store.user_events("u00003") if e.event_type == "purchase"]
     assert set(acknowledged) <= set(stored)
 
-    server = _start(model_dir, store_url, port)  # a restart serves them, and takes SIGHUP to reload
+    server = start_server(model_dir, store_url, port, KEY)  # a restart serves them, and takes SIGHUP to reload
     try:
         after = [i["item_id"] for i in httpx.get(f"{base}/v1/users/u00003/recommendations?k=20").json()["items"]]
         assert not set(after) & set(acknowledged)  # all bought: excluded
+        again = httpx.post(f"{base}/v1/events", json=retried, headers=AUTH)
+        assert again.status_code == 201 and again.json() == {"recorded": 0, "duplicates": 1}
+        with open_store(store_url) as store:
+            assert [e.event_type for e in store.user_events("u00003")].count("cart") == 1
         server.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 60
         while "shelfwise_model_reloads_total 1.0" not in httpx.get(f"{base}/metrics").text:
@@ -78,3 +62,14 @@ def test_acknowledged_events_survive_kill_minus_9(trained_model_dir, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("key", ["", "changeme", "a" * 40, "short-but-varied-key-123"])
+def test_production_refuses_a_weak_key_before_loading_anything(tmp_path, key):
+    store = tmp_path / "store.db"
+    command = [sys.executable, "-c", "from shelfwise.cli import run; run()", "serve", "--model", str(tmp_path / "none")]
+    env = {**os.environ, "SHELFWISE_ENVIRONMENT": "production", "SHELFWISE_API_KEY": key}
+    done = subprocess.run([*command, "--store", f"sqlite:///{store}"], env=env, capture_output=True, timeout=120)
+    output = (done.stdout + done.stderr).decode()
+    assert done.returncode != 0 and "SHELFWISE_API_KEY" in output, output
+    assert "config.json" not in output and not store.exists()  # nothing loaded, no store made

@@ -13,7 +13,7 @@ from shelfwise.models import create_model
 from shelfwise.service import create_app
 from shelfwise.settings import load_settings
 
-KEY = "test-key-0123456789abcdef"
+KEY = "test-key-0123456789abcdefghijklmnopqrstuv"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -45,7 +45,7 @@ def test_an_event_changes_the_shoppers_next_list(service, shop_dataset):
     response = service.post(
         "/v1/events", json={"user_id": user, "item_id": first[0], "event_type": "purchase"}, headers=AUTH
     )
-    assert response.status_code == 201 and response.json() == {"recorded": 1}
+    assert response.status_code == 201 and response.json() == {"recorded": 1, "duplicates": 0}
     second = _ids(service.get(f"/v1/users/{user}/recommendations?k=10"))
     assert first[0] not in second  # bought: excluded at once, no refit
     assert second != first
@@ -57,7 +57,7 @@ def test_a_new_shopper_exists_after_their_first_events(service, shop_dataset):
     assert service.get("/v1/users/newcomer/recommendations").status_code == 404
     items = [str(i) for i in shop_dataset.item_ids[:3]]
     batch = {"events": [{"user_id": "newcomer", "item_id": i, "event_type": "view"} for i in items]}
-    assert service.post("/v1/events", json=batch, headers=AUTH).json() == {"recorded": 3}
+    assert service.post("/v1/events", json=batch, headers=AUTH).json() == {"recorded": 3, "duplicates": 0}
     assert len(_ids(service.get("/v1/users/newcomer/recommendations?k=5"))) == 5
 
 
@@ -210,8 +210,12 @@ def test_placeholder_keys_are_refused_in_production(trained_model_dir, tmp_path)
 
 def test_health_metrics_and_openapi(service, shop_dataset):
     service.get(f"/v1/users/{_shopper(shop_dataset)}/recommendations")
-    health = service.get("/healthz").json()
-    assert health["status"] == "ok" and health["model"] == "ease" and health["schema_version"] >= 1
+    assert service.get("/healthz").json() == {"status": "ok"}  # nothing more for anyone
+    assert service.get("/v1/admin/status").status_code == 401
+    health = service.get("/v1/admin/status", headers=AUTH).json()
+    assert health["status"] == "ok" and health["model"] == "ease" and health["schema_version"] >= 4
+    assert health["model_dir"] == str(service.model_dir)
+    assert service.get("/v1/model").json()["model_version"] == health["model_version"]
     text = service.get("/metrics").text
     assert 'shelfwise_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
     assert f'version="{health["model_version"]}"' in text
@@ -234,14 +238,14 @@ def test_model_hot_swap_drops_no_request(service, shop_dataset, tmp_path):
 
     reader = threading.Thread(target=read)
     reader.start()
-    before = service.get("/healthz").json()["model_version"]
+    before = service.get("/v1/model").json()["model_version"]
     response = service.post("/v1/admin/reload", json={"model_dir": str(new_dir)}, headers=AUTH)
     stop.set()
     reader.join()
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "als" and response.json()["model_version"] != before
     assert statuses and set(statuses) == {200}
-    assert service.get("/healthz").json()["model"] == "als"
+    assert service.get("/v1/model").json()["model"] == "als"
     assert 'model="als"' in service.get("/metrics").text
 
 

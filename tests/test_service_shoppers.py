@@ -51,8 +51,15 @@ def test_search_finds_products_by_synonyms_and_through_typos(client, query, expe
 
 
 @pytest.mark.parametrize("query", ["chaussures de course", "Kopfhörer für Kinder", "xyzzy", "🙂", "SELECT * FROM"])
-def test_other_languages_and_nonsense_get_an_answer_not_an_error(client, query):
-    assert len(_search(client, query, k=5)) == 5
+def test_other_languages_and_odd_queries_get_an_answer_not_an_error(client, query):
+    items = _search(client, query, k=5)
+    assert len(items) <= 5 and all(i["reason"]["kind"] == "search" for i in items)
+
+
+@pytest.mark.parametrize("query", ["zzqxv nonsenseword", "xyzzy", "qwrtp", "🙂"])
+def test_a_query_that_matches_nothing_gets_an_empty_list(client, shop_dataset, query):
+    assert _search(client, query, k=12) == []
+    assert _search(client, query, k=12, user_id=str(shop_dataset.user_ids[3])) == []
 
 
 @pytest.mark.parametrize("query", ["", "   "])
@@ -86,8 +93,9 @@ def test_personalised_search_moves_the_shoppers_kind_of_item_up(client):
 
 
 def test_search_filters_and_bounds(client):
-    cheap = _search(client, "headphones", k=10, max_price=60)
-    assert cheap and all(i["price"] <= 60 for i in cheap)
+    cheap = _search(client, "headphones", k=10, max_price=150)
+    assert cheap and all(i["price"] <= 150 and "Headphones" in i["title"] for i in cheap)
+    assert _search(client, "headphones", k=10, max_price=60) == []  # none that cheap: nothing else instead
     assert client.get("/v1/search", params={"q": "mug", "k": 0}).status_code == 422
     assert client.get("/v1/search", params={"q": "x" * 513}).status_code == 422
     assert client.get("/v1/search", params={"q": "mug", "personal_weight": 2}).status_code == 422

@@ -44,10 +44,12 @@ def serve(
 
     from shelfwise.engine import Engine
     from shelfwise.service import create_app
+    from shelfwise.service.auth import check_key
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
     settings = load_settings()
+    check_key(settings.api_key, settings.environment)  # a weak production key stops us before any loading
     console.print(f"loading {model} …")
     engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
     _one_thread_per_request()

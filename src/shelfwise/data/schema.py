@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from types import MappingProxyType
 
@@ -98,3 +100,47 @@ class Item:
         if not self.category:
             return ()
         return tuple(part.strip() for part in self.category.split(">") if part.strip())
+
+
+#: Event and item times the service accepts: from 1995-01-01 UTC ...
+EARLIEST_TIME = 788_918_400.0
+#: ... to one day past the server's clock (clocks drift; a later time is a bug in the sender).
+FUTURE_TOLERANCE_SECONDS = 86_400.0
+#: A number from here on is milliseconds since the epoch (JavaScript's ``Date.now()``), converted to
+#: seconds; as seconds it would be after the year 5138. From `MICROSECONDS_FROM` on it is refused.
+MILLISECONDS_FROM = 1e11
+MICROSECONDS_FROM = 1e14
+
+
+def epoch_seconds(value: datetime | float | int, *, now: float | None = None) -> float:
+    """Seconds since the epoch (UTC) of an accepted time: an aware or naive (taken as UTC) datetime,
+    or a number of seconds, or of milliseconds (detected by size). Raises `ValueError` saying what
+    is accepted for anything else: booleans, NaN, times before `EARLIEST_TIME` or more than
+    `FUTURE_TOLERANCE_SECONDS` ahead of `now`."""
+    if isinstance(value, bool):
+        raise ValueError("must be a time (ISO 8601 or seconds since the epoch), not a boolean")
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        try:
+            seconds = aware.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise ValueError(f"{value.isoformat()} is outside the accepted range") from None
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError("must be a finite number of seconds since the epoch")
+        if seconds >= MICROSECONDS_FROM:
+            raise ValueError(
+                f"{value!r} is too large for seconds or milliseconds since the epoch (microseconds are not accepted)"
+            )
+        if seconds >= MILLISECONDS_FROM:
+            seconds /= 1000.0
+    else:
+        raise ValueError(f"must be a time (ISO 8601 or seconds since the epoch), not {type(value).__name__}")
+    latest = (time.time() if now is None else now) + FUTURE_TOLERANCE_SECONDS
+    if not EARLIEST_TIME <= seconds <= latest:
+        raise ValueError(
+            "must be between 1995-01-01T00:00:00Z and one day after the server's clock "
+            f"(seconds or milliseconds since the epoch, or ISO 8601); got {value!r}"
+        )
+    return seconds

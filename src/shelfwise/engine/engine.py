@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES
-from shelfwise.engine.catalog import Catalog
+from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
+from shelfwise.engine.catalog import Catalog, CatalogSnapshot
 from shelfwise.engine.segments import Segmentation, segment_shoppers
-from shelfwise.engine.understanding import build_profile, rank_search, taste_vector
+from shelfwise.engine.understanding import build_profile, noise_floor, rank_search, taste_vector
 from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
@@ -114,6 +114,18 @@ class _Generation:
         inside = positions < len(self.catalog_to_model)
         out[inside] = self.catalog_to_model[positions[inside]]
         return out
+
+
+@dataclass(frozen=True)
+class _StagedItems:
+    """Catalog changes prepared beside the published catalog: the next snapshot, the positions it
+    adds and those whose text changed, and their composed texts and vectors (added ones first)."""
+
+    snapshot: CatalogSnapshot
+    added: list[int]
+    changed: list[int]
+    texts: list[str]
+    vectors: np.ndarray
 
 
 def model_version(model_dir: Path) -> str:
@@ -227,27 +239,30 @@ class Engine:
         self._template = ItemTextTemplate()
         model_dir = Path(model_dir)
         model, dataset = self._read_model_dir(model_dir)
-        self.catalog = Catalog(self._bootstrap(dataset))
-        self._popularity = np.zeros(len(self.catalog), dtype=np.float64)
+        self._catalog = Catalog(self._bootstrap(dataset))
+        catalog = self.catalog
+        self._popularity = np.zeros(len(catalog), dtype=np.float64)
         for item_id, count in self.store.item_event_counts().items():
-            position = self.catalog.index.get(item_id)
+            position = catalog.index.get(item_id)
             if position is not None:
                 self._popularity[position] = count
-        texts = self._texts(np.arange(len(self.catalog)))  # composed once: encoder and lexical index
+        texts = self._texts(catalog, np.arange(len(catalog)))  # composed once: encoder and lexical index
         vectors = self._encode(texts)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
-        self.index_kind = index if index != "auto" else ("hnsw" if len(self.catalog) >= HNSW_FROM else "exact")
+        self.index_kind = index if index != "auto" else ("hnsw" if len(catalog) >= HNSW_FROM else "exact")
         self.text_index = VectorIndex(vectors.shape[1], kind=self.index_kind)
         self.text_index.add(vectors)
         self.lexical = LexicalIndex()
-        self.lexical.set(range(len(self.catalog)), texts)
+        self.lexical.set(range(len(catalog)), texts)
         self.lexical.prepare()  # the first shopper's search does not pay for it
         self._query_vectors: dict[str, np.ndarray] = {}
         self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
         self._keyword_lock = threading.Lock()
+        self._floor: tuple[int, float] | None = None  # (catalog size it was measured on, search's semantic floor)
         self._generation = self._make_generation(model, dataset, model_dir)
         self._refresh_popular()
+        self._semantic_floor(self.text_index.vectors)  # the first search does not pay for it
 
     # ------------------------------------------------------------------------------- loading
     @staticmethod
@@ -280,8 +295,9 @@ class Engine:
         return existing + missing
 
     def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> _Generation:
-        positions = np.array([self.catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
-        to_model = np.full(len(self.catalog), -1, dtype=np.int64)
+        catalog = self.catalog
+        positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
+        to_model = np.full(len(catalog), -1, dtype=np.int64)
         to_model[positions] = np.arange(len(positions))
         index = None
         vectors = model.scoring_vectors()
@@ -289,6 +305,11 @@ class Engine:
             index = VectorIndex(vectors.shape[1], kind=self.index_kind, normalize=False)
             index.add(vectors)
         return _Generation(model, model_dir, model_version(model_dir), positions, to_model, index)
+
+    @property
+    def catalog(self) -> CatalogSnapshot:
+        """The catalog as published now: a read takes it once and uses only that snapshot."""
+        return self._catalog.current
 
     @property
     def model(self) -> Recommender:
@@ -308,10 +329,12 @@ class Engine:
         model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
         model, dataset = self._read_model_dir(model_dir)
         with self._write_lock:
-            new_items = [r for r in _item_records(dataset) if r.item_id not in self.catalog]
+            catalog = self.catalog
+            new_items = [r for r in _item_records(dataset) if r.item_id not in catalog]
             if new_items:
+                staged = self._stage_items(new_items)
                 self.store.upsert_items(new_items)
-                self._apply_items(new_items)
+                self._publish_items(staged)
             self._generation = self._make_generation(model, dataset, model_dir)
         logger.info("engine: now serving %s (%s, version %s)", model_dir, model.name, self.model_version)
         return self.model_version
@@ -326,8 +349,8 @@ class Engine:
     def _encode(self, texts: list[str]) -> np.ndarray:
         return encode_texts(texts, self.encoder, cache_dir=self.cache_dir).vectors
 
-    def _texts(self, positions: np.ndarray) -> list[str]:
-        return self._template.compose_all(self.catalog.frame(positions))
+    def _texts(self, catalog: CatalogSnapshot, positions: np.ndarray) -> list[str]:
+        return self._template.compose_all(catalog.frame(positions))
 
     def _query_vector(self, text: str) -> np.ndarray:
         vector = self._query_vectors.get(text)
@@ -337,6 +360,16 @@ class Engine:
                 self._query_vectors.clear()
             self._query_vectors[text] = vector
         return vector
+
+    def _semantic_floor(self, vectors: np.ndarray) -> float:
+        """The catalog's `noise_floor` for search, measured on the first search (again once the
+        catalog has grown by a quarter)."""
+        floor = self._floor
+        if floor is None or len(vectors) > 1.25 * floor[0]:
+            with self._keyword_lock:
+                value = noise_floor(vectors, lambda texts: self.encoder.encode(texts))
+                self._floor = floor = (len(vectors), value)
+        return floor[1]
 
     def _keyword_vectors(self) -> tuple[list[str], np.ndarray]:
         """The catalog's most frequent content words and their vectors (encoded once, through the
@@ -354,29 +387,37 @@ class Engine:
 
     # ------------------------------------------------------------------------------- writes
     def record_events(self, events: Sequence[EventRecord]) -> int:
-        """Validate and store events (all or none); the shoppers' next answers include them."""
+        """Validate and store events (all or none); the shoppers' next answers include them. An
+        event whose `event_id` is stored already is not stored again. Returns how many were stored."""
         problems = []
         clean = []
+        catalog = self.catalog
         for row, event in enumerate(events):
+            try:
+                epoch_seconds(event.timestamp)
+            except ValueError as exc:
+                problems.append(f"events[{row}].timestamp: {exc}")
             kind = EVENT_TYPE_ALIASES.get(str(event.event_type).strip().lower())
             if kind is None:
                 problems.append(f"events[{row}].event_type: {event.event_type!r} is not one of {list(EVENT_TYPES)}")
-            if event.item_id not in self.catalog:
+            if event.item_id not in catalog:
                 problems.append(f"events[{row}].item_id: unknown item {event.item_id!r}")
             if not str(event.user_id).strip():
                 problems.append(f"events[{row}].user_id: must not be empty")
-            if not math.isfinite(event.timestamp):
-                problems.append(f"events[{row}].timestamp: must be a finite time")
-            clean.append(EventRecord(event.user_id, event.item_id, kind or "", event.timestamp, event.value))
+            clean.append(replace(event, event_type=kind or ""))
         if problems:
             unknown_only = all(": unknown item" in p for p in problems)
             error = UnknownIdError if unknown_only else ConfigError
             raise error("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
         with self._write_lock:
+            given = [e.event_id for e in clean if e.event_id is not None]
+            known = self.store.known_event_ids(given) if given else set()
             count = self.store.add_events(clean)
             popularity = self._popularity
             for event in clean:
-                popularity[self.catalog.index[event.item_id]] += 1
+                if event.event_id is None or event.event_id not in known:
+                    popularity[catalog.index[event.item_id]] += 1
+                    known.add(event.event_id)
         return count
 
     def upsert_items(self, records: Sequence[ItemRecord]) -> dict[str, int]:
@@ -387,35 +428,44 @@ class Engine:
         if duplicated:
             raise ConfigError(f"items: item_id(s) {duplicated[:10]} appear more than once in one request.")
         with self._write_lock:
+            staged = self._stage_items(list(records))  # encoded before anything is stored or shown
             created, updated = self.store.upsert_items(records)
-            self._apply_items(list(records))
+            self._publish_items(staged)
         return {"created": created, "updated": updated}
 
-    def _apply_items(self, records: list[ItemRecord]) -> None:
-        before = {
-            r.item_id: self.catalog.records[self.catalog.index[r.item_id]] for r in records if r.item_id in self.catalog
-        }
-        added, updated = self.catalog.apply(records)
-        if added:
-            texts = self._texts(np.array(added))
-            self.text_index.add(self._encode(texts))
-            self.lexical.set(added, texts)
-            self._popularity = np.concatenate([self._popularity, np.zeros(len(added))])
-            generation = self._generation
-            generation.catalog_to_model = np.concatenate(
-                [generation.catalog_to_model, np.full(len(added), -1, dtype=np.int64)]
-            )
-        text_changed = [
+    def _stage_items(self, records: list[ItemRecord]) -> _StagedItems:
+        """The next catalog snapshot with `records` and the text vectors of every new or re-worded
+        item, built beside the published catalog (nothing a reader sees changes yet)."""
+        current = self.catalog
+        snapshot, added, updated = current.with_records(records)
+        changed = [
             p
             for p in updated
-            if self._template.compose(_text_fields(before[self.catalog.ids[p]]))
-            != self._template.compose(_text_fields(self.catalog.records[p]))
+            if self._template.compose(_text_fields(current.records[p]))
+            != self._template.compose(_text_fields(snapshot.records[p]))
         ]
-        if text_changed:
-            positions = np.array(text_changed)
-            texts = self._texts(positions)
-            self.text_index.update(positions, self._encode(texts))
-            self.lexical.set(text_changed, texts)
+        positions = np.array(added + changed, dtype=np.int64)
+        texts = self._texts(snapshot, positions) if len(positions) else []
+        vectors = self._encode(texts) if texts else np.zeros((0, self.text_index.dim), dtype=np.float32)
+        return _StagedItems(snapshot, added, changed, texts, vectors)
+
+    def _publish_items(self, staged: _StagedItems) -> None:
+        """Make staged items readable: first every structure a read needs grows (vectors, lexical
+        entries, popularity, the model's position map), then the catalog snapshot that names the new
+        items is published in one assignment. Callers hold the write lock."""
+        added = len(staged.added)
+        if added:
+            self.text_index.add(staged.vectors[:added])
+            self.lexical.set(staged.added, staged.texts[:added])
+            self._popularity = np.concatenate([self._popularity, np.zeros(added)])
+            generation = self._generation
+            generation.catalog_to_model = np.concatenate(
+                [generation.catalog_to_model, np.full(added, -1, dtype=np.int64)]
+            )
+        if staged.changed:
+            self.text_index.update(np.array(staged.changed), staged.vectors[added:])
+            self.lexical.set(staged.changed, staged.texts[added:])
+        self._catalog.publish(staged.snapshot)
         self._refresh_popular()
 
     def delete_user(self, user_id: str) -> dict:
@@ -425,8 +475,9 @@ class Engine:
             if not history and not self.store.has_user(user_id):
                 raise UnknownIdError(f"Unknown shopper {user_id!r}.")
             report: DeletionReport = self.store.delete_user(user_id)
+            catalog = self.catalog
             for event in history:
-                position = self.catalog.index.get(event.item_id)
+                position = catalog.index.get(event.item_id)
                 if position is not None:
                     self._popularity[position] = max(self._popularity[position] - 1, 0)
             removed = {"store_events": report.events, "store_profile": report.profile}
@@ -474,10 +525,19 @@ class Engine:
             raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
         return events
 
-    def positions_of(self, item_ids: Iterable[str], *, field_name: str = "items") -> np.ndarray:
+    def item(self, item_id: str) -> ItemRecord:
+        """One catalog item (`UnknownIdError` for an id the catalog does not hold)."""
+        catalog = self.catalog
+        position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
+        return catalog.records[position]
+
+    def positions_of(
+        self, item_ids: Iterable[str], *, field_name: str = "items", catalog: CatalogSnapshot | None = None
+    ) -> np.ndarray:
+        index = (catalog or self.catalog).index
         positions, unknown = [], []
         for row, item_id in enumerate(item_ids):
-            position = self.catalog.index.get(item_id)
+            position = index.get(item_id)
             if position is None:
                 unknown.append(f"{field_name}[{row}]: unknown item {item_id!r}")
             else:
@@ -551,7 +611,7 @@ class Engine:
         elif exclude_purchased:
             excluded.update(p for p, kind in history if kind == "purchase")
         filters = filters or Filters()
-        mask = self._mask(filters, len(self.catalog))
+        mask = self._mask(catalog, filters)
         if excluded:
             mask[np.fromiter(excluded, dtype=np.int64)] = False
         depth = max(k * 20, 200) if crossing else (k * 4 if diversity > 0 else k)
@@ -559,7 +619,7 @@ class Engine:
         if retrieved is not None:
             ids, top = retrieved
         else:
-            ids, top = _top(self._scores(generation, positions)[: len(mask)], mask, depth)
+            ids, top = _top(self._scores(generation, positions, len(catalog)), mask, depth)
         if crossing:
             weights = [DEFAULT_EVENT_WEIGHTS.get(kind, 1.0) for _, kind in history]
             dominant = dominant_categories([catalog.categories[p] for p, _ in history], weights)
@@ -575,7 +635,7 @@ class Engine:
             )
         if diversity > 0:
             ids, top = mmr(ids, top, self.text_index.vectors, k, diversity)
-        return self._answer(ids, top, history)
+        return self._answer(catalog, ids, top, history)
 
     def similar(
         self, item_id: str, k: int = 10, *, filters: Filters | None = None, cross_category: bool = False
@@ -583,7 +643,8 @@ class Engine:
         """Items like `item_id`: the model's similarity for items it knows, text for new ones. With
         `cross_category`, only items of other categories ("goes with": what shoppers take beside it)."""
         _check_k(k)
-        position = self.positions_of([item_id], field_name="item_id")[0]
+        catalog = self.catalog
+        position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
         generation = self._generation
         model_index = generation.model_index_of(np.array([position]))[0]
         vectors = self.text_index.vectors
@@ -595,20 +656,20 @@ class Engine:
                 model_scores = None
             if model_scores is not None and np.isfinite(model_scores).any() and np.ptp(model_scores) > 0:
                 scores = self._with_cold(
-                    generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(self.catalog)
+                    generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(catalog)
                 )
-        mask = self._mask(filters or Filters(), len(self.catalog))
+        mask = self._mask(catalog, filters or Filters())
         mask[position] = False
         if cross_category:
-            categories = self.catalog.categories[: len(mask)]
+            categories = catalog.categories
             mask &= categories != categories[position]
         if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
             ids, top = self.text_index.search(vectors[position], k, mask)
         else:
             ids, top = _top(scores, mask, k)
-        answer = self._answer(ids, top, [(int(position), "view")])
+        answer = self._answer(catalog, ids, top, [(int(position), "view")])
         if cross_category:
-            title = self.catalog.records[position].title or item_id
+            title = catalog.records[position].title or item_id
             reason = Reason("goes_with", f"goes with {title}", int(position))
             answer = [replace(r, reason=reason, _anchor=item_id) for r in answer]
         return answer
@@ -624,10 +685,10 @@ class Engine:
         catalog = self.catalog
         pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
         positions = np.array([p for p, _ in pairs], dtype=np.int64)
-        scores = self._scores(self._generation, positions)
-        mask = self._mask(filters or Filters(), len(scores)) & self._new_mask(len(scores), days)
+        scores = self._scores(self._generation, positions, len(catalog))
+        mask = self._mask(catalog, filters or Filters()) & self._new_mask(catalog, days)
         ids, top = _top(scores, mask, k)
-        return self._answer(ids, top, pairs)
+        return self._answer(catalog, ids, top, pairs)
 
     def search(
         self,
@@ -652,9 +713,10 @@ class Engine:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]. Got {value!r} instead.")
         history = self.history(user_id) if user_id is not None else []
-        n = len(self.catalog)
+        catalog = self.catalog
+        n = len(catalog)
         vectors = self.text_index.vectors[:n]
-        mask = self._mask(filters or Filters(in_stock=False), n)
+        mask = self._mask(catalog, filters or Filters(in_stock=False))
         query_vector = self._query_vector(text)
         depth = max(_SEARCH_DEPTH, 4 * k)
         semantic_ids, _ = self.text_index.search(query_vector, depth, mask)
@@ -664,7 +726,7 @@ class Engine:
         candidates = np.union1d(semantic_ids, lexical_ids).astype(np.int64)
         if len(candidates) == 0:
             return []
-        pairs = [(self.catalog.index[e.item_id], e.event_type) for e in history if e.item_id in self.catalog.index]
+        pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
         taste = taste_vector(np.array([p for p, _ in pairs], dtype=np.int64), [t for _, t in pairs], vectors)
         ids, scores, affinity = rank_search(
             candidates,
@@ -675,6 +737,7 @@ class Engine:
             k=k,
             lexical_weight=lexical_weight,
             personal_weight=personal_weight,
+            semantic_floor=self._semantic_floor(vectors),
         )
         middle = None if taste is None else float(np.median(vectors[candidates] @ taste))
         quoted = text if len(text) <= 40 else text[:39] + "…"
@@ -682,9 +745,7 @@ class Engine:
         for row, position in enumerate(ids.tolist()):
             personal = affinity is not None and personal_weight > 0 and affinity[row] >= middle
             reason = Reason("search", f'matches "{quoted}"' + (" and your taste" if personal else ""))
-            out.append(
-                Recommendation(self.catalog.ids[position], float(scores[row]), reason, self.catalog.records[position])
-            )
+            out.append(Recommendation(catalog.ids[position], float(scores[row]), reason, catalog.records[position]))
         return out
 
     def profile(self, user_id: str, *, keywords: int = 10, top: int = 5, max_events: int = 1000) -> dict:
@@ -760,9 +821,8 @@ class Engine:
         return self.store.list_users(prefix, limit)
 
     # ------------------------------------------------------------------------------- internals
-    def _scores(self, generation: _Generation, positions: np.ndarray) -> np.ndarray:
-        """Scores over the whole catalog after a history of catalog positions."""
-        n = len(self.catalog)
+    def _scores(self, generation: _Generation, positions: np.ndarray, n: int) -> np.ndarray:
+        """Scores over the first `n` catalog positions after a history of catalog positions."""
         model_positions = generation.model_index_of(positions)
         known = model_positions[model_positions >= 0]
         if len(known):
@@ -838,31 +898,28 @@ class Engine:
         scores[cold] = _map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
         return scores
 
-    def _mask(self, filters: Filters, n: int) -> np.ndarray:
-        catalog = self.catalog
-        mask = filters.mask(in_stock=catalog.in_stock[:n], categories=catalog.categories[:n], prices=catalog.prices[:n])
-        if len(mask) < n:
-            mask = np.concatenate([mask, np.zeros(n - len(mask), dtype=bool)])
-        return mask
+    @staticmethod
+    def _mask(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
+        return filters.mask(in_stock=catalog.in_stock, categories=catalog.categories, prices=catalog.prices)
 
-    def _new_mask(self, n: int, days: float | None = None) -> np.ndarray:
-        recent = self.catalog.recent(self.new_days if days is None else days)[:n]
+    def _new_mask(self, catalog: CatalogSnapshot, days: float | None = None) -> np.ndarray:
+        n = len(catalog)
+        recent = catalog.recent(self.new_days if days is None else days)
         to_model = self._generation.catalog_to_model
         cold = np.ones(n, dtype=bool)
         cold[: min(n, len(to_model))] = to_model[:n] < 0
-        out = cold.copy()
-        out[: len(recent)] |= recent
-        return out
+        return cold | recent
 
     def _refresh_popular(self) -> None:
         counts = self._popularity
         threshold = np.quantile(counts[counts > 0], 0.9) if (counts > 0).any() else math.inf
         self._popular = counts >= max(threshold, 1)
 
-    def _answer(self, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]) -> list[Recommendation]:
-        catalog = self.catalog
+    def _answer(
+        self, catalog: CatalogSnapshot, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]
+    ) -> list[Recommendation]:
         n = len(catalog)
-        popular = self._popular
+        popular = self._popular[:n]
         if len(popular) < n:
             popular = np.concatenate([popular, np.zeros(n - len(popular), dtype=bool)])
         reasons = explain(
@@ -870,7 +927,7 @@ class Engine:
             history=history,
             vectors=self.text_index.vectors,
             records=catalog.records,
-            new=self._new_mask(n),
+            new=self._new_mask(catalog),
             popular=popular,
         )
         out = []

@@ -111,8 +111,8 @@ class VectorIndex:
         vectors = self._buffer[:n]
         if n == 0 or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if mask is not None and len(mask) < n:  # items added after the mask was built are allowed
-            mask = np.concatenate([mask, np.ones(n - len(mask), dtype=bool)])
+        if mask is not None and len(mask) < n:  # vectors added after the caller's catalog snapshot
+            mask = np.concatenate([mask, np.zeros(n - len(mask), dtype=bool)])
         allowed = n if mask is None else int(mask[:n].sum())
         k = min(k, allowed)
         if k == 0:

@@ -9,6 +9,7 @@ import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,6 +96,20 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(plain.casefold())
 
 
+@dataclass
+class _Built:
+    """The weights and everything derived from them, built together and never changed afterwards
+    (but for the caches of spellings), so a search reads one consistent state while documents change."""
+
+    weights: sp.csc_matrix
+    vocabulary: dict[str, int]
+    terms: list[str]
+    document_frequency: np.ndarray
+    idf: np.ndarray
+    neighbours: dict[str, list[int]] | None = None
+    corrected: dict[str, list[str]] = field(default_factory=dict)
+
+
 class LexicalIndex:
     """BM25 (``k1``, ``b``) over documents at positions ``0..n-1``; documents can be added and
     replaced, and the weight matrix is rebuilt on the next search after a change."""
@@ -105,12 +120,7 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._docs: list[Counter] = []
         self._vocabulary: dict[str, int] = {}
-        self._weights: sp.csc_matrix | None = None
-        self._document_frequency = np.zeros(0, dtype=np.int64)
-        self._terms: list[str] = []
-        self._neighbours: dict[str, list[int]] | None = None
-        self._idf = np.zeros(0)
-        self._corrected: dict[str, list[str]] = {}
+        self._built: _Built | None = None
         #: Goes up with every change, so callers can cache what they derive from the index.
         self.version = 0
 
@@ -130,15 +140,15 @@ class LexicalIndex:
                     raise IndexError(f"position {position} is past the end ({len(self._docs)} documents)")
                 for term in counts:
                     self._vocabulary.setdefault(term, len(self._vocabulary))
-            self._weights = None
+            self._built = None
             self.version += 1
 
-    def _matrix(self) -> sp.csc_matrix:
+    def _matrix(self) -> _Built:
         with self._lock:
-            if self._weights is not None:
-                return self._weights
+            if self._built is not None:
+                return self._built
             rows, cols, counts = [], [], []
-            vocabulary = self._vocabulary
+            vocabulary = dict(self._vocabulary)
             for row, doc in enumerate(self._docs):
                 for term, count in doc.items():
                     rows.append(row)
@@ -155,16 +165,15 @@ class LexicalIndex:
             tf = tf.tocoo()
             saturated = tf.data * (self.k1 + 1.0) / (tf.data + norm[tf.row])
             weights = sp.csc_matrix((saturated * idf[tf.col], (tf.row, tf.col)), shape=shape)
-            self._weights, self._document_frequency, self._idf = weights, df, idf
-            self._terms = sorted(vocabulary, key=vocabulary.__getitem__)
-            self._neighbours = None
-            self._corrected = {}
-            return weights
+            terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            self._built = _Built(weights, vocabulary, terms, df, idf)
+            return self._built
 
-    def _correct(self, word: str) -> str | None:
+    @staticmethod
+    def _correct(built: _Built, word: str) -> str | None:
         """The catalog word a misspelt `word` most likely means: within one edit (two from 8 letters
         on), fewest edits first, then the word in the most documents."""
-        terms, df, neighbours = self._terms, self._document_frequency, self._spelling()  # one snapshot
+        terms, df, neighbours = built.terms, built.document_frequency, LexicalIndex._spelling(built)
         limit = 1 if len(word) < 8 else 2
         candidates = {c for key in {word, *_deletes(word)} for c in neighbours.get(key, ())}
         scored = []
@@ -179,55 +188,57 @@ class LexicalIndex:
             return close[0] if close else None
         return None
 
-    def _spelling(self) -> dict[str, list[int]]:
+    @staticmethod
+    def _spelling(built: _Built) -> dict[str, list[int]]:
         """A deletion index: each catalog word under itself and its one-letter deletes (numbers and
         model codes are left out: nobody misspells a SKU into another one)."""
-        neighbours = self._neighbours
+        neighbours = built.neighbours
         if neighbours is None:
             neighbours = {}
-            for column, term in enumerate(self._terms):
+            for column, term in enumerate(built.terms):
                 if len(term) >= 3 and term not in STOPWORDS and not any(ch.isdigit() for ch in term):
                     for key in {term, *_deletes(term)}:
                         neighbours.setdefault(key, []).append(column)
-            self._neighbours = neighbours
+            built.neighbours = neighbours
         return neighbours
 
     def prepare(self) -> None:
         """Build now what the first search would otherwise build (the weights and the spelling index)."""
-        self._matrix()
-        self._spelling()
+        self._spelling(self._matrix())
 
     def query_terms(self, query: str) -> list[str]:
         """The query's words as the catalog spells them: known words as they are, unknown ones
         replaced by the closest catalog word (when one is close enough), stopwords dropped."""
-        self._matrix()
-        known = self._corrected.get(query)
+        return self._query_terms(self._matrix(), query)
+
+    def _query_terms(self, built: _Built, query: str) -> list[str]:
+        known = built.corrected.get(query)
         if known is not None:
             return known
         out = []
         for word in tokenize(query):
             if word in STOPWORDS:
                 continue
-            if word in self._vocabulary:
+            if word in built.vocabulary:
                 out.append(word)
             elif len(word) >= 4:
-                corrected = self._correct(word)
+                corrected = self._correct(built, word)
                 if corrected is not None:
                     out.append(corrected)
         terms = list(dict.fromkeys(out))
-        if len(self._corrected) >= 4096:  # a plain bound: queries repeat less than items
-            self._corrected = {}
-        self._corrected[query] = terms
+        if len(built.corrected) >= 4096:  # a plain bound: queries repeat less than items
+            built.corrected.clear()
+        built.corrected[query] = terms
         return terms
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 of every document for `query` (zeros where no query word occurs)."""
-        weights = self._matrix()
-        terms = self.query_terms(query)
+        built = self._matrix()
+        terms = self._query_terms(built, query)
         if not terms:
-            return np.zeros(weights.shape[0])
-        columns = [self._vocabulary[t] for t in terms]
-        return np.asarray(weights[:, columns].sum(axis=1)).ravel()
+            return np.zeros(built.weights.shape[0])
+        columns = [built.vocabulary[t] for t in terms]
+        return np.asarray(built.weights[:, columns].sum(axis=1)).ravel()
 
     def match(self, query: str, raw: np.ndarray | None = None) -> np.ndarray:
         """How well each document matches `query` on a scale that does not depend on the query: BM25
@@ -236,27 +247,28 @@ class LexicalIndex:
         spelling correction). A document with every word once scores about 1 (a little more when it
         is short or repeats them: BM25's order is kept), a half match about 0.5. `raw`: this query's
         `scores`, where already computed."""
-        weights = self._matrix()
+        built = self._matrix()
         words = [w for w in tokenize(query) if w not in STOPWORDS]
-        terms = self.query_terms(query)
+        terms = self._query_terms(built, query)
+        size = built.weights.shape[0] if raw is None else len(raw)
         if not terms or not words:
-            return np.zeros(weights.shape[0])
-        columns = [self._vocabulary[t] for t in terms]
+            return np.zeros(size)
+        columns = [built.vocabulary[t] for t in terms]
         if raw is None:
-            raw = np.asarray(weights[:, columns].sum(axis=1)).ravel()
+            raw = np.asarray(built.weights[:, columns].sum(axis=1)).ravel()
         known = min(len(terms) / len(words), 1.0)
-        return raw / float(self._idf[columns].sum()) * known
+        return raw / float(built.idf[columns].sum()) * known
 
     def vocabulary(self, *, min_df: int = 1, max_terms: int = 5000) -> list[str]:
         """Content words (3+ letters, not numbers or stopwords), most documents first."""
-        self._matrix()
-        df = self._document_frequency
+        built = self._matrix()
+        df = built.document_frequency
         order = np.argsort(-df, kind="stable")
         out = []
         for column in order:
             if df[column] < min_df:
                 break
-            term = self._terms[column]
+            term = built.terms[column]
             if len(term) >= 3 and term.isalpha() and term not in STOPWORDS:
                 out.append(term)
                 if len(out) >= max_terms:

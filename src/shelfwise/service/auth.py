@@ -29,22 +29,33 @@ PLACEHOLDER_KEYS = frozenset(
         "key",
     }
 )
-MIN_KEY_LENGTH = 16
+#: Production keys: at least this many characters, of at least `MIN_KEY_DISTINCT` different ones
+#: (``secrets.token_urlsafe(32)`` gives 43 characters of 64 kinds; ``aaaa…`` has one).
+MIN_KEY_LENGTH = 32
+MIN_KEY_DISTINCT = 12
+_HOW = "use a random key, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 
 
 def check_key(key: str, environment: str) -> str:
-    """The key to use. In production a missing, short or placeholder key is refused; in development
-    a missing key is replaced by a random one (printed by `shelfwise serve`)."""
-    if environment == "production":
-        if not key:
-            raise ConfigError("SHELFWISE_API_KEY must be set in production.")
-        if key.strip().lower() in PLACEHOLDER_KEYS or len(key) < MIN_KEY_LENGTH:
-            raise ConfigError(
-                f"SHELFWISE_API_KEY looks like a placeholder; in production use a random key of at least "
-                f"{MIN_KEY_LENGTH} characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
-            )
-        return key
-    return key or secrets.token_urlsafe(32)
+    """The key to use. In production a missing, short, repetitive or placeholder key is refused
+    (`ConfigError`, before anything is loaded: `shelfwise serve` checks first); in development a
+    missing key is replaced by a random one (printed by `shelfwise serve`)."""
+    if environment != "production":
+        return key or secrets.token_urlsafe(32)
+    if not key:
+        raise ConfigError(f"SHELFWISE_API_KEY must be set in production; {_HOW}.")
+    if key.strip().lower() in PLACEHOLDER_KEYS:
+        raise ConfigError(f"SHELFWISE_API_KEY is a placeholder; in production {_HOW}.")
+    if len(key) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"SHELFWISE_API_KEY has {len(key)} characters; production needs at least {MIN_KEY_LENGTH}: {_HOW}."
+        )
+    if len(set(key)) < MIN_KEY_DISTINCT:
+        raise ConfigError(
+            f"SHELFWISE_API_KEY uses only {len(set(key))} different characters; production needs at least "
+            f"{MIN_KEY_DISTINCT}: {_HOW}."
+        )
+    return key
 
 
 class KeyCheck:

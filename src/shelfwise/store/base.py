@@ -16,6 +16,8 @@ class EventRecord:
     event_type: str
     timestamp: float
     value: float | None = None
+    #: The sender's id for the event: one id is stored once, however often it is sent.
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,14 @@ class Store(Protocol):
     def schema_version(self) -> int: ...
 
     # events and shoppers
-    def add_events(self, events: Iterable[EventRecord]) -> int: ...
+    def add_events(self, events: Iterable[EventRecord]) -> int:
+        """Store events in one transaction; those whose `event_id` is stored already (or repeats in
+        `events`) are skipped. Returns how many were stored."""
+        ...
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        """Those of `event_ids` that are stored."""
+        ...
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:
         """A shopper's events, oldest first (the most recent `limit` where given)."""

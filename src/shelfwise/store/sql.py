@@ -61,6 +61,7 @@ events = sa.Table(
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=True),
 )
 users = sa.Table(
     "users",
@@ -104,12 +105,22 @@ def _v3(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_user_segments_segment ON user_segments (segment_id, user_id)"))
 
 
+def _v4(conn: Connection) -> None:
+    # version 1 creates `events` from the table above, which has the column from version 4 on
+    if "event_id" not in {c["name"] for c in sa.inspect(conn).get_columns("events")}:
+        conn.execute(sa.text("ALTER TABLE events ADD COLUMN event_id TEXT"))
+    conn.execute(sa.text("CREATE UNIQUE INDEX ux_events_event_id ON events (event_id)"))
+
+
 #: (version, description, upgrade) in order; append, never edit, to change the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "items, events and users tables; events by shopper and time", _v1),
     (2, "events by item (popularity, catalog maintenance)", _v2),
     (3, "shopper segments and each shopper's segment", _v3),
+    (4, "the sender's event id, stored once (safe retries)", _v4),
 )
+#: How often `add_events` starts again when another process stored one of its event ids meanwhile.
+_RETRIES = 3
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -190,14 +201,49 @@ class SQLStore:
 
     # ------------------------------------------------------------------------------- events
     def add_events(self, records: Iterable[EventRecord]) -> int:
-        """Add events (and their shoppers' activity) in one transaction. `records` is read in chunks
-        of `_EVENT_CHUNK`, so a generator of millions of events never sits in memory at once."""
+        """Add events (and their shoppers' activity) in one transaction, skipping those whose
+        `event_id` is stored already or repeats among `records`; returns how many were stored.
+        `records` is read in chunks of `_EVENT_CHUNK`, so a generator of millions of events never
+        sits in memory at once (a list is tried again when another process stored one of its
+        event ids in the meantime)."""
+        for attempt in range(_RETRIES):
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    return self._add_events(conn, iter(records))
+            except sa.exc.IntegrityError:
+                if not isinstance(records, (list, tuple)) or attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            return self._known_event_ids(conn, list(event_ids))
+
+    @staticmethod
+    def _known_event_ids(conn: Connection, event_ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(event_ids), 5_000):
+            chunk = event_ids[start : start + 5_000]
+            known.update(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+        return known
+
+    def _add_events(self, conn: Connection, iterator: Iterator[EventRecord]) -> int:
         upsert = self._user_upsert()
         now = time.time()
         total = 0
-        iterator = iter(records)
-        with self._lock, self.engine.begin() as conn:
-            while chunk := list(itertools.islice(iterator, _EVENT_CHUNK)):
+        seen: set[str] = set()
+        while chunk := list(itertools.islice(iterator, _EVENT_CHUNK)):
+            given = [r.event_id for r in chunk if r.event_id is not None]
+            if given:
+                seen |= self._known_event_ids(conn, given)
+                fresh = []
+                for record in chunk:
+                    if record.event_id is None or record.event_id not in seen:
+                        fresh.append(record)
+                        if record.event_id is not None:
+                            seen.add(record.event_id)
+                chunk = fresh
+            if chunk:
                 rows = [
                     {
                         "user_id": r.user_id,
@@ -206,6 +252,7 @@ class SQLStore:
                         "timestamp": float(r.timestamp),
                         "value": None if r.value is None else float(r.value),
                         "received_at": now,
+                        "event_id": r.event_id,
                     }
                     for r in chunk
                 ]

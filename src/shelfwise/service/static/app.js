@@ -314,7 +314,7 @@ async function addProduct(event) {
 
 async function showModel() {
   try {
-    const health = await (await fetch("/healthz")).json();
+    const health = await api("/v1/model");
     $("#model").textContent = `${health.model} · ${health.items} items · version ${health.model_version}`;
   } catch (error) {
     $("#model").textContent = "The service is not answering.";
