@@ -267,6 +267,13 @@ class Engine:
     # ------------------------------------------------------------------------------- loading
     @staticmethod
     def _read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
+        try:
+            return Engine._read_model_files(model_dir)
+        except OSError as exc:  # a name too long, a folder not readable, a file gone meanwhile
+            raise DataFormatError(f"{str(model_dir)[:200]}: cannot read the model folder ({exc.strerror}).") from None
+
+    @staticmethod
+    def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
         if not (model_dir / "config.json").is_file():
             raise DataFormatError(f"{model_dir} is not a trained model folder (no config.json); run `shelfwise train`.")
         if not (model_dir / "dataset" / "dataset.json").is_file():

@@ -192,6 +192,8 @@ def segment_shoppers(
     """Cluster the shoppers of `events` (an iterable of batches, read once) into segments."""
     collected = _collect(events, index_of)
     users, matrix = collected.users, _taste(collected, vectors, 200)
+    if len(users) == 0:
+        raise ConfigError("segments: no shopper has events on catalog items yet, so there is nothing to segment.")
     if k is None:
         k, scores = choose_k(matrix, seed=seed)
         tried = [{"k": size, "silhouette": score} for size, score in scores.items()]

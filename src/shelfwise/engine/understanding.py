@@ -123,9 +123,14 @@ def rank_search(
 
 
 def _iso(stamp: float | None) -> str | None:
+    """ISO 8601 of a time; None where it is unknown or no calendar date (a store written before the
+    service checked times may hold such)."""
     if stamp is None or not math.isfinite(stamp):
         return None
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _shares(weights: dict[str, float], top: int) -> list[dict]:

@@ -110,6 +110,17 @@ TimeIn = Annotated[
 ]
 
 
+#: An event type: a canonical one or a common alias (any case), as the OpenAPI document lists them.
+EventTypeIn = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description=f"one of {list(EVENT_TYPES)} or a common alias (any case)",
+        json_schema_extra={"enum": sorted(EVENT_TYPE_ALIASES)},
+    ),
+]
+
+
 def _event_kind(value: str) -> str:
     kind = EVENT_TYPE_ALIASES.get(value.strip().lower())
     if kind is None:
@@ -128,9 +139,7 @@ class EventIn(_Strict):
 
     user_id: IdStr
     item_id: IdStr
-    event_type: Annotated[str, Field(max_length=64)] = Field(
-        default="view", description=f"one of {list(EVENT_TYPES)} (or a common alias)"
-    )
+    event_type: EventTypeIn = "view"
     timestamp: TimeIn = None
     value: float | None = Field(default=None, ge=-MAX_VALUE, le=MAX_VALUE, allow_inf_nan=False)
     event_id: IdStr | None = None
@@ -151,7 +160,7 @@ class EventBatchIn(_Strict):
 
 class SessionEventIn(_Strict):
     item_id: IdStr
-    event_type: Annotated[str, Field(max_length=64)] = "view"
+    event_type: EventTypeIn = "view"
 
     @field_validator("event_type")
     @classmethod
