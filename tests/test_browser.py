@@ -181,6 +181,12 @@ def test_search_finds_products_by_other_words_and_typos(page, shop_dataset):
     expect(page.locator("#search .cards > li").first).to_be_visible()
     page.shot("search-personalised")
 
+    page.fill("#q", "zzqxv nonsenseword")  # matches nothing: the page says so, personalised or not
+    page.press("#q", "Enter")
+    expect(page.locator("#search")).to_contain_text("Nothing matches “zzqxv nonsenseword”.")
+    expect(page.locator("#search .cards > li")).to_have_count(0)
+    page.shot("search-nothing-matches")
+
     page.fill("#q", "   ")
     page.press("#q", "Enter")
     expect(page.locator("#notice")).to_have_text("Type a few words to search for.")

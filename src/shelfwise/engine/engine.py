@@ -26,7 +26,7 @@ from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVE
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
 from shelfwise.engine.segments import Segmentation, segment_shoppers
 from shelfwise.engine.understanding import build_profile, noise_floor, rank_search, taste_vector
-from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, UnknownIdError
+from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, ShelfwiseError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
 from shelfwise.retrieval import Filters, Reason, VectorIndex, cross_category, dominant_categories, explain, mmr
@@ -234,6 +234,7 @@ class Engine:
         self.store = store if isinstance(store, SQLStore) else open_store(store)
         self._owns_store = not isinstance(store, SQLStore)
         self._write_lock = threading.RLock()
+        self._model_files_lock = threading.Lock()  # reading a model folder against rewriting it
         self._encoder_spec = encoder or load_settings().encoder
         self._encoder = None
         self._template = ItemTextTemplate()
@@ -269,8 +270,12 @@ class Engine:
     def _read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
         try:
             return Engine._read_model_files(model_dir)
+        except ShelfwiseError:
+            raise
         except OSError as exc:  # a name too long, a folder not readable, a file gone meanwhile
             raise DataFormatError(f"{str(model_dir)[:200]}: cannot read the model folder ({exc.strerror}).") from None
+        except Exception as exc:  # a damaged file: whatever its reader raised, the folder is not a model
+            raise DataFormatError(f"{str(model_dir)[:200]}: not a readable model folder ({exc!r:.200}).") from None
 
     @staticmethod
     def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
@@ -334,7 +339,8 @@ class Engine:
         """Load a (newly trained) model folder and swap it in; answers in flight finish on the old one.
         Returns the new model version."""
         model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
-        model, dataset = self._read_model_dir(model_dir)
+        with self._model_files_lock:  # not while a privacy deletion rewrites the folder
+            model, dataset = self._read_model_dir(model_dir)
         with self._write_lock:
             catalog = self.catalog
             new_items = [r for r in _item_records(dataset) if r.item_id not in catalog]
@@ -490,7 +496,8 @@ class Engine:
             removed = {"store_events": report.events, "store_profile": report.profile}
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
-                removed.update(self._forget_in_model(user_id))
+                with self._model_files_lock:
+                    removed.update(self._forget_in_model(user_id))
         return {"user_id": user_id, "removed": removed}
 
     def _forget_in_model(self, user_id: str) -> dict[str, int]:
