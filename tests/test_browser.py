@@ -155,8 +155,9 @@ def test_keyboard_alone_opens_a_product(page, shop_dataset):
     page.keyboard.press("Enter")
     expect(page.locator("#notice")).to_contain_text(f"viewed “{title}”")
     page.keyboard.press("Tab")
+    expect(page.locator("#recommendations")).not_to_have_attribute("aria-busy", "true")  # redrawn after the view
     focused = page.evaluate("document.activeElement.className")
-    assert focused == "card-open"  # the next card takes the focus
+    assert focused == "card-open"  # the next card takes the focus, also across the redraw
     page.shot("keyboard")
 
 

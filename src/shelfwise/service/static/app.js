@@ -87,7 +87,11 @@ function card(item) {
 
 function showItems(section, items, emptyText) {
   const list = $(".cards", section);
+  // a keyboard user whose focus was on a card keeps their place when the list is redrawn
+  const before = [...list.querySelectorAll(".card-open")].indexOf(document.activeElement);
   list.replaceChildren(...items.map(card));
+  const buttons = list.querySelectorAll(".card-open");
+  if (before >= 0 && buttons.length) buttons[Math.min(before, buttons.length - 1)].focus();
   section.dataset.loaded = String(Date.now());
   setState(section, items.length ? "" : emptyText, items.length ? "" : "empty");
 }
