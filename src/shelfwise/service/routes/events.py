@@ -1,0 +1,61 @@
+"""Shopper events: one or a batch, each stored once however often it is sent (with an id)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request
+from pydantic import AfterValidator, Discriminator, Tag
+
+from shelfwise.errors import ConfigError
+from shelfwise.service.deps import WRITES, EngineDep, MetricsDep
+from shelfwise.service.schemas import ID_PATTERN, EventBatchIn, EventIn, RecordedOut, no_id_controls
+
+router = APIRouter(tags=["events"])
+#: Tags of the one-event-or-batch body: pydantic puts them in an error's location, and the app's
+#: error handler leaves them out of the field path a client knows.
+BODY_TAGS = ("one event", "a batch")
+
+
+def _body_kind(value: Any) -> str:
+    return BODY_TAGS[1] if isinstance(value, dict) and "events" in value else BODY_TAGS[0]
+
+
+#: The body of ``POST /v1/events``: one event, or ``{"events": [...]}``; validated once, here.
+EventsBody = Annotated[
+    Annotated[EventIn, Tag(BODY_TAGS[0])] | Annotated[EventBatchIn, Tag(BODY_TAGS[1])], Discriminator(_body_kind)
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        json_schema_extra={"pattern": ID_PATTERN},
+        description="Makes a retry safe: the events of a request with this key are stored once (the "
+        "i-th event of a batch gets the id KEY:i unless it has its own event_id).",
+    ),
+    AfterValidator(no_id_controls),
+]
+
+
+@router.post("/v1/events", status_code=201, response_model=RecordedOut, **WRITES)
+def post_events(
+    engine: EngineDep,
+    metrics: MetricsDep,
+    request: Request,
+    body: Annotated[EventsBody, Body(description="One event, or a batch: {'events': [event, ...]}.")],
+    idempotency_key: IdempotencyKey = None,
+) -> dict:
+    events = body.events if isinstance(body, EventBatchIn) else [body]
+    max_batch = request.app.state.max_batch
+    if len(events) > max_batch:
+        raise ConfigError(f"body.events: at most {max_batch} events per request, not {len(events)}.")
+    if idempotency_key is None:
+        records = [e.record() for e in events]
+    elif isinstance(body, EventIn):
+        records = [body.record(idempotency_key)]
+    else:
+        records = [e.record(f"{idempotency_key}:{row}") for row, e in enumerate(events)]
+    count = engine.record_events(records)
+    metrics.events.inc(count)
+    return {"recorded": count, "duplicates": len(records) - count}
