@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # Nothing may download model weights or data at run time.
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,9 @@ demo: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/python -m pytest -q

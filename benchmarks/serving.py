@@ -213,18 +213,20 @@ def breakdown(model_dir: Path, store: str, users: list[str], n: int = 300) -> di
         t0 = time.perf_counter()
         events = engine.history(user)
         t1 = time.perf_counter()
-        history = [(engine.catalog.index[e.item_id], e.event_type) for e in events]
+        catalog = engine.catalog
+        history = [(catalog.index[e.item_id], e.event_type) for e in events]
         positions = np.array([p for p, _ in history], dtype=np.int64)
-        mask = engine._mask(Filters(), len(engine.catalog))
+        mask = engine._mask(catalog, Filters())
         mask[[p for p, kind in history if kind == "purchase"]] = False
         retrieved = engine._retrieve(generation, positions, mask, 10)
-        ids, top = retrieved if retrieved is not None else _top(engine._scores(generation, positions), mask, 10)
+        scores = engine._scores(generation, positions, len(catalog))
+        ids, top = retrieved if retrieved is not None else _top(scores, mask, 10)
         t2 = time.perf_counter()
-        engine._answer(ids, top, history)
+        engine._answer(catalog, ids, top, history)
         t3 = time.perf_counter()
         for name, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             parts[name].append(value * 1000)
-        exact, _ = _top(engine._scores(generation, positions), mask, 10)
+        exact, _ = _top(scores, mask, 10)
         recall.append(len(set(exact.tolist()) & set(ids.tolist())) / max(len(exact), 1))
     engine.close()
     out = {name: round(statistics.median(values), 3) for name, values in parts.items()}

@@ -77,13 +77,13 @@ def encode(
 
         connect(ray_address)
         stream = ray_stream(encoder, workers=workers, address=ray_address, options=options)
-    result = encode_items(
+    encoded = encode_items(
         items, text_encoder, template=item_text, cache_dir=cache_dir, progress=not as_json, stream=stream
     )
+    summary = encoded.summary()
     if as_json:
-        print(json.dumps(result.summary()))
+        print(json.dumps(summary))
     else:
-        summary = result.summary()
         console.print(
             f"{summary['items']:,} items: {summary['encoded']:,} encoded, {summary['from_cache']:,} "
             f"from the cache, in {summary['encode_seconds']:.2f} s ({text_encoder.name})"

@@ -45,7 +45,9 @@ def train(
     params = {key: _parse_value(value) for key, value in parse_pairs(param, "--param").items()}
     recommender = create_model(model, **params)
     if check_backend(backend) == "ray":
-        if model != "sequential":
+        from shelfwise.models.sequential import SequentialRecommender
+
+        if not isinstance(recommender, SequentialRecommender):
             raise ConfigError(f"--backend ray trains the sequential model; {model!r} fits on one machine.")
         from shelfwise.distributed import connect, ray_train_runner
 

@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def detect_file_format(path: str | os.PathLike[str]) -> str:
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")
     return open(path, "rb")
 
 
@@ -249,6 +249,11 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return result
 
 
+def _always(reason: str) -> Callable[[int], str]:
+    """The same reason for every flagged row."""
+    return lambda _position: reason
+
+
 def _row_dict(frame: pd.DataFrame, position: int) -> dict:
     row = frame.iloc[position]
     return {
@@ -269,14 +274,14 @@ class _Checker:
         self.bad = np.zeros(len(frame), dtype=bool)
         self.lines = frame[LINE_COLUMN].to_numpy()
 
-    def flag(self, mask: np.ndarray, column: str, reason_for: callable) -> None:  # type: ignore[valid-type]
+    def flag(self, mask: np.ndarray, column: str, reason_for: Callable[[int], str]) -> None:
         for position in np.flatnonzero(mask):
             self.report.add(
                 str(self.path),
                 int(self.lines[position]),
                 column,
-                reason_for(position),
-                _row_dict(self.frame, position),
+                reason_for(int(position)),
+                _row_dict(self.frame, int(position)),
                 unit=self.unit,
             )
         self.bad |= mask
@@ -313,7 +318,7 @@ def read_events(
         return ReadResult(_empty_events(), report)
 
     for column in ("user_id", "item_id"):
-        check.flag(_is_missing(frame[column]), column, lambda _p, c=column: f"missing {c}")
+        check.flag(_is_missing(frame[column]), column, _always(f"missing {column}"))
     user_ids = _as_id(frame["user_id"])
     item_ids = _as_id(frame["item_id"])
 

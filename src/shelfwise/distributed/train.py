@@ -100,6 +100,8 @@ def ray_train_runner(*, workers: int = 2, address: str | None = None, storage: s
             result = trainer.fit()
             if result.error is not None:
                 raise result.error
+            if result.checkpoint is None or result.metrics is None:
+                raise RuntimeError("the Ray training run ended without a checkpoint")
             with result.checkpoint.as_directory() as folder:
                 state = load_file(str(Path(folder) / "network.safetensors"))
                 phases = json.loads((Path(folder) / "log.json").read_text())

@@ -428,7 +428,9 @@ class Engine:
             count = self.store.add_events(clean)
             popularity = self._popularity
             for event in clean:
-                if event.event_id is None or event.event_id not in known:
+                if event.event_id is None:
+                    popularity[catalog.index[event.item_id]] += 1
+                elif event.event_id not in known:
                     popularity[catalog.index[event.item_id]] += 1
                     known.add(event.event_id)
         return count
@@ -583,12 +585,6 @@ class Engine:
             min_categories=min_categories,
             outside_share=outside_share,
         )
-
-    def recommend_items(self, item_ids: Sequence[str], k: int = 10, **options) -> list[Recommendation]:
-        """Top-k for an anonymous session given as the item ids it touched, oldest first."""
-        self.positions_of(item_ids)
-        events = [EventRecord("", item_id, "view", float(i)) for i, item_id in enumerate(item_ids)]
-        return self.recommend_events(events, k, **options)
 
     def recommend_events(
         self,

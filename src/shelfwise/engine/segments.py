@@ -218,7 +218,7 @@ def segment_shoppers(
         )[:3]
         cats = [{"name": str(name), "share": round(float(value) / total, 4)} for name, value in top]
         words = nearest_terms(centers[cluster], terms, term_vectors, allowed=None, count=5)
-        leaf = cats[0]["name"].split(">")[-1].strip() if cats else "mixed"
+        leaf = str(top[0][0]).split(">")[-1].strip() if top else "mixed"
         name = " · ".join([*(w["term"] for w in words[:2]), leaf])
         segments.append(Segment(cluster, name, int((labels == cluster).sum()), words, cats))
     return Segmentation(segments, assignments, criterion)

@@ -149,7 +149,9 @@ def price_band(prices: np.ndarray, weights: np.ndarray, catalog_prices: np.ndarr
     order = np.argsort(prices)
     prices, weights = prices[order], weights[order]
     cumulative = np.cumsum(weights) / weights.sum()
-    low, median, high = (float(prices[min(np.searchsorted(cumulative, q), len(prices) - 1)]) for q in (0.25, 0.5, 0.75))
+    low, median, high = (
+        float(prices[min(int(np.searchsorted(cumulative, q)), len(prices) - 1)]) for q in (0.25, 0.5, 0.75)
+    )
     reference = np.sort(catalog_prices[np.isfinite(catalog_prices)])
     percentile = float(np.searchsorted(reference, median, side="right") / len(reference)) if len(reference) else 0.5
     level = "budget" if percentile < 1 / 3 else ("premium" if percentile > 2 / 3 else "mid-range")

@@ -190,7 +190,7 @@ def _training_plot(phases: list[dict], metric: str | None, best_epoch: int | Non
     if rows:
         right = ax.twinx()
         right.plot([r["epoch"] for r in rows], [r[metric] for r in rows], color="#c44e52", marker="s", label=metric)
-        right.set_ylabel(metric)
+        right.set_ylabel(str(metric))
         if best_epoch is not None:
             right.axvline(best_epoch, color="#888", linestyle="--", linewidth=1)
         right.legend(loc="lower right", fontsize=8)

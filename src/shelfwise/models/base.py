@@ -129,9 +129,8 @@ class Recommender(ABC):
 
     def _check_param(self, name: str, kind: type, low: float, high: float) -> None:
         value = getattr(self, name)
-        ok = isinstance(value, kind) and not isinstance(value, bool) and low <= value <= high
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = low <= value <= high
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = number and (isinstance(value, kind) or kind is float) and low <= value <= high
         if not ok:
             raise ConfigError(
                 f"The {name!r} parameter of {type(self).__name__} must be a {kind.__name__} in "
@@ -145,7 +144,7 @@ class Recommender(ABC):
         self.n_users_ = dataset.n_users
         self.n_items_ = dataset.n_items
         self.user_items_ = dataset.user_items(binary=True)
-        self.training_log_ = {}
+        self.training_log_: dict[str, Any] = {}
         started = time.perf_counter()
         self._fit(dataset, progress=progress)
         self.fit_seconds_ = time.perf_counter() - started

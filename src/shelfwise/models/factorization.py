@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,10 +48,17 @@ def item_gram(item_factors: np.ndarray) -> np.ndarray:
     return factors.T @ factors
 
 
-def cached_gram(model: Recommender) -> np.ndarray:
+class HasItemFactors(Protocol):
+    """A model with an item factor table and room to cache its Gram matrix."""
+
+    item_factors_: np.ndarray
+    _gram_cache: tuple[np.ndarray, np.ndarray] | None
+
+
+def cached_gram(model: HasItemFactors) -> np.ndarray:
     """``YᵀY`` of a model's ``item_factors_``, computed once per fitted state (serving folds in per
     request, and the Gram matrix is a pass over every item)."""
-    cached = getattr(model, "_gram_cache", None)
+    cached = model._gram_cache
     if cached is None or cached[0] is not model.item_factors_:
         cached = (model.item_factors_, item_gram(model.item_factors_))
         model._gram_cache = cached
@@ -60,8 +68,11 @@ def cached_gram(model: Recommender) -> np.ndarray:
 class _FactorModel(Recommender):
     """Shared scoring and storage for models with user and item factor tables."""
 
+    regularization: float
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+    #: (the item factors it was computed from, their Gram matrix): see `cached_gram`
+    _gram_cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def _weighted(self, dataset: Dataset) -> sp.csr_matrix:
         """Event weights summed per pair and scaled so that one purchase counts 1."""

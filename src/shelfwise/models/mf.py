@@ -21,6 +21,8 @@ class MF(Recommender):
     `negatives` uniformly sampled items per positive."""
 
     name = "mf"
+    item_factors_: np.ndarray
+    _gram_cache: tuple[np.ndarray, np.ndarray] | None = None  # see `cached_gram`
     tuning_grid = (
         {"factors": 64, "learning_rate": 0.005, "weight_decay": 1e-5},
         {"factors": 64, "learning_rate": 0.005, "weight_decay": 1e-4},

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -133,7 +134,7 @@ def inherit_cold(
         chunk = slice(start, start + 512)
         inherited[:, chunk] = np.einsum("ucm,cm->uc", scores[:, neighbours[chunk]], weights[chunk])
     inherited *= factor
-    if offset:
+    if spread is not None:
         inherited += offset * spread
     scores[:, cold_items] = inherited
 
@@ -219,6 +220,8 @@ def _zscore(scores: np.ndarray) -> np.ndarray:
 class _TrainStep(nn.Module):
     """One training forward as a module (the item table with ID dropout, then the transformer), so
     DistributedDataParallel sees every parameter used inside its forward."""
+
+    text: torch.Tensor  # a buffer: moves with the module, never trained
 
     def __init__(self, network: _Network, text: torch.Tensor) -> None:
         super().__init__()
@@ -359,6 +362,10 @@ class SequentialRecommender(Recommender):
     """
 
     name = "sequential"
+    #: EASE's item-item weights where the blend uses them.
+    cf_weights_: np.ndarray | None
+    #: A Ray Train job that trains the network in place of `_train` (see `shelfwise.distributed`).
+    train_runner: Callable[..., int] | None = None
     # The fit itself early-stops and chooses its blend on held-out history items; the tuning split
     # chooses only which items are held out inside the fit (a last-item holdout suits leave-last-out
     # data, a temporal one suits data split at a date, as UCI Online Retail is under P2).
@@ -486,7 +493,8 @@ class SequentialRecommender(Recommender):
             np.concatenate([s for s in sequences if len(s)] or [np.zeros(0, np.int64)]), minlength=self.n_items_
         )
         self.seen_ = counts > 0
-        self._holdout_events = None  # (items, timestamps) the holdout may see, where there are timestamps
+        # (items, timestamps) the holdout may see, where there are timestamps
+        self._holdout_events: tuple[np.ndarray, pd.Series] | None = None
         self.trending_ = None
         self.trend_half_life_ = 0.0
         train_sequences, holdout, targets = self._make_holdout(dataset, sequences)
@@ -578,7 +586,9 @@ class SequentialRecommender(Recommender):
 
     def _next_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
         """Transition scores from the latest `_NEXT_STEPS` items, the latest weighing most."""
-        rows, cols, vals = [], [], []
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
         for row, sequence in enumerate(sequences):
             recent = sequence[-_NEXT_STEPS:][::-1]
             rows.extend([row] * len(recent))
@@ -652,37 +662,41 @@ class SequentialRecommender(Recommender):
             return _holdout_ndcg(topk(scores, 10)[0], targets)
 
         best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
-        chosen, chosen_parts = None, None
+        chosen: np.ndarray | None = None
+        chosen_parts: list[np.ndarray | None] = []
         with_ease = self.n_items_ <= EASE_MAX_ITEMS
         for regularization in (50.0, 250.0, 1000.0) if with_ease else (0.0,):
             self.cf_weights_ = ease_weights(truncated, regularization) if with_ease else None
             parts = self._components(inputs, everything=True)
-            for weights in _BLEND_GRID:
-                if weights[1] and not with_ease:
+            for grid_weights in _BLEND_GRID:
+                if grid_weights[1] and not with_ease:
                     continue
-                value = judge(total((*weights, 0.0), parts))
+                value = judge(total((*grid_weights, 0.0), parts))
                 if value > best[0]:
-                    best = (value, (*weights, 0.0), regularization)
+                    best = (value, (*grid_weights, 0.0), regularization)
             if best[2] == regularization:
                 chosen, chosen_parts = self.cf_weights_, parts  # kept, not inverted again
         grid_best = best
         self.cf_regularization_ = best[2]
         self.cf_weights_ = chosen
         half_lives: tuple[float | None, ...] = (None,)
-        if self._holdout_events is not None and len(self._holdout_events[0]):
+        holdout_events = self._holdout_events
+        if holdout_events is not None and len(holdout_events[0]):
             half_lives = TREND_HALF_LIVES
         chosen_half_life = None
+        chosen_parts_final: list[np.ndarray | None] = chosen_parts
         for half_life in half_lives:
             parts = list(chosen_parts)
-            if half_life is not None:
-                trend = trending_scores(*self._holdout_events, self.n_items_, half_life)
+            if half_life is not None and holdout_events is not None:
+                trend = trending_scores(holdout_events[0], holdout_events[1], self.n_items_, half_life)
                 parts[4] = _zscore(trend[None])
             value, weights = grid_best[0], list(grid_best[1])
             current = total(weights, parts)  # the blend at `weights`; a trial changes one part of it
             for _ in range(_ASCENT_ROUNDS):
                 moved = False
                 for part in range(len(BLEND_PARTS)):
-                    if parts[part] is None:
+                    part_scores = parts[part]
+                    if part_scores is None:
                         continue
                     for candidate in _ASCENT_VALUES:
                         if candidate == weights[part]:
@@ -690,9 +704,9 @@ class SequentialRecommender(Recommender):
                         trial = [*weights[:part], candidate, *weights[part + 1 :]]
                         if not any(trial):
                             continue
-                        result = judge(current + np.float32(candidate - weights[part]) * parts[part])
+                        result = judge(current + np.float32(candidate - weights[part]) * part_scores)
                         if result > value + 1e-9:
-                            current += np.float32(candidate - weights[part]) * parts[part]
+                            current += np.float32(candidate - weights[part]) * part_scores
                             value, weights, moved = result, trial, True
                 if not moved:
                     break
@@ -725,8 +739,8 @@ class SequentialRecommender(Recommender):
                     scores = base.copy()
                     inherit_cold(scores, *found, factor, self.cold_offset)
                     scores[rows, seen.indices] = -np.inf
-                    value = _ndcg_rows(topk(scores, 10)[0], targets)
-                    options.append((value.mean(), value[cold_rows].mean(), factor, count))
+                    ndcg = _ndcg_rows(topk(scores, 10)[0], targets)
+                    options.append((ndcg.mean(), ndcg[cold_rows].mean(), factor, count))
             logger.debug("sequential cold options (ndcg, cold ndcg, factor, neighbours): %s", options)
             floor = max(option[0] for option in options) * (1.0 - COLD_TOLERANCE)
             overall, cold_value, self.cold_factor_, self.cold_neighbour_count_ = max(

@@ -131,10 +131,14 @@ class VectorIndex:
     def _search_faiss(self, query: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
+        index = self._faiss
+        if index is None:
+            raise RuntimeError("no HNSW graph: this index is exact")
+        # SWIG-generated: faiss's type information does not list it
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))  # type: ignore[attr-defined]
         if mask is not None:
             bitmap = np.packbits(mask.astype(np.uint8), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        distances, ids = self._faiss.search(query, k, params=params)
+        distances, ids = index.search(query, k, params=params)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), distances[0][keep].astype(np.float32)

@@ -53,7 +53,8 @@ def dominant_categories(categories: Sequence[str], weights: Sequence[float], *, 
             totals[category] = totals.get(category, 0.0) + float(weight)
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
     grand = sum(totals.values())
-    out, held = set(), 0.0
+    out: set[str] = set()
+    held = 0.0
     for category, weight in ranked:
         if out and held >= coverage * grand:
             break

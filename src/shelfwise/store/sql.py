@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from shelfwise.errors import ConfigError, ShelfwiseError
@@ -158,7 +160,7 @@ class SQLStore:
         self.backend = parsed.get_backend_name()
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
         if self.backend == "sqlite":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -194,10 +196,8 @@ class SQLStore:
 
     def _insert(self, table: sa.Table):
         if self.backend == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            return sqlite_insert(table)
+        return postgresql_insert(table)
 
     # ------------------------------------------------------------------------------- events
     def add_events(self, records: Iterable[EventRecord]) -> int:
@@ -257,8 +257,8 @@ class SQLStore:
                     for r in chunk
                 ]
                 per_user: dict[str, list[float]] = {}
-                for row in rows:
-                    per_user.setdefault(row["user_id"], []).append(row["timestamp"])
+                for r in chunk:
+                    per_user.setdefault(r.user_id, []).append(float(r.timestamp))
                 user_rows = [
                     {"user_id": u, "first_seen": min(t), "last_seen": max(t), "events": len(t)}
                     for u, t in per_user.items()
@@ -320,7 +320,7 @@ class SQLStore:
 
     def user_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar() or 0)
 
     def user_summary(self, user_id: str) -> UserSummary | None:
         query = sa.select(users.c.user_id, users.c.first_seen, users.c.last_seen, users.c.events)
@@ -339,7 +339,7 @@ class SQLStore:
 
     def event_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
 
     def item_event_counts(self) -> dict[str, int]:
         query = sa.select(events.c.item_id, sa.func.count()).group_by(events.c.item_id)
@@ -423,7 +423,7 @@ class SQLStore:
 
     def item_count(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar())
+            return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar() or 0)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -59,7 +59,7 @@ def cointeraction_pairs(
     for step in range(1, window + 1):
         same_user = users[step:] == users[:-step]
         ok = same_user & has_text[items[step:]] & has_text[items[:-step]]
-        if has_time:
+        if times is not None:
             ok &= (times[step:] - times[:-step]) <= pd.Timedelta(days=max_gap_days).value
         pairs.append(np.stack([items[:-step][ok], items[step:][ok]], axis=1))
     candidates = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)

@@ -54,19 +54,23 @@ async def user_recommendations(
 def anonymous_recommendations(engine: EngineDep, body: AnonymousIn) -> JSONResponse:
     if (body.items is None) == (body.events is None):
         raise ConfigError("body: give exactly one of 'items' (item ids) or 'events'.")
-    options = {
-        "filters": filters(body.category, body.in_stock, body.min_price, body.max_price),
-        "exclude_purchased": body.exclude_purchased,
-        "diversity": body.diversity,
-        "min_categories": body.min_categories,
-        "outside_share": body.outside_share,
-    }
     if body.items is not None:
-        return answer(engine, engine.recommend_items(body.items, body.k, **options))
-    session = body.events or []
-    engine.positions_of([e.item_id for e in session], field_name="body.events")
-    events = [EventRecord("", e.item_id, e.event_type, float(i)) for i, e in enumerate(session)]
-    return answer(engine, engine.recommend_events(events, body.k, **options))
+        engine.positions_of(body.items, field_name="body.items")
+        events = [EventRecord("", item_id, "view", float(i)) for i, item_id in enumerate(body.items)]
+    else:
+        session = body.events or []
+        engine.positions_of([e.item_id for e in session], field_name="body.events")
+        events = [EventRecord("", e.item_id, e.event_type, float(i)) for i, e in enumerate(session)]
+    items = engine.recommend_events(
+        events,
+        body.k,
+        filters=filters(body.category, body.in_stock, body.min_price, body.max_price),
+        exclude_purchased=body.exclude_purchased,
+        diversity=body.diversity,
+        min_categories=body.min_categories,
+        outside_share=body.outside_share,
+    )
+    return answer(engine, items)
 
 
 @router.get("/v1/items/{item_id}/similar", **LISTING)
