@@ -219,14 +219,16 @@ def breakdown(model_dir: Path, store: str, users: list[str], n: int = 300) -> di
         mask = engine._mask(catalog, Filters())
         mask[[p for p, kind in history if kind == "purchase"]] = False
         retrieved = engine._retrieve(generation, positions, mask, 10)
-        scores = engine._scores(generation, positions, len(catalog))
-        ids, top = retrieved if retrieved is not None else _top(scores, mask, 10)
+        if retrieved is None:
+            ids, top = _top(engine._scores(generation, positions, len(catalog)), mask, 10)
+        else:
+            ids, top = retrieved
         t2 = time.perf_counter()
         engine._answer(catalog, ids, top, history)
         t3 = time.perf_counter()
         for name, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             parts[name].append(value * 1000)
-        exact, _ = _top(scores, mask, 10)
+        exact, _ = _top(engine._scores(generation, positions, len(catalog)), mask, 10)
         recall.append(len(set(exact.tolist()) & set(ids.tolist())) / max(len(exact), 1))
     engine.close()
     out = {name: round(statistics.median(values), 3) for name, values in parts.items()}
