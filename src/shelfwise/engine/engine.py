@@ -10,37 +10,42 @@ model's best candidates do ranks among them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
+from shelfwise.engine.answers import Recommendation, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
+from shelfwise.engine.generation import (
+    Generation,
+    forget_in_model_dir,
+    make_generation,
+    map_by_quantile,
+    read_model_dir,
+)
+from shelfwise.engine.seeding import item_records, seed_store
 from shelfwise.engine.segments import Segmentation, segment_shoppers
 from shelfwise.engine.understanding import build_profile, noise_floor, rank_search, taste_vector
-from shelfwise.errors import ConfigError, DataFormatError, EmptyQueryError, ShelfwiseError, UnknownIdError
+from shelfwise.errors import ConfigError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
 from shelfwise.retrieval import Filters, Reason, VectorIndex, cross_category, dominant_categories, explain, mmr
 from shelfwise.retrieval.lexical import LexicalIndex
 from shelfwise.settings import load_settings
-from shelfwise.store import DeletionReport, EventRecord, ItemRecord, SQLStore, UserSummary, open_store
+from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store
 from shelfwise.text import create_encoder
 from shelfwise.text.item_text import ItemTextTemplate
 from shelfwise.text.pipeline import encode_texts
 
 logger = logging.getLogger(__name__)
 
-#: Items a quantile mapping compares cold items against (all of them below this count).
-_CALIBRATION_SAMPLE = 2_000
 #: Catalog size from which ``index="auto"`` uses faiss HNSW instead of exact search.
 HNSW_FROM = 50_000
 #: How many candidates the model index returns per answer (before filters already applied inside).
@@ -56,67 +61,6 @@ _KEYWORD_TERMS = 3_000
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    """One item in an answer, with its external id, score and reason."""
-
-    item_id: str
-    score: float
-    reason: Reason
-    item: ItemRecord
-
-    def as_dict(self) -> dict:
-        record = self.item
-        return {
-            "item_id": self.item_id,
-            "score": round(float(self.score), 6) if math.isfinite(self.score) else None,
-            "title": record.title,
-            "category": record.category,
-            "brand": record.brand,
-            "price": record.price,
-            "in_stock": record.in_stock,
-            "reason": {
-                "kind": self.reason.kind,
-                "text": self.reason.text,
-                "item_id": None if self.reason.item is None else self._anchor,
-            },
-        }
-
-    _anchor: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class _Generation:
-    """One loaded model and how its item indices map onto catalog positions."""
-
-    model: Recommender
-    model_dir: Path
-    version: str
-    model_items: np.ndarray  # model item index -> catalog position
-    catalog_to_model: np.ndarray  # catalog position -> model item index or -1 (grows with the catalog)
-    index: VectorIndex | None = None  # over the model's scoring vectors, when its scores are inner products
-    loaded_at: float = field(default_factory=time.time)
-
-    def cold_positions(self, n: int) -> np.ndarray:
-        """Catalog positions below `n` that the model does not know (items added after it was trained)."""
-        cold = np.flatnonzero(self.catalog_to_model[:n] < 0)
-        if len(self.catalog_to_model) < n:
-            cold = np.concatenate([cold, np.arange(len(self.catalog_to_model), n)])
-        return cold
-
-    def calibration_sample(self) -> np.ndarray:
-        """Model item indices (at most about `_CALIBRATION_SAMPLE`) cold items are calibrated against."""
-        count = len(self.model_items)
-        step = count // _CALIBRATION_SAMPLE + 1 if count > _CALIBRATION_SAMPLE else 1
-        return np.arange(0, count, step)
-
-    def model_index_of(self, positions: np.ndarray) -> np.ndarray:
-        out = np.full(len(positions), -1, dtype=np.int64)
-        inside = positions < len(self.catalog_to_model)
-        out[inside] = self.catalog_to_model[positions[inside]]
-        return out
-
-
-@dataclass(frozen=True)
 class _StagedItems:
     """Catalog changes prepared beside the published catalog: the next snapshot, the positions it
     adds and those whose text changed, and their composed texts and vectors (added ones first)."""
@@ -126,78 +70,6 @@ class _StagedItems:
     changed: list[int]
     texts: list[str]
     vectors: np.ndarray
-
-
-def model_version(model_dir: Path) -> str:
-    """A short fingerprint of a model folder (its config and the size and time of its arrays)."""
-    digest = hashlib.sha256()
-    for name in ("config.json", "arrays.npz", "train.json"):
-        path = model_dir / name
-        if path.is_file():
-            stat = path.stat()
-            digest.update(name.encode())
-            digest.update(
-                path.read_bytes() if name.endswith(".json") else f"{stat.st_size}:{stat.st_mtime_ns}".encode()
-            )
-    return digest.hexdigest()[:12]
-
-
-def _item_records(dataset: Dataset) -> list[ItemRecord]:
-    """The data set's catalog as store records (columns read once, not cell by cell)."""
-    table = dataset.items
-    n = len(table)
-    created = table["created_at"] if "created_at" in table.columns else None
-    seconds = np.full(n, np.nan) if created is None else _epochs(created)
-    prices = table["price"].to_numpy(dtype=float, na_value=np.nan)
-    texts = {c: table[c].to_numpy(dtype=object) for c in ("item_id", "title", "description", "category", "brand")}
-    stock = table["in_stock"].to_numpy(dtype=bool)
-    return [
-        ItemRecord(
-            item_id=str(texts["item_id"][row]),
-            title=str(texts["title"][row] or ""),
-            description=str(texts["description"][row] or ""),
-            category=str(texts["category"][row] or ""),
-            brand=str(texts["brand"][row] or ""),
-            price=None if prices[row] != prices[row] else float(prices[row]),
-            tags=", ".join(str(t) for t in tags) if isinstance(tags, (list, tuple, np.ndarray)) else str(tags or ""),
-            in_stock=bool(stock[row]),
-            created_at=None if seconds[row] != seconds[row] else float(seconds[row]),
-        )
-        for row, tags in enumerate(table["tags"].to_numpy(dtype=object))
-    ]
-
-
-def _epochs(stamps) -> np.ndarray:
-    """Seconds since the epoch of a column of times (naive ones are UTC); NaN where unknown."""
-    import pandas as pd
-
-    values = pd.to_datetime(stamps, utc=True, errors="coerce")
-    out = np.full(len(values), np.nan)
-    known = values.notna().to_numpy()
-    out[known] = [stamp.timestamp() for stamp in values[known]]
-    return out
-
-
-def _event_records(dataset: Dataset) -> Iterator[EventRecord]:
-    """The data set's events in time order, made one at a time (the store reads them in chunks)."""
-    frame = dataset.interactions.sort_values("order", kind="stable")
-    users = dataset.user_ids[frame["user"].to_numpy()]
-    items = dataset.item_ids[frame["item"].to_numpy()]
-    stamps = frame["timestamp"]
-    if hasattr(stamps, "dt"):
-        seconds = np.where(stamps.isna(), np.nan, stamps.astype("int64", errors="ignore") / 1e9)
-    else:
-        seconds = stamps.to_numpy(dtype=float)
-    seconds = np.asarray(seconds, dtype=float)
-    # events without a time keep their source order, one second apart, before any dated event
-    undated = ~np.isfinite(seconds)
-    seconds[undated] = np.arange(int(undated.sum()), dtype=float)
-    values = frame["value"].to_numpy(dtype=float)
-    kinds = frame["event_type"].astype(str).to_numpy()
-    return (
-        EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
-        for u, i, k, t, v in zip(users, items, kinds, seconds, values, strict=True)
-    )
 
 
 class Engine:
@@ -218,7 +90,7 @@ class Engine:
     def __init__(
         self,
         model_dir: str | Path,
-        store: SQLStore | str | None = None,
+        store: Store | str | None = None,
         *,
         encoder: str | None = None,
         max_history: int = 200,
@@ -231,15 +103,15 @@ class Engine:
         self.new_days = new_days
         self.cache_dir = cache_dir
         self.forget_in_model_dir = forget_in_model_dir
-        self.store = store if isinstance(store, SQLStore) else open_store(store)
-        self._owns_store = not isinstance(store, SQLStore)
+        self._owns_store = store is None or isinstance(store, str)
+        self.store: Store = open_store(store) if store is None or isinstance(store, str) else store
         self._write_lock = threading.RLock()
         self._model_files_lock = threading.Lock()  # reading a model folder against rewriting it
         self._encoder_spec = encoder or load_settings().encoder
         self._encoder = None
         self._template = ItemTextTemplate()
         model_dir = Path(model_dir)
-        model, dataset = self._read_model_dir(model_dir)
+        model, dataset = read_model_dir(model_dir)
         self._catalog = Catalog(self._bootstrap(dataset))
         catalog = self.catalog
         self._popularity = np.zeros(len(catalog), dtype=np.float64)
@@ -266,57 +138,12 @@ class Engine:
         self._semantic_floor(self.text_index.vectors)  # the first search does not pay for it
 
     # ------------------------------------------------------------------------------- loading
-    @staticmethod
-    def _read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
-        try:
-            return Engine._read_model_files(model_dir)
-        except ShelfwiseError:
-            raise
-        except OSError as exc:  # a name too long, a folder not readable, a file gone meanwhile
-            raise DataFormatError(f"{str(model_dir)[:200]}: cannot read the model folder ({exc.strerror}).") from None
-        except Exception as exc:  # a damaged file: whatever its reader raised, the folder is not a model
-            raise DataFormatError(f"{str(model_dir)[:200]}: not a readable model folder ({exc!r:.200}).") from None
-
-    @staticmethod
-    def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
-        if not (model_dir / "config.json").is_file():
-            raise DataFormatError(f"{model_dir} is not a trained model folder (no config.json); run `shelfwise train`.")
-        if not (model_dir / "dataset" / "dataset.json").is_file():
-            raise DataFormatError(f"{model_dir} has no dataset/ folder; train it with `shelfwise train`.")
-        model = Recommender.load(model_dir)
-        dataset = Dataset.load(model_dir / "dataset")
-        if dataset.n_items != model.n_items_:
-            raise DataFormatError(
-                f"{model_dir}: the model knows {model.n_items_} items but dataset/ has {dataset.n_items}."
-            )
-        return model, dataset
-
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
-        """Fill an empty store with the training catalog and histories; add catalog items it lacks.
-        Returns the store's catalog (read once)."""
         with self._write_lock:
-            existing = self.store.all_items()
-            known = {r.item_id for r in existing}
-            missing = [r for r in _item_records(dataset) if r.item_id not in known]
-            if missing:
-                self.store.upsert_items(missing)
-                logger.info("store: added %d catalog items from the model's data set", len(missing))
-            if self.store.event_count() == 0 and dataset.n_interactions:
-                count = self.store.add_events(_event_records(dataset))
-                logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
-        return existing + missing
+            return seed_store(self.store, dataset)
 
-    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> _Generation:
-        catalog = self.catalog
-        positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
-        to_model = np.full(len(catalog), -1, dtype=np.int64)
-        to_model[positions] = np.arange(len(positions))
-        index = None
-        vectors = model.scoring_vectors()
-        if vectors is not None:
-            index = VectorIndex(vectors.shape[1], kind=self.index_kind, normalize=False)
-            index.add(vectors)
-        return _Generation(model, model_dir, model_version(model_dir), positions, to_model, index)
+    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> Generation:
+        return make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
 
     @property
     def catalog(self) -> CatalogSnapshot:
@@ -340,10 +167,10 @@ class Engine:
         Returns the new model version."""
         model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
         with self._model_files_lock:  # not while a privacy deletion rewrites the folder
-            model, dataset = self._read_model_dir(model_dir)
+            model, dataset = read_model_dir(model_dir)
         with self._write_lock:
             catalog = self.catalog
-            new_items = [r for r in _item_records(dataset) if r.item_id not in catalog]
+            new_items = [r for r in item_records(dataset) if r.item_id not in catalog]
             if new_items:
                 staged = self._stage_items(new_items)
                 self.store.upsert_items(new_items)
@@ -499,37 +326,8 @@ class Engine:
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
                 with self._model_files_lock:
-                    removed.update(self._forget_in_model(user_id))
+                    removed.update(forget_in_model_dir(self._generation, user_id))
         return {"user_id": user_id, "removed": removed}
-
-    def _forget_in_model(self, user_id: str) -> dict[str, int]:
-        """Erase the shopper from the served model folder: its training events and model state."""
-        generation = self._generation
-        model_dir = generation.model_dir
-        dataset = Dataset.load(model_dir / "dataset")
-        try:
-            user = int(dataset.user_index(user_id))
-        except UnknownIdError:
-            return {"training_events": 0, "model_state": 0}
-        interactions = dataset.interactions
-        keep = interactions["user"].to_numpy() != user
-        removed_events = int((~keep).sum())
-        user_ids = dataset.user_ids.copy()
-        user_ids[user] = f"(deleted {user})"
-        scrubbed = Dataset(
-            interactions.loc[keep].reset_index(drop=True),
-            user_ids,
-            dataset.items,
-            name=dataset.name,
-            event_weights=dataset.event_weights,
-            meta=dataset.meta,
-        )
-        scrubbed.save(model_dir / "dataset")
-        model = generation.model
-        model.forget_user(user)
-        model.save(model_dir)
-        generation.version = model_version(model_dir)
-        return {"training_events": removed_events, "model_state": 1}
 
     # ------------------------------------------------------------------------------- reads
     def has_user(self, user_id: str) -> bool:
@@ -814,14 +612,14 @@ class Engine:
 
     def segments(self) -> list[dict]:
         """The saved segments (empty before `compute_segments`)."""
-        return [_segment_view(row) for row in self.store.list_segments()]
+        return [segment_view(row) for row in self.store.list_segments()]
 
     def segment(self, segment_id: int, *, limit: int = 100, offset: int = 0) -> dict:
         """One saved segment with a page of its shoppers' ids."""
         for row in self.store.list_segments():
             if row["segment_id"] == segment_id:
                 members = self.store.segment_members(segment_id, limit=limit, offset=offset)
-                return {**_segment_view(row), "users": members, "limit": limit, "offset": offset}
+                return {**segment_view(row), "users": members, "limit": limit, "offset": offset}
         raise UnknownIdError(f"Unknown segment {segment_id!r}.")
 
     def users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
@@ -831,7 +629,7 @@ class Engine:
         return self.store.list_users(prefix, limit)
 
     # ------------------------------------------------------------------------------- internals
-    def _scores(self, generation: _Generation, positions: np.ndarray, n: int) -> np.ndarray:
+    def _scores(self, generation: Generation, positions: np.ndarray, n: int) -> np.ndarray:
         """Scores over the first `n` catalog positions after a history of catalog positions."""
         model_positions = generation.model_index_of(positions)
         known = model_positions[model_positions >= 0]
@@ -860,7 +658,7 @@ class Engine:
         return text_scores
 
     def _retrieve(
-        self, generation: _Generation, positions: np.ndarray, mask: np.ndarray, depth: int
+        self, generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """The best `depth` allowed catalog positions through the model's vector index (None when
         the model has no index, or the history holds nothing the model knows). Cold items join with
@@ -882,15 +680,13 @@ class Engine:
         if len(cold):
             sample = generation.calibration_sample()
             text = self._text_scorer(positions)(np.concatenate([model_items[sample], cold]))
-            mapped = _map_by_quantile(
-                text[len(sample) :], text[: len(sample)], generation.index.vectors[sample] @ query
-            )
+            mapped = map_by_quantile(text[len(sample) :], text[: len(sample)], generation.index.vectors[sample] @ query)
             candidates = np.concatenate([candidates, cold])
             values = np.concatenate([values, mapped])
         order = np.lexsort((candidates, -values))[:depth]
         return candidates[order], values[order]
 
-    def _with_cold(self, generation: _Generation, model_scores: np.ndarray, text_scores, n: int) -> np.ndarray:
+    def _with_cold(self, generation: Generation, model_scores: np.ndarray, text_scores, n: int) -> np.ndarray:
         """Catalog-wide scores: the model's where it knows the item; for the others (`text_scores` of
         catalog positions), their text score mapped by quantile onto the distribution of model scores
         over a sample of known items."""
@@ -905,7 +701,7 @@ class Engine:
         if len(reference_model) == 0:
             scores[cold] = text[len(known) :]
             return scores
-        scores[cold] = _map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
+        scores[cold] = map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
         return scores
 
     @staticmethod
@@ -963,19 +759,6 @@ class Engine:
             self.store.close()
 
 
-def _segment_view(row: dict) -> dict:
-    summary = row["summary"]
-    return {
-        "segment_id": row["segment_id"],
-        "name": row["name"],
-        "size": row["size"],
-        "keywords": summary.get("keywords", []),
-        "categories": summary.get("categories", []),
-        "criterion": {k: v for k, v in summary.items() if k not in ("keywords", "categories")},
-        "created_at": row["created_at"],
-    }
-
-
 def _text_fields(record: ItemRecord) -> dict:
     return {
         "title": record.title,
@@ -984,13 +767,6 @@ def _text_fields(record: ItemRecord) -> dict:
         "description": record.description,
         "tags": [t.strip() for t in record.tags.split(",") if t.strip()],
     }
-
-
-def _map_by_quantile(cold_text: np.ndarray, reference_text: np.ndarray, reference_model: np.ndarray) -> np.ndarray:
-    """Each cold item's text score, as its quantile among the reference items' text scores, read off
-    the reference items' model scores at that quantile."""
-    quantile = np.searchsorted(np.sort(reference_text), cold_text, side="right") / max(len(reference_text), 1)
-    return np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
 
 
 def _check_k(k: int) -> None:

@@ -1,0 +1,144 @@
+"""A loaded model and what serving needs beside it: how its item indices map onto catalog positions,
+its vector index, and its folder, read (a damaged folder is a `DataFormatError`) and rewritten when a
+shopper is forgotten."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from shelfwise.data.dataset import Dataset
+from shelfwise.engine.catalog import CatalogSnapshot
+from shelfwise.errors import DataFormatError, ShelfwiseError, UnknownIdError
+from shelfwise.models import Recommender
+from shelfwise.retrieval import VectorIndex
+
+#: Items a quantile mapping compares cold items against (all of them below this count).
+CALIBRATION_SAMPLE = 2_000
+
+
+@dataclass
+class Generation:
+    """One loaded model and how its item indices map onto catalog positions."""
+
+    model: Recommender
+    model_dir: Path
+    version: str
+    model_items: np.ndarray  # model item index -> catalog position
+    catalog_to_model: np.ndarray  # catalog position -> model item index or -1 (grows with the catalog)
+    index: VectorIndex | None = None  # over the model's scoring vectors, when its scores are inner products
+    loaded_at: float = field(default_factory=time.time)
+
+    def cold_positions(self, n: int) -> np.ndarray:
+        """Catalog positions below `n` that the model does not know (items added after it was trained)."""
+        cold = np.flatnonzero(self.catalog_to_model[:n] < 0)
+        if len(self.catalog_to_model) < n:
+            cold = np.concatenate([cold, np.arange(len(self.catalog_to_model), n)])
+        return cold
+
+    def calibration_sample(self) -> np.ndarray:
+        """Model item indices (at most about `CALIBRATION_SAMPLE`) cold items are calibrated against."""
+        count = len(self.model_items)
+        step = count // CALIBRATION_SAMPLE + 1 if count > CALIBRATION_SAMPLE else 1
+        return np.arange(0, count, step)
+
+    def model_index_of(self, positions: np.ndarray) -> np.ndarray:
+        out = np.full(len(positions), -1, dtype=np.int64)
+        inside = positions < len(self.catalog_to_model)
+        out[inside] = self.catalog_to_model[positions[inside]]
+        return out
+
+
+def make_generation(
+    model: Recommender, dataset: Dataset, model_dir: Path, catalog: CatalogSnapshot, index_kind: str
+) -> Generation:
+    """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
+    over its scoring vectors where its scores are inner products."""
+    positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
+    to_model = np.full(len(catalog), -1, dtype=np.int64)
+    to_model[positions] = np.arange(len(positions))
+    index = None
+    vectors = model.scoring_vectors()
+    if vectors is not None:
+        index = VectorIndex(vectors.shape[1], kind=index_kind, normalize=False)
+        index.add(vectors)
+    return Generation(model, model_dir, model_version(model_dir), positions, to_model, index)
+
+
+def model_version(model_dir: Path) -> str:
+    """A short fingerprint of a model folder (its config and the size and time of its arrays)."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "arrays.npz", "train.json"):
+        path = model_dir / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(name.encode())
+            digest.update(
+                path.read_bytes() if name.endswith(".json") else f"{stat.st_size}:{stat.st_mtime_ns}".encode()
+            )
+    return digest.hexdigest()[:12]
+
+
+def read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
+    try:
+        return _read_model_files(model_dir)
+    except ShelfwiseError:
+        raise
+    except OSError as exc:  # a name too long, a folder not readable, a file gone meanwhile
+        raise DataFormatError(f"{str(model_dir)[:200]}: cannot read the model folder ({exc.strerror}).") from None
+    except Exception as exc:  # a damaged file: whatever its reader raised, the folder is not a model
+        raise DataFormatError(f"{str(model_dir)[:200]}: not a readable model folder ({exc!r:.200}).") from None
+
+
+def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
+    if not (model_dir / "config.json").is_file():
+        raise DataFormatError(f"{model_dir} is not a trained model folder (no config.json); run `shelfwise train`.")
+    if not (model_dir / "dataset" / "dataset.json").is_file():
+        raise DataFormatError(f"{model_dir} has no dataset/ folder; train it with `shelfwise train`.")
+    model = Recommender.load(model_dir)
+    dataset = Dataset.load(model_dir / "dataset")
+    if dataset.n_items != model.n_items_:
+        raise DataFormatError(
+            f"{model_dir}: the model knows {model.n_items_} items but dataset/ has {dataset.n_items}."
+        )
+    return model, dataset
+
+
+def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
+    """Erase the shopper from the served model folder: its training events and model state."""
+    model_dir = generation.model_dir
+    dataset = Dataset.load(model_dir / "dataset")
+    try:
+        user = int(dataset.user_index(user_id))
+    except UnknownIdError:
+        return {"training_events": 0, "model_state": 0}
+    interactions = dataset.interactions
+    keep = interactions["user"].to_numpy() != user
+    removed_events = int((~keep).sum())
+    user_ids = dataset.user_ids.copy()
+    user_ids[user] = f"(deleted {user})"
+    scrubbed = Dataset(
+        interactions.loc[keep].reset_index(drop=True),
+        user_ids,
+        dataset.items,
+        name=dataset.name,
+        event_weights=dataset.event_weights,
+        meta=dataset.meta,
+    )
+    scrubbed.save(model_dir / "dataset")
+    model = generation.model
+    model.forget_user(user)
+    model.save(model_dir)
+    generation.version = model_version(model_dir)
+    return {"training_events": removed_events, "model_state": 1}
+
+
+def map_by_quantile(cold_text: np.ndarray, reference_text: np.ndarray, reference_model: np.ndarray) -> np.ndarray:
+    """Each cold item's text score, as its quantile among the reference items' text scores, read off
+    the reference items' model scores at that quantile."""
+    quantile = np.searchsorted(np.sort(reference_text), cold_text, side="right") / max(len(reference_text), 1)
+    return np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
