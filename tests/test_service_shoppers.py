@@ -108,7 +108,7 @@ def test_a_new_product_is_found_by_its_words_at_once(client):
     body["title"] = "Wallabyleaf Saffron Hand Cream"  # renamed: the old word no longer finds it
     assert client.put("/v1/items/QB-1", json=body, headers=AUTH).status_code == 200
     assert _search(client, "wallabyleaf", k=3)[0]["item_id"] == "QB-1"
-    assert client.engine.lexical.scores("quokkaberry").max() == 0
+    assert client.engine.text.lexical.scores("quokkaberry").max() == 0
 
 
 # ------------------------------------------------------------------------------------ profiles

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
 from shelfwise.engine.answers import Recommendation, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
+from shelfwise.engine.catalog_text import CatalogText, StagedItems
 from shelfwise.engine.generation import (
     Generation,
     forget_in_model_dir,
@@ -32,22 +33,16 @@ from shelfwise.engine.generation import (
 )
 from shelfwise.engine.seeding import item_records, seed_store
 from shelfwise.engine.segments import Segmentation, segment_shoppers
-from shelfwise.engine.understanding import build_profile, noise_floor, rank_search, taste_vector
+from shelfwise.engine.understanding import build_profile, rank_search, taste_vector
 from shelfwise.errors import ConfigError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.models.content import recency_weights
-from shelfwise.retrieval import Filters, Reason, VectorIndex, cross_category, dominant_categories, explain, mmr
-from shelfwise.retrieval.lexical import LexicalIndex
+from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, explain, mmr
 from shelfwise.settings import load_settings
 from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store
-from shelfwise.text import create_encoder
-from shelfwise.text.item_text import ItemTextTemplate
-from shelfwise.text.pipeline import encode_texts
 
 logger = logging.getLogger(__name__)
 
-#: Catalog size from which ``index="auto"`` uses faiss HNSW instead of exact search.
-HNSW_FROM = 50_000
 #: How many candidates the model index returns per answer (before filters already applied inside).
 _RETRIEVE_DEPTH = 100
 #: How many candidates each half of a hybrid search (lexical, semantic) brings at least.
@@ -56,20 +51,6 @@ _SEARCH_DEPTH = 200
 #: (near what benchmarks/search.py chose on the tuning splits of the public data sets: search.md).
 SEARCH_LEXICAL_WEIGHT = 0.7
 SEARCH_PERSONAL_WEIGHT = 0.2
-#: At most this many catalog words are encoded as interest keywords for profiles.
-_KEYWORD_TERMS = 3_000
-
-
-@dataclass(frozen=True)
-class _StagedItems:
-    """Catalog changes prepared beside the published catalog: the next snapshot, the positions it
-    adds and those whose text changed, and their composed texts and vectors (added ones first)."""
-
-    snapshot: CatalogSnapshot
-    added: list[int]
-    changed: list[int]
-    texts: list[str]
-    vectors: np.ndarray
 
 
 class Engine:
@@ -82,7 +63,7 @@ class Engine:
         encoder: text encoder for item text (default: the setting ``encoder``).
         max_history: how many of a shopper's latest events an answer reads.
         new_days: an item created within this many days is a new arrival.
-        index: ``exact``, ``hnsw`` (faiss) or ``auto`` (HNSW from `HNSW_FROM` items on) for the item
+        index: ``exact``, ``hnsw`` (faiss) or ``auto`` (HNSW from `catalog_text.HNSW_FROM` items on) for the item
             text index and, for models whose scores are inner products (ALS, BPR, mf, content), the
             index that retrieves their candidates instead of scoring every item.
     """
@@ -101,15 +82,11 @@ class Engine:
     ) -> None:
         self.max_history = max_history
         self.new_days = new_days
-        self.cache_dir = cache_dir
         self.forget_in_model_dir = forget_in_model_dir
         self._owns_store = store is None or isinstance(store, str)
         self.store: Store = open_store(store) if store is None or isinstance(store, str) else store
         self._write_lock = threading.RLock()
         self._model_files_lock = threading.Lock()  # reading a model folder against rewriting it
-        self._encoder_spec = encoder or load_settings().encoder
-        self._encoder = None
-        self._template = ItemTextTemplate()
         model_dir = Path(model_dir)
         model, dataset = read_model_dir(model_dir)
         self._catalog = Catalog(self._bootstrap(dataset))
@@ -119,23 +96,12 @@ class Engine:
             position = catalog.index.get(item_id)
             if position is not None:
                 self._popularity[position] = count
-        texts = self._texts(catalog, np.arange(len(catalog)))  # composed once: encoder and lexical index
-        vectors = self._encode(texts)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
-        self.index_kind = index if index != "auto" else ("hnsw" if len(catalog) >= HNSW_FROM else "exact")
-        self.text_index = VectorIndex(vectors.shape[1], kind=self.index_kind)
-        self.text_index.add(vectors)
-        self.lexical = LexicalIndex()
-        self.lexical.set(range(len(catalog)), texts)
-        self.lexical.prepare()  # the first shopper's search does not pay for it
-        self._query_vectors: dict[str, np.ndarray] = {}
-        self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
-        self._keyword_lock = threading.Lock()
-        self._floor: tuple[int, float] | None = None  # (catalog size it was measured on, search's semantic floor)
+        self.text = CatalogText(catalog, encoder=encoder or load_settings().encoder, index=index, cache_dir=cache_dir)
+        self.index_kind = self.text.index_kind
         self._generation = self._make_generation(model, dataset, model_dir)
         self._refresh_popular()
-        self._semantic_floor(self.text_index.vectors)  # the first search does not pay for it
 
     # ------------------------------------------------------------------------------- loading
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
@@ -178,52 +144,6 @@ class Engine:
             self._generation = self._make_generation(model, dataset, model_dir)
         logger.info("engine: now serving %s (%s, version %s)", model_dir, model.name, self.model_version)
         return self.model_version
-
-    # ------------------------------------------------------------------------------- text
-    @property
-    def encoder(self):
-        if self._encoder is None:
-            self._encoder = create_encoder(self._encoder_spec)
-        return self._encoder
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return encode_texts(texts, self.encoder, cache_dir=self.cache_dir).vectors
-
-    def _texts(self, catalog: CatalogSnapshot, positions: np.ndarray) -> list[str]:
-        return self._template.compose_all(catalog.frame(positions))
-
-    def _query_vector(self, text: str) -> np.ndarray:
-        vector = self._query_vectors.get(text)
-        if vector is None:
-            vector = self.encoder.encode([text])[0].astype(np.float32)
-            if len(self._query_vectors) >= 4096:  # a plain bound; queries repeat far less than items
-                self._query_vectors.clear()
-            self._query_vectors[text] = vector
-        return vector
-
-    def _semantic_floor(self, vectors: np.ndarray) -> float:
-        """The catalog's `noise_floor` for search, measured on the first search (again once the
-        catalog has grown by a quarter)."""
-        floor = self._floor
-        if floor is None or len(vectors) > 1.25 * floor[0]:
-            with self._keyword_lock:
-                value = noise_floor(vectors, lambda texts: self.encoder.encode(texts))
-                self._floor = floor = (len(vectors), value)
-        return floor[1]
-
-    def _keyword_vectors(self) -> tuple[list[str], np.ndarray]:
-        """The catalog's most frequent content words and their vectors (encoded once, through the
-        embedding cache; again when the catalog's vocabulary has grown)."""
-        with self._keyword_lock:
-            version = self.lexical.version
-            if self._keywords is None or self._keywords[0] != version:
-                terms = self.lexical.vocabulary(max_terms=_KEYWORD_TERMS)
-                if terms:
-                    vectors = encode_texts(terms, self.encoder, cache_dir=self.cache_dir).vectors
-                else:
-                    vectors = np.zeros((0, self.text_index.dim), dtype=np.float32)
-                self._keywords = (version, terms, vectors)
-            return self._keywords[1], self._keywords[2]
 
     # ------------------------------------------------------------------------------- writes
     def record_events(self, events: Sequence[EventRecord]) -> int:
@@ -275,38 +195,21 @@ class Engine:
             self._publish_items(staged)
         return {"created": created, "updated": updated}
 
-    def _stage_items(self, records: list[ItemRecord]) -> _StagedItems:
-        """The next catalog snapshot with `records` and the text vectors of every new or re-worded
-        item, built beside the published catalog (nothing a reader sees changes yet)."""
-        current = self.catalog
-        snapshot, added, updated = current.with_records(records)
-        changed = [
-            p
-            for p in updated
-            if self._template.compose(_text_fields(current.records[p]))
-            != self._template.compose(_text_fields(snapshot.records[p]))
-        ]
-        positions = np.array(added + changed, dtype=np.int64)
-        texts = self._texts(snapshot, positions) if len(positions) else []
-        vectors = self._encode(texts) if texts else np.zeros((0, self.text_index.dim), dtype=np.float32)
-        return _StagedItems(snapshot, added, changed, texts, vectors)
+    def _stage_items(self, records: list[ItemRecord]) -> StagedItems:
+        return self.text.stage(self.catalog, records)
 
-    def _publish_items(self, staged: _StagedItems) -> None:
+    def _publish_items(self, staged: StagedItems) -> None:
         """Make staged items readable: first every structure a read needs grows (vectors, lexical
         entries, popularity, the model's position map), then the catalog snapshot that names the new
         items is published in one assignment. Callers hold the write lock."""
+        self.text.apply(staged)
         added = len(staged.added)
         if added:
-            self.text_index.add(staged.vectors[:added])
-            self.lexical.set(staged.added, staged.texts[:added])
             self._popularity = np.concatenate([self._popularity, np.zeros(added)])
             generation = self._generation
             generation.catalog_to_model = np.concatenate(
                 [generation.catalog_to_model, np.full(added, -1, dtype=np.int64)]
             )
-        if staged.changed:
-            self.text_index.update(np.array(staged.changed), staged.vectors[added:])
-            self.lexical.set(staged.changed, staged.texts[added:])
         self._catalog.publish(staged.snapshot)
         self._refresh_popular()
 
@@ -442,7 +345,7 @@ class Engine:
                 outside_share=outside_share,
             )
         if diversity > 0:
-            ids, top = mmr(ids, top, self.text_index.vectors, k, diversity)
+            ids, top = mmr(ids, top, self.text.vectors, k, diversity)
         return self._answer(catalog, ids, top, history)
 
     def similar(
@@ -455,7 +358,7 @@ class Engine:
         position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
         generation = self._generation
         model_index = generation.model_index_of(np.array([position]))[0]
-        vectors = self.text_index.vectors
+        vectors = self.text.vectors
         scores = None
         if model_index >= 0:
             try:
@@ -472,7 +375,7 @@ class Engine:
             categories = catalog.categories
             mask &= categories != categories[position]
         if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
-            ids, top = self.text_index.search(vectors[position], k, mask)
+            ids, top = self.text.index.search(vectors[position], k, mask)
         else:
             ids, top = _top(scores, mask, k)
         answer = self._answer(catalog, ids, top, [(int(position), "view")])
@@ -523,14 +426,14 @@ class Engine:
         history = self.history(user_id) if user_id is not None else []
         catalog = self.catalog
         n = len(catalog)
-        vectors = self.text_index.vectors[:n]
+        vectors = self.text.vectors[:n]
         mask = self._mask(catalog, filters or Filters(in_stock=False))
-        query_vector = self._query_vector(text)
+        query_vector = self.text.query_vector(text)
         depth = max(_SEARCH_DEPTH, 4 * k)
-        semantic_ids, _ = self.text_index.search(query_vector, depth, mask)
-        bm25 = self.lexical.scores(text)[:n]
+        semantic_ids, _ = self.text.index.search(query_vector, depth, mask)
+        bm25 = self.text.lexical.scores(text)[:n]
         lexical_ids, _ = _top(np.where(bm25 > 0, bm25, -np.inf), mask[: len(bm25)], depth)
-        lexical = self.lexical.match(text, bm25)
+        lexical = self.text.lexical.match(text, bm25)
         candidates = np.union1d(semantic_ids, lexical_ids).astype(np.int64)
         if len(candidates) == 0:
             return []
@@ -545,7 +448,7 @@ class Engine:
             k=k,
             lexical_weight=lexical_weight,
             personal_weight=personal_weight,
-            semantic_floor=self._semantic_floor(vectors),
+            semantic_floor=self.text.semantic_floor(),
         )
         middle = None if taste is None else float(np.median(vectors[candidates] @ taste))
         quoted = text if len(text) <= 40 else text[:39] + "…"
@@ -562,7 +465,7 @@ class Engine:
         events = self.store.user_events(user_id, limit=max_events)
         if not events:
             raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
-        terms, term_vectors = self._keyword_vectors()
+        terms, term_vectors = self.text.keyword_vectors()
         catalog = self.catalog
         segment = self.store.user_segment(user_id)
         names = {row["segment_id"]: row["name"] for row in self.store.list_segments()} if segment is not None else {}
@@ -573,7 +476,7 @@ class Engine:
             index_of=catalog.index,
             records=catalog.records,
             catalog_prices=catalog.prices,
-            vectors=self.text_index.vectors,
+            vectors=self.text.vectors,
             terms=terms,
             term_vectors=term_vectors,
             top=top,
@@ -585,12 +488,12 @@ class Engine:
     def compute_segments(self, k: int | None = None, *, seed: int = 42) -> Segmentation:
         """Cluster every shopper in the store by taste (k given, or chosen by the silhouette), name the
         segments, and save segments and assignments to the store (replacing the previous ones)."""
-        terms, term_vectors = self._keyword_vectors()
+        terms, term_vectors = self.text.keyword_vectors()
         catalog = self.catalog
         result = segment_shoppers(
             self.store.iter_events(),
             index_of=catalog.index,
-            vectors=self.text_index.vectors,
+            vectors=self.text.vectors,
             categories=catalog.category_names(),
             terms=terms,
             term_vectors=term_vectors,
@@ -643,7 +546,7 @@ class Engine:
         """A function of catalog positions: half the cosine to the history's recency-weighted text
         profile, half the best cosine to one of its last ten items (so a new twin of something just
         bought ranks high); popularity when there is no history."""
-        vectors = self.text_index.vectors
+        vectors = self.text.vectors
         popularity = self._popularity
 
         def text_scores(targets: np.ndarray) -> np.ndarray:
@@ -731,7 +634,7 @@ class Engine:
         reasons = explain(
             ids,
             history=history,
-            vectors=self.text_index.vectors,
+            vectors=self.text.vectors,
             records=catalog.records,
             new=self._new_mask(catalog),
             popular=popular,
@@ -757,16 +660,6 @@ class Engine:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
-
-
-def _text_fields(record: ItemRecord) -> dict:
-    return {
-        "title": record.title,
-        "brand": record.brand,
-        "category": record.category,
-        "description": record.description,
-        "tags": [t.strip() for t in record.tags.split(",") if t.strip()],
-    }
 
 
 def _check_k(k: int) -> None:
