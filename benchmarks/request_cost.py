@@ -49,6 +49,7 @@ class HashEncoder:
 
 
 def build_engine(work: Path, items: int, users: int):
+    import shelfwise.engine.catalog_text as text_module
     import shelfwise.engine.engine as engine_module
     from shelfwise.data.dataset import Dataset
     from shelfwise.data.synthetic import generate_shop
@@ -61,8 +62,8 @@ def build_engine(work: Path, items: int, users: int):
     create_model("als", factors=64, iterations=10).fit(dataset).save(model_dir)
     dataset.save(model_dir / "dataset")
     print(f"shop {dataset} and ALS in {time.perf_counter() - started:.0f} s", flush=True)
-    engine_module.create_encoder = lambda _spec: HashEncoder()  # the stand-in (see the docstring)
-    engine_module.encode_texts = _encode_texts
+    text_module.create_encoder = lambda _spec: HashEncoder()  # the stand-in (see the docstring)
+    text_module.encode_texts = _encode_texts
     started = time.perf_counter()
     engine = engine_module.Engine(model_dir, f"sqlite:///{work / 'store.db'}", index="exact")
     print(f"engine ready in {time.perf_counter() - started:.0f} s", flush=True)
