@@ -72,12 +72,14 @@ class _App(FastAPI):
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
-        started = False
+        started = finished = False
 
         async def sending(message) -> None:
-            nonlocal started
+            nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
             await send(message)
 
         try:
@@ -86,6 +88,8 @@ class _App(FastAPI):
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await _error(500, "internal_error", "internal error; it has been logged")(scope, receive, send)
+            elif not finished:
+                raise  # half an answer went out: only closing the connection tells the client
 
 
 class _BodyLimit:
