@@ -28,23 +28,20 @@ from shelfwise.engine.generation import (
     Generation,
     forget_in_model_dir,
     make_generation,
-    map_by_quantile,
     read_model_dir,
 )
+from shelfwise.engine.scoring import catalog_scores, retrieve, with_cold
 from shelfwise.engine.seeding import item_records, seed_store
 from shelfwise.engine.segments import Segmentation, segment_shoppers
 from shelfwise.engine.understanding import build_profile, rank_search, taste_vector
 from shelfwise.errors import ConfigError, EmptyQueryError, UnknownIdError
 from shelfwise.models import Recommender
-from shelfwise.models.content import recency_weights
 from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, explain, mmr
 from shelfwise.settings import load_settings
 from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store
 
 logger = logging.getLogger(__name__)
 
-#: How many candidates the model index returns per answer (before filters already applied inside).
-_RETRIEVE_DEPTH = 100
 #: How many candidates each half of a hybrid search (lexical, semantic) brings at least.
 _SEARCH_DEPTH = 200
 #: Defaults of `Engine.search`: the lexical share beside the semantic score, and the shopper's weight
@@ -366,7 +363,7 @@ class Engine:
             except NotImplementedError:
                 model_scores = None
             if model_scores is not None and np.isfinite(model_scores).any() and np.ptp(model_scores) > 0:
-                scores = self._with_cold(
+                scores = with_cold(
                     generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(catalog)
                 )
         mask = self._mask(catalog, filters or Filters())
@@ -534,78 +531,13 @@ class Engine:
     # ------------------------------------------------------------------------------- internals
     def _scores(self, generation: Generation, positions: np.ndarray, n: int) -> np.ndarray:
         """Scores over the first `n` catalog positions after a history of catalog positions."""
-        model_positions = generation.model_index_of(positions)
-        known = model_positions[model_positions >= 0]
-        if len(known):
-            model_scores = generation.model.score_histories([known])[0]
-        else:  # no history the model knows: popularity over the model's items
-            model_scores = np.log1p(self._popularity[generation.model_items])
-        return self._with_cold(generation, model_scores, self._text_scorer(positions), n)
-
-    def _text_scorer(self, positions: np.ndarray):
-        """A function of catalog positions: half the cosine to the history's recency-weighted text
-        profile, half the best cosine to one of its last ten items (so a new twin of something just
-        bought ranks high); popularity when there is no history."""
-        vectors = self.text.vectors
-        popularity = self._popularity
-
-        def text_scores(targets: np.ndarray) -> np.ndarray:
-            if len(positions) == 0:
-                return np.log1p(popularity[targets])
-            weights = recency_weights([np.arange(len(positions))], len(positions), recency=0.8, max_history=50)
-            profile = np.asarray(weights @ vectors[positions]).ravel()
-            target_vectors = vectors[targets]
-            closest = (target_vectors @ vectors[positions[-10:]].T).max(axis=1)
-            return 0.5 * (target_vectors @ profile) / max(float(np.linalg.norm(profile)), 1e-9) + 0.5 * closest
-
-        return text_scores
+        return catalog_scores(generation, positions, n, self.text.vectors, self._popularity)
 
     def _retrieve(
         self, generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The best `depth` allowed catalog positions through the model's vector index (None when
-        the model has no index, or the history holds nothing the model knows). Cold items join with
-        their text score mapped onto the model's score distribution, as in `_with_cold`."""
-        if generation.index is None:
-            return None
-        model_positions = generation.model_index_of(positions)
-        known = model_positions[model_positions >= 0]
-        if len(known) == 0:
-            return None
-        model = generation.model
-        query = model.query_vectors([known])[0]
-        model_items = generation.model_items
-        model_mask = mask[model_items]
-        ids, scores = generation.index.search(query, max(depth, _RETRIEVE_DEPTH), model_mask)
-        candidates, values = model_items[ids], scores.astype(np.float64)
-        cold = generation.cold_positions(len(mask))
-        cold = cold[mask[cold]]
-        if len(cold):
-            sample = generation.calibration_sample()
-            text = self._text_scorer(positions)(np.concatenate([model_items[sample], cold]))
-            mapped = map_by_quantile(text[len(sample) :], text[: len(sample)], generation.index.vectors[sample] @ query)
-            candidates = np.concatenate([candidates, cold])
-            values = np.concatenate([values, mapped])
-        order = np.lexsort((candidates, -values))[:depth]
-        return candidates[order], values[order]
-
-    def _with_cold(self, generation: Generation, model_scores: np.ndarray, text_scores, n: int) -> np.ndarray:
-        """Catalog-wide scores: the model's where it knows the item; for the others (`text_scores` of
-        catalog positions), their text score mapped by quantile onto the distribution of model scores
-        over a sample of known items."""
-        scores = np.full(n, -np.inf)
-        scores[generation.model_items] = model_scores
-        cold = generation.cold_positions(n)
-        if len(cold) == 0:
-            return scores
-        known = generation.model_items[generation.calibration_sample()]
-        text = text_scores(np.concatenate([known, cold]))
-        reference_model = scores[known][np.isfinite(scores[known])]
-        if len(reference_model) == 0:
-            scores[cold] = text[len(known) :]
-            return scores
-        scores[cold] = map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
-        return scores
+        """The best `depth` allowed catalog positions through the model's vector index, or None."""
+        return retrieve(generation, positions, mask, depth, self.text.vectors, self._popularity)
 
     @staticmethod
     def _mask(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
