@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
 ) WITHOUT ROWID
 """
 _CHUNK = 500
+#: How long opening the cache keeps trying while another process holds the lock it needs.
+_OPEN_SECONDS = 60.0
 
 
 def text_key(text: str) -> bytes:
@@ -39,16 +42,33 @@ class EmbeddingCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "embeddings.sqlite"
+        deadline = time.monotonic() + _OPEN_SECONDS
+        while True:
+            try:
+                self._connection = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Two processes opening a new cache at once: switching it to WAL takes a lock that
+                # SQLite refuses at once ("database is locked") rather than waiting for; try again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise ShelfwiseError(f"Embedding cache {self.path} cannot be opened: {exc}") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise ShelfwiseError(f"Embedding cache {self.path} cannot be opened: {exc}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         try:
-            self._connection = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             # 16 KiB pages (for a new file; set before WAL): a 384-float vector fits in its page. On the
             # default 4 KiB pages every entry spilled into an overflow page: 2.5x the disk and reads.
-            self._connection.execute("PRAGMA page_size=16384")
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise ShelfwiseError(f"Embedding cache {self.path} cannot be opened: {exc}") from None
+            connection.execute("PRAGMA page_size=16384")
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        return connection
 
     def close(self) -> None:
         self._connection.close()
