@@ -167,17 +167,11 @@ class Engine:
             error = UnknownIdError if unknown_only else ConfigError
             raise error("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
         with self._write_lock:
-            given = [e.event_id for e in clean if e.event_id is not None]
-            known = self.store.known_event_ids(given) if given else set()
-            count = self.store.add_events(clean)
+            stored = self.store.add_new_events(clean)  # those stored before (by event id) left out
             popularity = self._popularity
-            for event in clean:
-                if event.event_id is None:
-                    popularity[catalog.index[event.item_id]] += 1
-                elif event.event_id not in known:
-                    popularity[catalog.index[event.item_id]] += 1
-                    known.add(event.event_id)
-        return count
+            for event in stored:
+                popularity[catalog.index[event.item_id]] += 1
+        return len(stored)
 
     def upsert_items(self, records: Sequence[ItemRecord]) -> dict[str, int]:
         """Add or replace catalog items. New items are encoded and recommendable at once; stock and

@@ -64,6 +64,10 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
+def _fault_answer() -> JSONResponse:
+    return _error(500, "internal_error", "internal error; it has been logged")
+
+
 class _App(FastAPI):
     """FastAPI with a last safety net: an exception that escapes every handler is logged and
     answered with a 500 in the usual error shape, and is not passed on to the server, which would
@@ -87,7 +91,7 @@ class _App(FastAPI):
         except Exception:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
-                await _error(500, "internal_error", "internal error; it has been logged")(scope, receive, send)
+                await _fault_answer()(scope, receive, send)
             elif not finished:
                 raise  # half an answer went out: only closing the connection tells the client
 
@@ -189,7 +193,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
 
     @app.exception_handler(Exception)
     async def _fault(_request: Request, _exc: Exception) -> JSONResponse:
-        return _error(500, "internal_error", "internal error; it has been logged")
+        return _fault_answer()
 
     app.add_middleware(_Measure, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

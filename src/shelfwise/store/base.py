@@ -79,8 +79,8 @@ class Store(Protocol):
         `events`) are skipped. Returns how many were stored."""
         ...
 
-    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
-        """Those of `event_ids` that are stored."""
+    def add_new_events(self, events: list[EventRecord]) -> list[EventRecord]:
+        """`add_events`, returning the events it stored."""
         ...
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:

@@ -206,18 +206,25 @@ class SQLStore:
         `records` is read in chunks of `_EVENT_CHUNK`, so a generator of millions of events never
         sits in memory at once (a list is tried again when another process stored one of its
         event ids in the meantime)."""
+        return self._add(records, None)
+
+    def add_new_events(self, records: list[EventRecord]) -> list[EventRecord]:
+        """`add_events`, returning the events it stored (those it skipped as stored already left out)."""
+        stored: list[EventRecord] = []
+        self._add(records, stored)
+        return stored
+
+    def _add(self, records: Iterable[EventRecord], stored: list[EventRecord] | None) -> int:
         for attempt in range(_RETRIES):
             try:
                 with self._lock, self.engine.begin() as conn:
-                    return self._add_events(conn, iter(records))
+                    if stored is not None:
+                        stored.clear()
+                    return self._add_events(conn, iter(records), stored)
             except sa.exc.IntegrityError:
                 if not isinstance(records, (list, tuple)) or attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
-
-    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
-        with self.engine.connect() as conn:
-            return self._known_event_ids(conn, list(event_ids))
 
     @staticmethod
     def _known_event_ids(conn: Connection, event_ids: list[str]) -> set[str]:
@@ -227,7 +234,7 @@ class SQLStore:
             known.update(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
         return known
 
-    def _add_events(self, conn: Connection, iterator: Iterator[EventRecord]) -> int:
+    def _add_events(self, conn: Connection, iterator: Iterator[EventRecord], stored: list | None) -> int:
         upsert = self._user_upsert()
         now = time.time()
         total = 0
@@ -243,6 +250,8 @@ class SQLStore:
                         if record.event_id is not None:
                             seen.add(record.event_id)
                 chunk = fresh
+            if stored is not None:
+                stored.extend(chunk)
             if chunk:
                 rows = [
                     {
