@@ -31,11 +31,13 @@ import scipy.sparse as sp
 from common import available_datasets, run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.evaluation.protocols import make_splits
-from shelfwise.models.base import topk
-from shelfwise.models.content import profile_vectors, recency_weights
+from shelfwise.models.content import recency_weights, text_profile_scores
 from shelfwise.models.ease import ease_weights
 from shelfwise.models.itemknn import ItemKNN
-from shelfwise.models.sequential import SequentialRecommender, _ndcg_rows, _zscore, transition_matrix
+from shelfwise.models.sequential import SequentialRecommender
+from shelfwise.models.sequential.blend import transition_matrix, zscore
+from shelfwise.models.sequential.histories import sequence_matrix
+from shelfwise.ranking import ndcg_rows, topk
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ASCENT_VALUES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -48,11 +50,9 @@ def family_parts(model: SequentialRecommender, users: np.ndarray, item_knn: Item
     n = model.n_items_
     fitted = model.sequences_
     inputs = [fitted[u] for u in users]
-    everyone, history = model._sequence_matrix(fitted), model._sequence_matrix(inputs)  # row u of everyone = shopper u
-    everyone.data[:] = 1.0
-    history.data[:] = 1.0
+    everyone, history = sequence_matrix(fitted, n), sequence_matrix(inputs, n)  # row u of everyone = shopper u
     latest = recency_weights(inputs, n, recency=0.5, max_history=3)  # as the blend's transition part reads them
-    forward = model.transitions_
+    forward = model.parts_.transitions
     backward = transition_matrix([s[::-1] for s in fitted], n)
     counts = np.asarray(everyone.sum(axis=0)).ravel()
     unit = model.text_vectors_ / np.maximum(np.linalg.norm(model.text_vectors_, axis=1, keepdims=True), 1e-12)
@@ -68,19 +68,18 @@ def family_parts(model: SequentialRecommender, users: np.ndarray, item_knn: Item
     kept = np.zeros_like(overlap)
     np.put_along_axis(kept, keep, np.take_along_axis(overlap, keep, axis=1), axis=1)
     kept /= np.sqrt(np.maximum(np.asarray(everyone.sum(axis=1)).ravel(), 1.0))[None]
-    profile = profile_vectors(recency_weights(inputs, n, recency=0.8, max_history=model.max_len), model.text_vectors_)
     parts = {
         "EASE (λ 250)": history @ ease_weights(everyone, 250.0),
         "item cosine (ItemKNN, shrink 10)": (history @ item_knn.similarity_).toarray(),
         "session kNN (100 shoppers)": kept @ everyone,
-        "transitions forward": model._next_scores(inputs),
+        "transitions forward": model.parts_.next_scores(inputs),
         "transitions backward": (latest @ backward).toarray(),
         "transitions both ways": (latest @ (forward + backward)).toarray(),
         "transitions of text neighbours": (latest @ sp.csr_matrix(text_knn) @ forward).toarray(),
-        "text profile": profile @ model.text_vectors_.T,
+        "text profile": text_profile_scores(inputs, model.text_vectors_),
         "popularity": np.repeat(np.log1p(counts)[None], len(users), axis=0),
     }
-    return {name: _zscore(np.asarray(scores)) for name, scores in parts.items()}
+    return {name: zscore(np.asarray(scores)) for name, scores in parts.items()}
 
 
 def measure(name: str, seed: int) -> dict:
@@ -91,10 +90,10 @@ def measure(name: str, seed: int) -> dict:
     users, targets = split.users, split.targets
     started = time.perf_counter()
     shipped = SequentialRecommender(seed=seed).fit(split.train)
-    parts = {"shipped sequential blend": shipped._blended([shipped.sequences_[u] for u in users])}
+    parts = {"shipped sequential blend": shipped.score_histories([shipped.sequences_[u] for u in users])}
     for dim in (64, 128):
         alone = SequentialRecommender(dim=dim, blend=False, seed=seed).fit(split.train)
-        parts[f"transformer alone, dim {dim}"] = _zscore(alone._score_sequences([alone.sequences_[u] for u in users]))
+        parts[f"transformer alone, dim {dim}"] = zscore(alone.score_histories([alone.sequences_[u] for u in users]))
     every_neighbour = ItemKNN(neighbours=shipped.n_items_, shrink=10.0).fit(split.train)
     parts.update(family_parts(shipped, users, every_neighbour))
     fit_seconds = time.perf_counter() - started
@@ -104,11 +103,11 @@ def measure(name: str, seed: int) -> dict:
     def ndcg(scores: np.ndarray) -> np.ndarray:
         scores = np.array(scores, dtype=np.float32)
         scores[rows, history.indices] = -np.inf
-        return _ndcg_rows(topk(scores, split.k)[0], targets)
+        return ndcg_rows(topk(scores, split.k)[0], targets)
 
     target = np.array([t[0] for t in targets])
     latest = np.array([shipped.sequences_[u][-1] if len(shipped.sequences_[u]) else -1 for u in users])
-    forward = shipped.transitions_
+    forward = shipped.parts_.transitions
     first = np.asarray(forward.argmax(axis=1)).ravel()
     has_next = np.diff(forward.indptr) > 0
     cold = split.cold_users

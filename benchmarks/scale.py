@@ -253,6 +253,8 @@ def encode(work: Path) -> dict:
 def train(work: Path) -> dict:
     from shelfwise.data.dataset import Dataset
     from shelfwise.models.sequential import SequentialRecommender
+    from shelfwise.models.sequential.histories import windows
+    from shelfwise.models.sequential.training import negatives_for
 
     dataset = Dataset.load(work / "dataset")
     model = SequentialRecommender(epochs=1, max_seconds=1e6, cache_dir=str(work / "cache"))
@@ -266,8 +268,8 @@ def train(work: Path) -> dict:
     return {
         "fit_seconds": round(fit_seconds, 1),
         "epoch_seconds": {k: round(v, 1) for k, v in phases.items()},
-        "negatives": model._negatives(),
-        "windows": len(model._windows(model.sequences_)),
+        "negatives": negatives_for(model.negatives, model.n_items_),
+        "windows": len(windows(model.sequences_, model.max_len, model.n_items_)),
         "blend": model.training_log_.get("blend"),
     }
 
@@ -391,10 +393,11 @@ def steps(work: Path, batch_size: int = 128, negatives: int = 2048) -> dict:
     from torch import nn
 
     from shelfwise.models.base import Recommender
-    from shelfwise.models.sequential import sampled_logits
+    from shelfwise.models.sequential.histories import windows as training_windows
+    from shelfwise.models.sequential.network import Network, sampled_logits
 
     model = Recommender.load(work / "model")
-    windows = torch.from_numpy(model._windows(model.sequences_))
+    windows = torch.from_numpy(training_windows(model.sequences_, model.max_len, model.n_items_))
     n_items, pad = model.n_items_, model.n_items_
     counts = np.bincount(np.concatenate(model.sequences_), minlength=n_items)
     log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + n_items)).astype(np.float32))
@@ -433,7 +436,9 @@ def steps(work: Path, batch_size: int = 128, negatives: int = 2048) -> dict:
             out[variant] = {"skipped": f"one step's logits alone are {logits_gb:.0f} GB (positions × items)"}
             continue
         torch.manual_seed(0)
-        network = model._new_network()
+        network = Network(
+            n_items, text.shape[1], model.dim, model.layers, model.heads, model.max_len + 1, model.dropout
+        )
         if variant == "sampled_rows":
             others = [p for name, p in network.named_parameters() if name != "item_ids.weight"]
             optimizers = [

@@ -200,35 +200,29 @@ def breakdown(model_dir: Path, store: str, users: list[str], n: int = 300) -> di
     """Where an answer's time goes, measured in-process on the same engine code (no HTTP), and how
     many of the exact top-10 the vector index returns (ANN recall@10)."""
     from shelfwise.engine import Engine
-    from shelfwise.engine.engine import _top
     from shelfwise.retrieval import Filters
 
     engine = Engine(model_dir, store, forget_in_model_dir=False)
     parts: dict[str, list[float]] = {"store read": [], "candidates (model + index)": [], "reasons + answer": []}
     rng = random.Random(5)
-    generation = engine._generation
     recall = []
     for _ in range(n):
         user = rng.choice(users)
         t0 = time.perf_counter()
         events = engine.history(user)
         t1 = time.perf_counter()
-        catalog = engine.catalog
+        catalog, generation = engine.catalog, engine.generation
         history = [(catalog.index[e.item_id], e.event_type) for e in events]
         positions = np.array([p for p, _ in history], dtype=np.int64)
-        mask = engine._mask(catalog, Filters())
+        mask = engine.allowed(catalog, Filters())
         mask[[p for p, kind in history if kind == "purchase"]] = False
-        retrieved = engine._retrieve(generation, positions, mask, 10)
-        if retrieved is None:
-            ids, top = _top(engine._scores(generation, positions, len(catalog)), mask, 10)
-        else:
-            ids, top = retrieved
+        ids, top = engine.candidates(generation, positions, mask, 10)
         t2 = time.perf_counter()
-        engine._answer(catalog, ids, top, history)
+        engine.answer(catalog, ids, top, history)
         t3 = time.perf_counter()
         for name, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             parts[name].append(value * 1000)
-        exact, _ = _top(engine._scores(generation, positions, len(catalog)), mask, 10)
+        exact, _ = engine.candidates(generation, positions, mask, 10, exact=True)
         recall.append(len(set(exact.tolist()) & set(ids.tolist())) / max(len(exact), 1))
     engine.close()
     out = {name: round(statistics.median(values), 3) for name, values in parts.items()}

@@ -6,6 +6,7 @@ import pytest
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.models import Recommender, SequentialRecommender
+from shelfwise.ranking import topk
 
 SMALL = {
     "dim": 32,
@@ -18,6 +19,15 @@ SMALL = {
     "dropout": 0.1,
     "id_dropout": 0.2,
 }
+
+
+def top_after(model, history, k):
+    """The model's top `k` after a history (item indices, oldest first), its own items excluded."""
+    history = np.asarray(history, dtype=np.int64)
+    scores = model.score_histories([history])
+    scores[0, history] = -np.inf
+    ids, top = topk(scores, k)
+    return ids[0], top[0]
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +61,23 @@ def test_learns_the_planted_next_item_pattern(cycle_model, cycle_dataset):
     correct = 0
     for item in range(20):
         history = [index[f"i{(item - 2) % 20:02d}"], index[f"i{(item - 1) % 20:02d}"], index[f"i{item:02d}"]]
-        ids, _ = cycle_model.recommend_for_sequence(np.array(history), 1)
+        ids, _ = top_after(cycle_model, history, 1)
         correct += cycle_dataset.item_ids[ids[0]] == f"i{(item + 1) % 20:02d}"
     assert correct >= 16, f"only {correct} of 20 next items right"
 
 
 def test_sampled_softmax_learns_the_pattern_from_the_rows_it_touches(cycle_dataset, monkeypatch):
     """Sampled steps build only the item vectors they use and train the ID table with sparse Adam."""
-    from shelfwise.models import sequential
+    from shelfwise.models.sequential.network import Network
 
     seen_sparse = []
-    original = sequential._Network.item_rows
+    original = Network.item_rows
 
     def spy(self, text, rows, keep, *, sparse=False):
         seen_sparse.append((sparse, len(rows)))
         return original(self, text, rows, keep, sparse=sparse)
 
-    monkeypatch.setattr(sequential._Network, "item_rows", spy)
+    monkeypatch.setattr(Network, "item_rows", spy)
     model = SequentialRecommender(**SMALL, negatives=6, blend=False).fit(cycle_dataset)  # the transformer alone
     assert seen_sparse and all(sparse for sparse, _ in seen_sparse)
     assert max(rows for _, rows in seen_sparse) <= 20
@@ -75,19 +85,19 @@ def test_sampled_softmax_learns_the_pattern_from_the_rows_it_touches(cycle_datas
     correct = 0
     for item in range(20):
         history = [index[f"i{(item - 1) % 20:02d}"], index[f"i{item:02d}"]]
-        ids, _ = model.recommend_for_sequence(np.array(history), 1)
+        ids, _ = top_after(model, history, 1)
         correct += cycle_dataset.item_ids[ids[0]] == f"i{(item + 1) % 20:02d}"
     assert correct >= 16, f"only {correct} of 20 next items right with sampled softmax"
 
 
 def test_a_sampled_step_is_the_same_through_the_data_parallel_module():
-    """Ray training wraps the step in `_TrainStep` (for DistributedDataParallel): same logits."""
+    """Ray training wraps the step in `TrainStep` (for DistributedDataParallel): same logits."""
     import torch
 
-    from shelfwise.models.sequential import _Network, _TrainStep, sampled_logits
+    from shelfwise.models.sequential.network import Network, TrainStep, sampled_logits
 
     torch.manual_seed(0)
-    network = _Network(30, 8, 16, 1, 2, 6, 0.0)
+    network = Network(30, 8, 16, 1, 2, 6, 0.0)
     torch.nn.init.normal_(network.item_ids.weight)
     text = torch.randn(30, 8)
     batch = torch.tensor([[30, 30, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]])
@@ -97,7 +107,7 @@ def test_a_sampled_step_is_the_same_through_the_data_parallel_module():
     direct = sampled_logits(network, text, batch, picks, log_q, id_dropout=0.5, sparse=False)
     torch.manual_seed(1)
     wrapped = sampled_logits(
-        network, text, batch, picks, log_q, id_dropout=0.5, sparse=False, step=_TrainStep(network, text)
+        network, text, batch, picks, log_q, id_dropout=0.5, sparse=False, step=TrainStep(network, text)
     )
     assert torch.allclose(direct[0], wrapped[0]) and torch.equal(direct[1], wrapped[1])
     # 8 positions have an input and a target (padding is neither); candidates: 8 targets + 3 negatives
@@ -106,15 +116,13 @@ def test_a_sampled_step_is_the_same_through_the_data_parallel_module():
     assert torch.equal(candidates[direct[1]], torch.tensor([2, 3, 4, 6, 7, 8, 9, 10]))
 
 
-def test_a_large_catalog_switches_the_full_softmax_to_sampled(cycle_dataset, monkeypatch):
-    from shelfwise.models import sequential
+def test_a_large_catalog_switches_the_full_softmax_to_sampled(monkeypatch):
+    from shelfwise.models.sequential import training
 
-    model = SequentialRecommender(**SMALL)
-    model.n_items_ = 21
-    assert model._negatives() == 0
-    monkeypatch.setattr(sequential, "FULL_SOFTMAX_MAX_ITEMS", 20)
-    assert model._negatives() == sequential.SCALE_NEGATIVES
-    assert SequentialRecommender(**SMALL, negatives=5)._negatives() == 5
+    assert training.negatives_for(0, 21) == 0
+    monkeypatch.setattr(training, "FULL_SOFTMAX_MAX_ITEMS", 20)
+    assert training.negatives_for(0, 21) == training.SCALE_NEGATIVES
+    assert training.negatives_for(5, 21) == 5
 
 
 def test_the_time_budget_bounds_the_whole_fit(cycle_dataset):
@@ -164,11 +172,11 @@ def test_cold_item_has_a_text_vector_and_can_be_recommended(cycle_model, cycle_d
 def test_a_new_event_changes_the_shopper_without_refit(cycle_model, cycle_dataset):
     user = 5
     history = cycle_model.sequences_[user]
-    before = cycle_model.user_vector(history)
-    after = cycle_model.user_vector(np.append(history, (history[-1] + 7) % 20))
+    before = cycle_model.score_histories([history])
+    after = cycle_model.score_histories([np.append(history, (history[-1] + 7) % 20)])
     assert not np.allclose(before, after)
-    ids_before, _ = cycle_model.recommend_for_sequence(history, 3)
-    ids_after, _ = cycle_model.recommend_for_sequence(np.append(history, (history[-1] + 7) % 20), 3)
+    ids_before, _ = top_after(cycle_model, history, 3)
+    ids_after, _ = top_after(cycle_model, np.append(history, (history[-1] + 7) % 20), 3)
     assert ids_before[0] != ids_after[0]
 
 
@@ -180,25 +188,19 @@ def test_save_load_is_exact(cycle_model, tmp_path):
     np.testing.assert_allclose(loaded.score(users), cycle_model.score(users), rtol=1e-5, atol=1e-5)
 
 
-def test_a_shopper_known_only_by_words_gets_matching_items(shop_dataset):
-    model = SequentialRecommender(**{**SMALL, "epochs": 3, "max_len": 10}).fit(shop_dataset)
-    ids, scores = model.recommend_for_words("wireless headphones for music", 10)
-    assert np.isfinite(scores).all()
-    categories = shop_dataset.items["category"].to_numpy()[ids]
-    assert sum("Audio" in c for c in categories) >= 5, categories
-
-
 def test_temporal_holdout_hides_the_latest_items(tiny_dataset):
-    model = SequentialRecommender(holdout="temporal")
-    sequences = [model._distinct_in_order(s) for s in tiny_dataset.sequences()]
-    train, users, targets = model._make_holdout(tiny_dataset, sequences)
+    from shelfwise.models.sequential.histories import distinct_in_order, make_holdout
+
+    sequences = [distinct_in_order(s) for s in tiny_dataset.sequences()]
+    holdout = make_holdout(tiny_dataset, sequences, "temporal")
+    train, users, targets = holdout.train, holdout.users, holdout.targets
     cutoff = tiny_dataset.interactions["timestamp"].quantile(0.9)
     late = tiny_dataset.interactions[tiny_dataset.interactions["timestamp"] >= cutoff]
     assert set(late["item"]) >= {int(t) for target in targets for t in target}
     for user, target in zip(users, targets, strict=True):
         assert not set(target) & set(train[user].tolist())
-    last = SequentialRecommender(holdout="last")._make_holdout(tiny_dataset, sequences)
-    assert [t.tolist() for t in last[2]] == [[3], [4]]  # u1 -> d, u2 -> e
+    last = make_holdout(tiny_dataset, sequences, "last")
+    assert [t.tolist() for t in last.targets] == [[3], [4]]  # u1 -> d, u2 -> e
 
 
 def test_unknown_holdout_is_refused(shop_dataset):
@@ -209,7 +211,7 @@ def test_unknown_holdout_is_refused(shop_dataset):
 
 
 def test_trending_scores_weigh_each_event_by_its_age():
-    from shelfwise.models.sequential import trending_scores
+    from shelfwise.models.sequential.blend import trending_scores
 
     stamps = pd.Series(pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-15"], utc=True))
     scores = trending_scores(np.array([0, 0, 1]), stamps, 3, half_life=7.0)
@@ -250,14 +252,14 @@ def test_the_blend_learns_what_sells_now_and_keeps_it(seasonal_dataset, tmp_path
 
     params = {**SMALL, "epochs": 3, "patience": 3, "max_seconds": 30.0, "holdout": "temporal"}
     model = SequentialRecommender(**params).fit(seasonal_dataset)
-    assert model.weights_[4] > 0, model.training_log_["blend"]
+    assert model.blend_.trending > 0, model.training_log_["blend"]
     assert model.trend_half_life_ in TREND_HALF_LIVES
     assert model.training_log_["trend_half_life_days"] == model.trend_half_life_
     # a shopper with no history gets the items in fashion at the end of the log
     stamps = seasonal_dataset.interactions["timestamp"]
     latest = seasonal_dataset.interactions[stamps >= stamps.max() - pd.Timedelta(days=3)]
     in_fashion = set(latest["item"].value_counts().index[:3])
-    ids, _ = model.recommend_for_sequence(np.zeros(0, dtype=np.int64), 3)
+    ids, _ = top_after(model, np.zeros(0, dtype=np.int64), 3)
     assert len(set(ids.tolist()) & in_fashion) >= 2, (ids, in_fashion)
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
@@ -265,16 +267,18 @@ def test_the_blend_learns_what_sells_now_and_keeps_it(seasonal_dataset, tmp_path
     np.testing.assert_array_equal(model.score_histories([history]), loaded.score_histories([history]))
 
 
-def test_holdout_ndcg_rows_match_the_definition():
-    from shelfwise.models.sequential import _ndcg_rows
+def test_ndcg_rows_match_the_definition():
+    from shelfwise.evaluation.metrics import ndcg_at_k
+    from shelfwise.ranking import ndcg_rows
 
     ids = np.array([[3, 1, 2], [5, -1, -1], [0, 4, 7], [9, 8, 6]])
     targets = [np.array([1]), np.array([5, 6]), np.array([2, 3]), np.array([6, 9, 8, 1])]
     d = 1.0 / np.log2([2.0, 3.0, 4.0])
     expected = [d[1] / d[0], d[0] / (d[0] + d[1]), 0.0, 1.0]
-    assert np.allclose(_ndcg_rows(ids, targets), expected)
+    assert np.allclose(ndcg_rows(ids, targets), expected)
+    assert np.allclose(ndcg_at_k(ids, targets, 3), expected)  # evaluation ranks with the same rule
     with pytest.raises(ValueError, match="2 rows of ids but 1 target sets"):
-        _ndcg_rows(ids[:2], targets[:1])
+        ndcg_rows(ids[:2], targets[:1])
 
 
 def test_a_cold_item_inherits_the_scores_of_its_nearest_warm_items_in_text():
@@ -346,13 +350,13 @@ def test_the_prior_for_new_items_can_be_changed_without_a_refit(cycle_dataset):
 
 
 def test_above_the_ease_limit_the_blend_goes_on_without_ease(cycle_dataset, monkeypatch, tmp_path):
-    from shelfwise.models import sequential
+    from shelfwise.models.sequential import blend
 
-    monkeypatch.setattr(sequential, "EASE_MAX_ITEMS", 10)  # the catalog has 21 items
+    monkeypatch.setattr(blend, "EASE_MAX_ITEMS", 10)  # the catalog has 21 items
     params = {**SMALL, "epochs": 3, "patience": 3, "max_seconds": 30.0}
     model = SequentialRecommender(**params, cold_offset=3.0).fit(cycle_dataset)
-    assert model.weights_[1] == 0.0 and model.cf_weights_ is None, model.training_log_["blend"]
-    assert model.weights_[3] > 0, model.training_log_["blend"]  # the planted pattern is a transition
+    assert model.blend_.ease == 0.0 and model.parts_.cf_weights is None, model.training_log_["blend"]
+    assert model.blend_.transitions > 0, model.training_log_["blend"]  # the planted pattern is a transition
     assert model.cold_offset_ == 3.0  # the prior for new items still applies
     new = cycle_dataset.item_index("new")
     ids, _ = model.recommend(np.arange(50), 3)
@@ -363,12 +367,13 @@ def test_above_the_ease_limit_the_blend_goes_on_without_ease(cycle_dataset, monk
 
 
 def test_above_the_blend_limit_the_transformer_alone_scores(cycle_dataset, monkeypatch):
-    from shelfwise.models import sequential
+    from shelfwise.models.sequential import BlendWeights, ColdPolicy
+    from shelfwise.models.sequential import model as sequential_model
 
-    monkeypatch.setattr(sequential, "BLEND_MAX_ITEMS", 10)
+    monkeypatch.setattr(sequential_model, "BLEND_MAX_ITEMS", 10)
     model = SequentialRecommender(**{**SMALL, "epochs": 2, "max_seconds": 30.0}).fit(cycle_dataset)
-    assert model.weights_.tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
-    assert model.cold_factor_ == 0.0
+    assert model.blend_ == BlendWeights()
+    assert model.cold_ == ColdPolicy()
 
 
 @pytest.mark.parametrize("negatives", [0, 50])

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from shelfwise.distributed.cluster import connect
+from shelfwise.models.sequential.training import TrainingJob, TrainResult
 
 
 class _World:
-    """What `SequentialRecommender._train` needs to train data-parallel (see its docstring)."""
+    """The data-parallel hooks of `train_network` (its `World` protocol) over torch.distributed."""
 
     def __init__(self, rank: int, size: int) -> None:
         self.rank = rank
@@ -42,28 +43,23 @@ def _loop(config: dict) -> None:
     import torch
     from safetensors.torch import save_file
 
+    from shelfwise.models.sequential import train_network
+
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(1)
     torch.manual_seed(config["seed"] + rank)  # ID dropout masks differ per worker, as batches do
-    model = config["model"]
-    model.training_log_ = {"phases": []}
-    best = model._train(
-        config["sequences"],
-        config["counts"],
+    result = train_network(
+        config["job"],
         np.random.default_rng(config["rng_seed"]),  # one shuffled order, sharded by rank
-        holdout=config["holdout"],
-        progress=False,
-        budget=config["budget"],
-        epochs=config["epochs"],
         world=_World(rank, size),
     )
-    metrics = {"best_epoch": best}
+    metrics = {"best_epoch": result.best_epoch}
     if rank == 0:
         folder = Path(tempfile.mkdtemp(prefix="shelfwise-ray-"))
-        state = {k: v.detach().contiguous() for k, v in model.network_.state_dict().items()}
+        state = {k: v.detach().contiguous() for k, v in result.network.state_dict().items()}
         save_file(state, str(folder / "network.safetensors"))
-        (folder / "log.json").write_text(json.dumps(model.training_log_["phases"]))
+        (folder / "curve.json").write_text(json.dumps(result.curve))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
     else:
         ray.train.report(metrics)
@@ -72,23 +68,13 @@ def _loop(config: dict) -> None:
 def ray_train_runner(*, workers: int = 2, address: str | None = None, storage: str | None = None):
     """A `train_runner` for `SequentialRecommender`: each training phase as a Ray Train job."""
 
-    def run(model, sequences, counts, rng, *, holdout, budget, epochs) -> int:
+    def run(job: TrainingJob, rng: np.random.Generator) -> TrainResult:
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
         from safetensors.torch import load_file
 
         connect(address)
-        rng_seed = int(rng.integers(0, 2**31 - 1))
-        config = {
-            "model": _detached(model),
-            "sequences": sequences,
-            "counts": counts,
-            "rng_seed": rng_seed,
-            "seed": model.seed,
-            "holdout": holdout,
-            "budget": budget,
-            "epochs": epochs,
-        }
+        config = {"job": job, "rng_seed": int(rng.integers(0, 2**31 - 1)), "seed": job.seed}
         with tempfile.TemporaryDirectory(prefix="shelfwise-ray-train-") as scratch:
             trainer = TorchTrainer(
                 _loop,
@@ -104,27 +90,9 @@ def ray_train_runner(*, workers: int = 2, address: str | None = None, storage: s
                 raise RuntimeError("the Ray training run ended without a checkpoint")
             with result.checkpoint.as_directory() as folder:
                 state = load_file(str(Path(folder) / "network.safetensors"))
-                phases = json.loads((Path(folder) / "log.json").read_text())
-        model.network_ = model._new_network()
-        model.network_.load_state_dict(state)
-        model._freeze()
-        if hasattr(model, "training_log_"):
-            for phase in phases:
-                phase["workers"] = workers
-            model.training_log_.setdefault("phases", []).extend(phases)
-        return int(result.metrics["best_epoch"])
+                curve = json.loads((Path(folder) / "curve.json").read_text())
+        network = job.make_network()
+        network.load_state_dict(state)
+        return TrainResult(network, int(result.metrics["best_epoch"]), curve, workers=workers)
 
     return run
-
-
-def _detached(model):
-    """A copy of the model to ship to the workers: without its runner (not needed there) and the
-    state a fit builds later."""
-    import copy
-
-    shipped = copy.copy(model)
-    shipped.train_runner = None
-    for name in ("network_", "item_table_"):
-        if hasattr(shipped, name):
-            delattr(shipped, name)
-    return shipped

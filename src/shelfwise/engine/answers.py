@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from shelfwise.retrieval import Reason
+import numpy as np
+
+from shelfwise.engine.catalog import CatalogSnapshot
+from shelfwise.retrieval import Reason, explain
 from shelfwise.store import ItemRecord
 
 
@@ -36,6 +39,27 @@ class Recommendation:
         }
 
     _anchor: str | None = field(default=None, repr=False)
+
+
+def build_answer(
+    catalog: CatalogSnapshot,
+    ids: np.ndarray,
+    scores: np.ndarray,
+    history: list[tuple[int, str]],
+    *,
+    vectors: np.ndarray,
+    new: np.ndarray,
+    popular: np.ndarray,
+) -> list[Recommendation]:
+    """The answer for ranked catalog positions: each item with its record and the reason it is
+    there (`retrieval.explain`: like an item of the shopper's `history` of (position, event type),
+    new, popular), in the order given."""
+    reasons = explain(ids, history=history, vectors=vectors, records=catalog.records, new=new, popular=popular)
+    out = []
+    for item, score, reason in zip(ids, scores, reasons, strict=True):
+        anchor = None if reason.item is None else catalog.ids[reason.item]
+        out.append(Recommendation(catalog.ids[item], float(score), reason, catalog.records[item], anchor))
+    return out
 
 
 def segment_view(row: dict) -> dict:

@@ -11,7 +11,6 @@ model's best candidates do ranks among them.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -20,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS, EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
-from shelfwise.engine.answers import Recommendation, segment_view
+from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
+from shelfwise.engine.answers import Recommendation, build_answer, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
 from shelfwise.engine.catalog_text import CatalogText, StagedItems
 from shelfwise.engine.generation import (
@@ -30,24 +29,21 @@ from shelfwise.engine.generation import (
     make_generation,
     read_model_dir,
 )
-from shelfwise.engine.scoring import catalog_scores, retrieve, with_cold
+from shelfwise.engine.popularity import Popularity
+from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
+from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
 from shelfwise.engine.seeding import item_records, seed_store
 from shelfwise.engine.segments import Segmentation, segment_shoppers
-from shelfwise.engine.understanding import build_profile, rank_search, taste_vector
-from shelfwise.errors import ConfigError, EmptyQueryError, UnknownIdError
+from shelfwise.engine.understanding import build_profile
+from shelfwise.engine.validation import check_k, checked_events, checked_items
+from shelfwise.errors import ConfigError, UnknownIdError
 from shelfwise.models import Recommender
-from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, explain, mmr
+from shelfwise.ranking import masked_topk
+from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, mmr
 from shelfwise.settings import load_settings
 from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store
 
 logger = logging.getLogger(__name__)
-
-#: How many candidates each half of a hybrid search (lexical, semantic) brings at least.
-_SEARCH_DEPTH = 200
-#: Defaults of `Engine.search`: the lexical share beside the semantic score, and the shopper's weight
-#: (near what benchmarks/search.py chose on the tuning splits of the public data sets: search.md).
-SEARCH_LEXICAL_WEIGHT = 0.7
-SEARCH_PERSONAL_WEIGHT = 0.2
 
 
 class Engine:
@@ -88,17 +84,12 @@ class Engine:
         model, dataset = read_model_dir(model_dir)
         self._catalog = Catalog(self._bootstrap(dataset))
         catalog = self.catalog
-        self._popularity = np.zeros(len(catalog), dtype=np.float64)
-        for item_id, count in self.store.item_event_counts().items():
-            position = catalog.index.get(item_id)
-            if position is not None:
-                self._popularity[position] = count
+        self.popularity = Popularity.of_store(self.store, catalog)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
         self.text = CatalogText(catalog, encoder=encoder or load_settings().encoder, index=index, cache_dir=cache_dir)
         self.index_kind = self.text.index_kind
         self._generation = self._make_generation(model, dataset, model_dir)
-        self._refresh_popular()
 
     # ------------------------------------------------------------------------------- loading
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
@@ -112,6 +103,11 @@ class Engine:
     def catalog(self) -> CatalogSnapshot:
         """The catalog as published now: a read takes it once and uses only that snapshot."""
         return self._catalog.current
+
+    @property
+    def generation(self) -> Generation:
+        """The model generation served now: a read takes it once, as it takes the catalog."""
+        return self._generation
 
     @property
     def model(self) -> Recommender:
@@ -146,42 +142,19 @@ class Engine:
     def record_events(self, events: Sequence[EventRecord]) -> int:
         """Validate and store events (all or none); the shoppers' next answers include them. An
         event whose `event_id` is stored already is not stored again. Returns how many were stored."""
-        problems = []
-        clean = []
         catalog = self.catalog
-        for row, event in enumerate(events):
-            try:
-                epoch_seconds(event.timestamp)
-            except ValueError as exc:
-                problems.append(f"events[{row}].timestamp: {exc}")
-            kind = EVENT_TYPE_ALIASES.get(str(event.event_type).strip().lower())
-            if kind is None:
-                problems.append(f"events[{row}].event_type: {event.event_type!r} is not one of {list(EVENT_TYPES)}")
-            if event.item_id not in catalog:
-                problems.append(f"events[{row}].item_id: unknown item {event.item_id!r}")
-            if not str(event.user_id).strip():
-                problems.append(f"events[{row}].user_id: must not be empty")
-            clean.append(replace(event, event_type=kind or ""))
-        if problems:
-            unknown_only = all(": unknown item" in p for p in problems)
-            error = UnknownIdError if unknown_only else ConfigError
-            raise error("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+        clean = checked_events(events, catalog)
         with self._write_lock:
             stored = self.store.add_new_events(clean)  # those stored before (by event id) left out
-            popularity = self._popularity
-            for event in stored:
-                popularity[catalog.index[event.item_id]] += 1
+            self.popularity.add(catalog.index[event.item_id] for event in stored)
         return len(stored)
 
     def upsert_items(self, records: Sequence[ItemRecord]) -> dict[str, int]:
         """Add or replace catalog items. New items are encoded and recommendable at once; stock and
         price changes apply to the next answer."""
-        ids = [r.item_id for r in records]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1}) if len(ids) != len(set(ids)) else []
-        if duplicated:
-            raise ConfigError(f"items: item_id(s) {duplicated[:10]} appear more than once in one request.")
+        records = checked_items(records)
         with self._write_lock:
-            staged = self._stage_items(list(records))  # encoded before anything is stored or shown
+            staged = self._stage_items(records)  # encoded before anything is stored or shown
             created, updated = self.store.upsert_items(records)
             self._publish_items(staged)
         return {"created": created, "updated": updated}
@@ -196,13 +169,13 @@ class Engine:
         self.text.apply(staged)
         added = len(staged.added)
         if added:
-            self._popularity = np.concatenate([self._popularity, np.zeros(added)])
+            self.popularity.grow(added)
             generation = self._generation
             generation.catalog_to_model = np.concatenate(
                 [generation.catalog_to_model, np.full(added, -1, dtype=np.int64)]
             )
         self._catalog.publish(staged.snapshot)
-        self._refresh_popular()
+        self.popularity.refresh()
 
     def delete_user(self, user_id: str) -> dict:
         """Remove a shopper's events and state everywhere shelfwise keeps them; says what it removed."""
@@ -212,10 +185,7 @@ class Engine:
                 raise UnknownIdError(f"Unknown shopper {user_id!r}.")
             report: DeletionReport = self.store.delete_user(user_id)
             catalog = self.catalog
-            for event in history:
-                position = catalog.index.get(event.item_id)
-                if position is not None:
-                    self._popularity[position] = max(self._popularity[position] - 1, 0)
+            self.popularity.remove(catalog.index[e.item_id] for e in history if e.item_id in catalog.index)
             removed = {"store_events": report.events, "store_profile": report.profile}
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
@@ -295,7 +265,7 @@ class Engine:
         Cross-category: `min_categories` makes the list span at least that many categories, and
         `outside_share` puts at least that share of it outside the shopper's dominant categories
         (those holding 80% of their weighted events)."""
-        _check_k(k)
+        check_k(k)
         if not 0.0 <= diversity <= 1.0:
             raise ConfigError(f"diversity must be in [0, 1]. Got {diversity!r} instead.")
         if not 0.0 <= outside_share <= 1.0:
@@ -313,15 +283,11 @@ class Engine:
         elif exclude_purchased:
             excluded.update(p for p, kind in history if kind == "purchase")
         filters = filters or Filters()
-        mask = self._mask(catalog, filters)
+        mask = self.allowed(catalog, filters)
         if excluded:
             mask[np.fromiter(excluded, dtype=np.int64)] = False
         depth = max(k * 20, 200) if crossing else (k * 4 if diversity > 0 else k)
-        retrieved = self._retrieve(generation, positions, mask, depth)
-        if retrieved is not None:
-            ids, top = retrieved
-        else:
-            ids, top = _top(self._scores(generation, positions, len(catalog)), mask, depth)
+        ids, top = self.candidates(generation, positions, mask, depth)
         if crossing:
             weights = [DEFAULT_EVENT_WEIGHTS.get(kind, 1.0) for _, kind in history]
             dominant = dominant_categories([catalog.categories[p] for p, _ in history], weights)
@@ -337,30 +303,20 @@ class Engine:
             )
         if diversity > 0:
             ids, top = mmr(ids, top, self.text.vectors, k, diversity)
-        return self._answer(catalog, ids, top, history)
+        return self.answer(catalog, ids, top, history)
 
     def similar(
         self, item_id: str, k: int = 10, *, filters: Filters | None = None, cross_category: bool = False
     ) -> list[Recommendation]:
         """Items like `item_id`: the model's similarity for items it knows, text for new ones. With
         `cross_category`, only items of other categories ("goes with": what shoppers take beside it)."""
-        _check_k(k)
+        check_k(k)
         catalog = self.catalog
         position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
         generation = self._generation
-        model_index = generation.model_index_of(np.array([position]))[0]
         vectors = self.text.vectors
-        scores = None
-        if model_index >= 0:
-            try:
-                model_scores = generation.model.similarity_scores(np.array([model_index]))[0]
-            except NotImplementedError:
-                model_scores = None
-            if model_scores is not None and np.isfinite(model_scores).any() and np.ptp(model_scores) > 0:
-                scores = with_cold(
-                    generation, model_scores, lambda targets: vectors[targets] @ vectors[position], len(catalog)
-                )
-        mask = self._mask(catalog, filters or Filters())
+        scores = similar_scores(generation, position, vectors, len(catalog))
+        mask = self.allowed(catalog, filters or Filters())
         mask[position] = False
         if cross_category:
             categories = catalog.categories
@@ -368,8 +324,8 @@ class Engine:
         if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
             ids, top = self.text.index.search(vectors[position], k, mask)
         else:
-            ids, top = _top(scores, mask, k)
-        answer = self._answer(catalog, ids, top, [(int(position), "view")])
+            ids, top = masked_topk(scores, mask, k)
+        answer = self.answer(catalog, ids, top, [(int(position), "view")])
         if cross_category:
             title = catalog.records[position].title or item_id
             reason = Reason("goes_with", f"goes with {title}", int(position))
@@ -381,16 +337,16 @@ class Engine:
     ) -> list[Recommendation]:
         """Items created in the last `days` (default: `new_days`), ranked for the shopper (by the
         model and the shopper's text profile), or by popularity for nobody in particular."""
-        _check_k(k)
+        check_k(k)
         days = self.new_days if days is None else days
         history = [] if user_id is None else self.history(user_id)
         catalog = self.catalog
         pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
         positions = np.array([p for p, _ in pairs], dtype=np.int64)
         scores = self._scores(self._generation, positions, len(catalog))
-        mask = self._mask(catalog, filters or Filters()) & self._new_mask(catalog, days)
-        ids, top = _top(scores, mask, k)
-        return self._answer(catalog, ids, top, pairs)
+        mask = self.allowed(catalog, filters or Filters()) & self._new_mask(catalog, days)
+        ids, top = masked_topk(scores, mask, k)
+        return self.answer(catalog, ids, top, pairs)
 
     def search(
         self,
@@ -405,50 +361,21 @@ class Engine:
         """Hybrid search: BM25 over the catalog's words (misspelt words replaced by the nearest
         catalog word) fused with the encoder's cosine (synonyms, other languages), re-ranked by the
         shopper's taste vector when `user_id` is given."""
-        _check_k(k)
-        text = (query or "").strip()
-        if not text:
-            raise EmptyQueryError("q: the search query is empty; give a few words.")
-        if len(text) > 512:
-            raise ConfigError(f"q: at most 512 characters, not {len(text)}.")
-        for name, value in (("lexical_weight", lexical_weight), ("personal_weight", personal_weight)):
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1]. Got {value!r} instead.")
+        check_k(k)
+        text = checked_query(query, lexical_weight, personal_weight)
         history = self.history(user_id) if user_id is not None else []
         catalog = self.catalog
-        n = len(catalog)
-        vectors = self.text.vectors[:n]
-        mask = self._mask(catalog, filters or Filters(in_stock=False))
-        query_vector = self.text.query_vector(text)
-        depth = max(_SEARCH_DEPTH, 4 * k)
-        semantic_ids, _ = self.text.index.search(query_vector, depth, mask)
-        bm25 = self.text.lexical.scores(text)[:n]
-        lexical_ids, _ = _top(np.where(bm25 > 0, bm25, -np.inf), mask[: len(bm25)], depth)
-        lexical = self.text.lexical.match(text, bm25)
-        candidates = np.union1d(semantic_ids, lexical_ids).astype(np.int64)
-        if len(candidates) == 0:
-            return []
-        pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
-        taste = taste_vector(np.array([p for p, _ in pairs], dtype=np.int64), [t for _, t in pairs], vectors)
-        ids, scores, affinity = rank_search(
-            candidates,
-            query_vector,
-            lexical,
-            vectors,
-            taste,
+        mask = self.allowed(catalog, filters or Filters(in_stock=False))
+        return search_catalog(
+            self.text,
+            catalog,
+            text,
+            history,
+            mask,
             k=k,
             lexical_weight=lexical_weight,
             personal_weight=personal_weight,
-            semantic_floor=self.text.semantic_floor(),
         )
-        middle = None if taste is None else float(np.median(vectors[candidates] @ taste))
-        quoted = text if len(text) <= 40 else text[:39] + "…"
-        out = []
-        for row, position in enumerate(ids.tolist()):
-            personal = affinity is not None and personal_weight > 0 and affinity[row] >= middle
-            reason = Reason("search", f'matches "{quoted}"' + (" and your taste" if personal else ""))
-            out.append(Recommendation(catalog.ids[position], float(scores[row]), reason, catalog.records[position]))
-        return out
 
     def profile(self, user_id: str, *, keywords: int = 10, top: int = 5, max_events: int = 1000) -> dict:
         """A shopper's profile: activity, top categories and brands with shares, price band, the
@@ -491,17 +418,7 @@ class Engine:
             k=k,
             seed=seed,
         )
-        rows = [
-            {
-                "segment_id": segment.segment_id,
-                "name": segment.name,
-                "size": segment.size,
-                "summary": {"keywords": segment.keywords, "categories": segment.categories, **result.criterion},
-                "created_at": result.created_at,
-            }
-            for segment in result.segments
-        ]
-        self.store.replace_segments(rows, result.assignments)
+        self.store.replace_segments(result.rows(), result.assignments)
         return result
 
     def segments(self) -> list[dict]:
@@ -522,19 +439,27 @@ class Engine:
             raise ConfigError(f"limit must be in [1, 1000]. Got {limit!r} instead.")
         return self.store.list_users(prefix, limit)
 
-    # ------------------------------------------------------------------------------- internals
+    # ------------------------------------------------------------------------------- answer stages
+    def candidates(
+        self, generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int, *, exact: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `depth` allowed catalog positions (and scores) after a history of catalog
+        positions: through the model's vector index where it has one (`exact`: by scoring every
+        item, as models without one always do)."""
+        retrieved = (
+            None if exact else retrieve(generation, positions, mask, depth, self.text.vectors, self.popularity.counts)
+        )
+        if retrieved is not None:
+            return retrieved
+        return masked_topk(self._scores(generation, positions, len(mask)), mask, depth)
+
     def _scores(self, generation: Generation, positions: np.ndarray, n: int) -> np.ndarray:
         """Scores over the first `n` catalog positions after a history of catalog positions."""
-        return catalog_scores(generation, positions, n, self.text.vectors, self._popularity)
-
-    def _retrieve(
-        self, generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The best `depth` allowed catalog positions through the model's vector index, or None."""
-        return retrieve(generation, positions, mask, depth, self.text.vectors, self._popularity)
+        return catalog_scores(generation, positions, n, self.text.vectors, self.popularity.counts)
 
     @staticmethod
-    def _mask(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
+    def allowed(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
+        """The catalog positions `filters` allow (a fresh mask the caller may change)."""
         return filters.mask(in_stock=catalog.in_stock, categories=catalog.categories, prices=catalog.prices)
 
     def _new_mask(self, catalog: CatalogSnapshot, days: float | None = None) -> np.ndarray:
@@ -545,31 +470,14 @@ class Engine:
         cold[: min(n, len(to_model))] = to_model[:n] < 0
         return cold | recent
 
-    def _refresh_popular(self) -> None:
-        counts = self._popularity
-        threshold = np.quantile(counts[counts > 0], 0.9) if (counts > 0).any() else math.inf
-        self._popular = counts >= max(threshold, 1)
-
-    def _answer(
+    def answer(
         self, catalog: CatalogSnapshot, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]
     ) -> list[Recommendation]:
-        n = len(catalog)
-        popular = self._popular[:n]
-        if len(popular) < n:
-            popular = np.concatenate([popular, np.zeros(n - len(popular), dtype=bool)])
-        reasons = explain(
-            ids,
-            history=history,
-            vectors=self.text.vectors,
-            records=catalog.records,
-            new=self._new_mask(catalog),
-            popular=popular,
+        """Ranked catalog positions as the answer: records and reasons (see `answers.build_answer`)."""
+        popular = self.popularity.popular(len(catalog))
+        return build_answer(
+            catalog, ids, scores, history, vectors=self.text.vectors, new=self._new_mask(catalog), popular=popular
         )
-        out = []
-        for item, score, reason in zip(ids, scores, reasons, strict=True):
-            anchor = None if reason.item is None else catalog.ids[reason.item]
-            out.append(Recommendation(catalog.ids[item], float(score), reason, catalog.records[item], anchor))
-        return out
 
     def stats(self) -> dict:
         generation = self._generation
@@ -586,23 +494,3 @@ class Engine:
     def close(self) -> None:
         if self._owns_store:
             self.store.close()
-
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-        raise ConfigError(f"k must be an integer in [1, 1000]. Got {k!r} instead.")
-
-
-def _top(scores: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best `k` allowed positions (finite scores only), best first, ties to the lowest position."""
-    allowed = mask & np.isfinite(scores)
-    candidates = np.flatnonzero(allowed)
-    if len(candidates) == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    values = scores[candidates]
-    if len(candidates) > k:
-        cut = np.partition(values, len(values) - k)[len(values) - k]
-        keep = values >= cut
-        candidates, values = candidates[keep], values[keep]
-    order = np.lexsort((candidates, -values))[:k]
-    return candidates[order], values[order]

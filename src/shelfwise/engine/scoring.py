@@ -48,6 +48,22 @@ def text_scorer(
     return text_scores
 
 
+def similar_scores(generation: Generation, position: int, vectors: np.ndarray, n: int) -> np.ndarray | None:
+    """Scores over the first `n` catalog positions of how alike each item is to the one at
+    `position`: the model's similarity where it knows the item and has one (items it does not know
+    placed by text cosine, as in `with_cold`); None where it does not know it or has none."""
+    model_index = generation.model_index_of(np.array([position]))[0]
+    if model_index < 0:
+        return None
+    try:
+        model_scores = generation.model.similarity_scores(np.array([model_index]))[0]
+    except NotImplementedError:
+        return None
+    if not np.isfinite(model_scores).any() or np.ptp(model_scores) == 0:
+        return None
+    return with_cold(generation, model_scores, lambda targets: vectors[targets] @ vectors[position], n)
+
+
 def retrieve(
     generation: Generation,
     positions: np.ndarray,

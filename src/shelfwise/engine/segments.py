@@ -41,6 +41,19 @@ class Segmentation:
     criterion: dict
     created_at: float = field(default_factory=time.time)
 
+    def rows(self) -> list[dict]:
+        """The segments as the store saves them."""
+        return [
+            {
+                "segment_id": segment.segment_id,
+                "name": segment.name,
+                "size": segment.size,
+                "summary": {"keywords": segment.keywords, "categories": segment.categories, **self.criterion},
+                "created_at": self.created_at,
+            }
+            for segment in self.segments
+        ]
+
 
 @dataclass
 class _Events:

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
+from shelfwise.ranking import ndcg_rows
 
 
 def hits_matrix(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
@@ -23,14 +21,7 @@ def hits_matrix(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarra
 
 def ndcg_at_k(ranked: np.ndarray, relevant: Sequence[np.ndarray], k: int) -> np.ndarray:
     """Per-user NDCG@k: DCG over the top-k list divided by the ideal DCG for min(k, |R|) hits."""
-    ranked = np.asarray(ranked)[:, :k]
-    hits = hits_matrix(ranked, relevant)
-    discounts = _discounts(k)
-    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
-    ideal_counts = np.array([min(k, len(r)) for r in relevant])
-    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[ideal_counts]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+    return ndcg_rows(np.asarray(ranked), relevant, depth=k)
 
 
 def recall_at_k(ranked: np.ndarray, relevant: Sequence[np.ndarray], k: int) -> np.ndarray:

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, DataFormatError, NotFittedError
+from shelfwise.ranking import topk
 
 logger = logging.getLogger(__name__)
 
@@ -53,29 +53,6 @@ def create_model(name: str, **params: Any) -> Recommender:
     if unknown:
         raise ConfigError(f"Model {name!r} has no parameter(s) {unknown}; valid parameters are {valid}.")
     return model_cls(**params)
-
-
-def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of each row, best first; ties go to the lowest index. -inf entries become id -1."""
-    k = min(k, scores.shape[1])
-    if scores.shape[1] > 4 * k:
-        # torch.topk finds the k best of each row (multithreaded; 2 to 3 times faster than numpy's
-        # partition here) but leaves ties to chance: sorting its picks by index, then stably by score,
-        # gives ties among them to the lowest index, and rows where more than k items reach the k-th
-        # best score (a tie at the boundary) choose among the tied by the lowest index
-        values, picked = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k, dim=1)
-        boundary = values[:, -1].numpy()
-        ids = np.sort(picked.numpy(), axis=1)
-        for row in np.flatnonzero((scores >= boundary[:, None]).sum(axis=1) > k):
-            pool = np.flatnonzero(scores[row] >= boundary[row])
-            ids[row] = pool[np.lexsort((pool, -scores[row, pool]))[:k]]
-        order = np.argsort(-np.take_along_axis(scores, ids, axis=1), axis=1, kind="stable")
-        ids = np.take_along_axis(ids, order, axis=1)
-    else:
-        ids = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(scores, ids, axis=1)
-    ids = np.where(np.isneginf(top), -1, ids)
-    return ids, top
 
 
 def _without_row(matrix: sp.csr_matrix, row: int) -> sp.csr_matrix:

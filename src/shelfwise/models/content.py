@@ -45,6 +45,24 @@ def profile_vectors(weights: sp.csr_matrix, item_vectors: np.ndarray) -> np.ndar
     return vectors / norms
 
 
+#: The one text profile of a shopper (the sequential model's text part, and the engine's score for
+#: items its model does not know): the latest this many distinct items, each weighing `PROFILE_RECENCY`
+#: ** (distinct items taken after it).
+PROFILE_HISTORY = 50
+PROFILE_RECENCY = 0.8
+
+
+def text_profiles(sequences: list[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
+    """The shoppers' text profiles (one L2-normalised row per history; zero for an empty one)."""
+    weights = recency_weights(sequences, len(item_vectors), recency=PROFILE_RECENCY, max_history=PROFILE_HISTORY)
+    return profile_vectors(weights, item_vectors)
+
+
+def text_profile_scores(sequences: list[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
+    """Every item's cosine to each history's text profile (histories × items)."""
+    return text_profiles(sequences, item_vectors) @ item_vectors.T
+
+
 @register
 class ContentKNN(Recommender):
     """score(u, j) = cos(Σ_i w_ui · v_i, v_j), with w_ui = `recency` ** (distinct items taken after i).

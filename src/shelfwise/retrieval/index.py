@@ -8,6 +8,7 @@ import threading
 import numpy as np
 
 from shelfwise.errors import ConfigError
+from shelfwise.ranking import masked_topk
 
 KINDS = ("exact", "hnsw")
 
@@ -120,13 +121,8 @@ class VectorIndex:
         query = self._prepare(query)
         if self._faiss is not None and not self._faiss_stale and self._faiss.ntotal == n:
             return self._search_faiss(query, k, None if mask is None else mask[:n])
-        scores = vectors @ query[0]
-        if mask is not None:
-            scores = np.where(mask[:n], scores, -np.inf)
-        part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-        order = np.lexsort((part, -scores[part]))
-        ids = part[order]
-        return ids.astype(np.int64), scores[ids].astype(np.float32)
+        ids, scores = masked_topk(vectors @ query[0], None if mask is None else mask[:n], k)
+        return ids, scores.astype(np.float32)
 
     def _search_faiss(self, query: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         import faiss

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
-from shelfwise.engine.engine import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT
+from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT
 from shelfwise.service.deps import READS, Category, EngineDep, K, Price, answer, filters
 from shelfwise.service.schemas import ID_PATTERN, LINE_PATTERN, RecommendationsOut, no_id_controls, no_line_controls
 

@@ -1,0 +1,309 @@
+"""The blend of the sequential model: the transformer beside EASE, the text profile, next-item
+transitions and what sells now, each z-scored per shopper, in a weighted sum whose weights (and
+EASE's regularisation and the trend's half-life) are chosen on the fit's holdout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass, fields
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from shelfwise.models.content import text_profile_scores
+from shelfwise.models.ease import ease_weights
+from shelfwise.models.sequential.histories import Holdout, sequence_matrix
+from shelfwise.ranking import mean_ndcg, topk
+
+logger = logging.getLogger(__name__)
+
+#: The blend's EASE part runs up to this many items. EASE inverts an items × items matrix, a cost
+#: cubic in the catalog (about a minute per inversion at 12,000 items on 2 cores, and a fit makes
+#: four); above it the blend goes on without it.
+EASE_MAX_ITEMS = 12_000
+#: EASE regularisations tried on the holdout.
+EASE_REGULARIZATIONS = (50.0, 250.0, 1000.0)
+#: The blend is chosen on at most 2,000 held-out shoppers, fewer where the catalog is large: at most
+#: this many user × item scores per part (and never fewer than 500 shoppers).
+BLEND_SCORE_BUDGET = 40_000_000
+#: The parts of the blend, in the order of `BlendWeights`.
+BLEND_PARTS = ("transformer", "ease", "text", "transitions", "trending")
+#: (transformer, collaborative, text, transition) weights tried on the holdout first; the trending part
+#: and finer weights are then found by coordinate ascent from the best of them (`ASCENT_VALUES`).
+BLEND_GRID = tuple(
+    (w_seq, w_cf, w_text, w_next)
+    for w_seq in (0.0, 0.5, 1.0)
+    for w_cf in (0.0, 0.5, 1.0, 2.0, 4.0)
+    for w_text in (0.0, 0.1, 0.3, 0.6)
+    for w_next in (0.0, 0.5, 1.0, 2.0)
+    if w_seq or w_cf or w_next
+)
+#: Weights each part may take in the coordinate ascent of the blend, and its rounds.
+ASCENT_VALUES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+ASCENT_ROUNDS = 3
+#: How many of the latest items the transition part reads, and their decay.
+NEXT_STEPS = 3
+NEXT_DECAY = 0.5
+#: Half-lives (days) tried for the trending part: what the shop sold lately, each event's weight
+#: halving every half-life before the latest event of the fitted data.
+TREND_HALF_LIVES = (3.0, 7.0, 30.0)
+
+#: Part scores of some shoppers (rows × items, or one row that broadcasts), z-scored; None: not used.
+Parts = list[np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class BlendWeights:
+    """The weight of each part; 0 leaves a part out."""
+
+    transformer: float = 1.0
+    ease: float = 0.0
+    text: float = 0.0
+    transitions: float = 0.0
+    trending: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> BlendWeights:
+        """From values in `BLEND_PARTS` order (models saved before the trending part have four)."""
+        values = [float(v) for v in values]
+        return cls(*values, *[0.0] * (len(BLEND_PARTS) - len(values)))
+
+    def array(self) -> np.ndarray:
+        return np.array(astuple(self), dtype=np.float64)
+
+    def as_dict(self) -> dict[str, float]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    @property
+    def transformer_only(self) -> bool:
+        return not any(astuple(self)[1:])
+
+
+def zscore(scores: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation (1 where a row is constant)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    std[std == 0] = 1.0
+    return (scores - mean) / std
+
+
+def trending_scores(items: np.ndarray, stamps: pd.Series, n_items: int, half_life: float) -> np.ndarray:
+    """log(1 + time-decayed event count) per item: each event weighs 0.5 ** (age / half_life), its age
+    in days counted back from the latest event. What is selling now, not what sold once."""
+    if not len(items):
+        return np.zeros(n_items, dtype=np.float32)
+    age = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86400.0
+    counts = np.bincount(items, weights=0.5 ** (age / half_life), minlength=n_items)
+    return np.log1p(counts).astype(np.float32)
+
+
+def transition_matrix(sequences: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Row-normalised counts of "item j came right after item i" (and, at half weight, two steps
+    after) over the given histories: the first-order Markov chain of the shop's sequences."""
+    rows, cols, vals = [], [], []
+    for sequence in sequences:
+        for gap, weight in ((1, 1.0), (2, 0.5)):
+            if len(sequence) > gap:
+                rows.append(sequence[:-gap])
+                cols.append(sequence[gap:])
+                vals.append(np.full(len(sequence) - gap, weight, dtype=np.float32))
+    if not rows:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    matrix = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items)
+    )
+    matrix.sum_duplicates()
+    matrix.setdiag(0)
+    matrix.eliminate_zeros()
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    totals[totals == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / totals) @ matrix, dtype=np.float32)
+
+
+@dataclass
+class BlendParts:
+    """What the parts other than the transformer read, fitted on some histories: the item text
+    vectors (for the text profile, `text_profile_scores`), the transition matrix, EASE's
+    item-item weights (None: no EASE part) and the trending scores (None: no trending part)."""
+
+    n_items: int
+    text_vectors: np.ndarray
+    transitions: sp.csr_matrix
+    cf_weights: np.ndarray | None = None
+    trending: np.ndarray | None = None
+
+    def scores(self, sequences: list[np.ndarray], transformer: np.ndarray, weights: BlendWeights | None) -> Parts:
+        """Per-shopper z-scored part scores after each history, in `BLEND_PARTS` order: every part
+        this object has where `weights` is None, else those with a weight."""
+        use = (1.0,) * len(BLEND_PARTS) if weights is None else astuple(weights)
+        parts: Parts = [transformer, None, None, None, None]
+        if use[1] and self.cf_weights is not None:
+            parts[1] = np.asarray(sequence_matrix(sequences, self.n_items) @ self.cf_weights)
+        if use[2]:
+            parts[2] = text_profile_scores(sequences, self.text_vectors)
+        if use[3]:
+            parts[3] = self.next_scores(sequences)
+        if use[4] and self.trending is not None:
+            parts[4] = np.repeat(self.trending[None], len(sequences), axis=0)
+        return [None if part is None else zscore(part) for part in parts]
+
+    def next_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Transition scores from the latest `NEXT_STEPS` items, the latest weighing most."""
+        rows: list[int] = []
+        cols: list[int] = []
+        vals: list[float] = []
+        for row, sequence in enumerate(sequences):
+            recent = sequence[-NEXT_STEPS:][::-1]
+            rows.extend([row] * len(recent))
+            cols.extend(recent.tolist())
+            vals.extend(NEXT_DECAY ** np.arange(len(recent)))
+        latest = sp.csr_matrix((vals, (rows, cols)), shape=(len(sequences), self.n_items), dtype=np.float32)
+        return (latest @ self.transitions).toarray()
+
+
+def blended(weights: BlendWeights, parts: Parts, rows: int, n_items: int) -> np.ndarray:
+    """The weighted sum of the parts (rows × items, float32)."""
+    total = sum(w * part for w, part in zip(weights.array(), parts, strict=True) if w and part is not None)
+    return np.array(np.broadcast_to(total, (rows, n_items)), dtype=np.float32)
+
+
+@dataclass
+class BlendChoice:
+    """What the holdout chose, and the evidence: `scores` are the held-out shoppers' blended scores
+    at the chosen weights (float64 where the search summed them), `seen` their training items as
+    (row, item) pairs, `cold` the items no training history holds."""
+
+    weights: BlendWeights
+    cf_regularization: float
+    half_life: float
+    holdout: Holdout
+    scores: np.ndarray
+    seen: tuple[np.ndarray, np.ndarray]
+    cold: np.ndarray
+    value: float
+    grid_value: float
+
+
+class _Judge:
+    """Holdout NDCG@10 of blends of some part scores (the held-out shoppers' own items excluded)."""
+
+    def __init__(self, rows: int, n_items: int, seen: tuple[np.ndarray, np.ndarray], targets: list[np.ndarray]):
+        self.shape = (rows, n_items)
+        self.seen = seen
+        self.targets = targets
+
+    def total(self, weights: Sequence[float], parts: Parts) -> np.ndarray:
+        scores = torch.zeros(self.shape)  # torch: one multithreaded pass per part
+        for weight, part in zip(weights, parts, strict=True):
+            if weight and part is not None:  # a part may be one row (trending): it broadcasts
+                scores.add_(torch.from_numpy(part), alpha=float(weight))
+        return scores.numpy()
+
+    def __call__(self, scores: np.ndarray) -> float:  # changes `scores`
+        scores[self.seen] = -np.inf
+        return mean_ndcg(topk(scores, 10)[0], self.targets)
+
+    def ascend(self, weights: list[float], value: float, parts: Parts) -> tuple[float, list[float]]:
+        """Coordinate ascent over every part from `weights` (worth `value`)."""
+        current = self.total(weights, parts)  # the blend at `weights`; a trial changes one part of it
+        for _ in range(ASCENT_ROUNDS):
+            moved = False
+            for part, part_scores in enumerate(parts):
+                if part_scores is None:
+                    continue
+                for candidate in ASCENT_VALUES:
+                    if candidate == weights[part]:
+                        continue
+                    trial = [*weights[:part], candidate, *weights[part + 1 :]]
+                    if not any(trial):
+                        continue
+                    result = self(current + np.float32(candidate - weights[part]) * part_scores)
+                    if result > value + 1e-9:
+                        current += np.float32(candidate - weights[part]) * part_scores
+                        value, weights, moved = result, trial, True
+            if not moved:
+                break
+        return value, weights
+
+
+def choose_blend(
+    holdout: Holdout,
+    n_items: int,
+    transformer: Callable[[list[np.ndarray]], np.ndarray],
+    text_vectors: np.ndarray,
+    *,
+    seed: int,
+) -> BlendChoice:
+    """Pick the part weights, EASE's regularisation and the trending half-life on (at most 2,000 of)
+    the held-out shoppers: a grid over the first four parts for each regularisation, then coordinate
+    ascent over all five from the best grid point, for each half-life. Above `EASE_MAX_ITEMS` the
+    blend has no EASE part. `transformer` scores histories with the network of the holdout phase."""
+    holdout = holdout.sample(min(2000, max(500, BLEND_SCORE_BUDGET // n_items)), seed)
+    truncated = sequence_matrix(holdout.train, n_items)
+    parts_of = BlendParts(n_items, text_vectors, transition_matrix(holdout.train, n_items))
+    inputs = [holdout.train[u] for u in holdout.users]
+    seen_matrix = sequence_matrix(inputs, n_items)
+    seen = (np.repeat(np.arange(len(inputs)), np.diff(seen_matrix.indptr)), seen_matrix.indices)
+    judge = _Judge(len(inputs), n_items, seen, holdout.targets)
+    transformer_scores = transformer(inputs)
+
+    best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+    chosen_parts: Parts = []
+    with_ease = n_items <= EASE_MAX_ITEMS
+    for regularization in EASE_REGULARIZATIONS if with_ease else (0.0,):
+        parts_of.cf_weights = ease_weights(truncated, regularization) if with_ease else None
+        parts = parts_of.scores(inputs, transformer_scores, None)
+        for grid_weights in BLEND_GRID:
+            if grid_weights[1] and not with_ease:
+                continue
+            value = judge(judge.total((*grid_weights, 0.0), parts))
+            if value > best[0]:
+                best = (value, (*grid_weights, 0.0), regularization)
+        if best[2] == regularization:
+            chosen_parts = parts
+    grid_best = best
+    half_lives: tuple[float | None, ...] = (None,)
+    if holdout.events is not None and len(holdout.events[0]):
+        half_lives = TREND_HALF_LIVES
+    chosen_half_life = None
+    final_parts = chosen_parts
+    for half_life in half_lives:
+        parts = list(chosen_parts)
+        if half_life is not None and holdout.events is not None:
+            trend = trending_scores(holdout.events[0], holdout.events[1], n_items, half_life)
+            parts[4] = zscore(trend[None])
+        value, weights = judge.ascend(list(grid_best[1]), grid_best[0], parts)
+        if value > best[0]:
+            best = (value, tuple(weights), grid_best[2])
+            chosen_half_life, final_parts = half_life, parts
+    values = list(best[1])
+    if not chosen_half_life:
+        values[4] = 0.0
+    weights_chosen = BlendWeights.of(values)
+    logger.info(
+        "sequential blend: weights %s %s, EASE regularisation %s, trending half-life %s days "
+        "(holdout ndcg@10 %.4f; the grid alone %.4f)",
+        BLEND_PARTS,
+        best[1],
+        best[2],
+        float(chosen_half_life or 0.0) if values[4] else 0.0,
+        best[0],
+        grid_best[0],
+    )
+    array = weights_chosen.array()
+    base = np.broadcast_to(sum(w * part for w, part in zip(array, final_parts, strict=True) if w), judge.shape)
+    return BlendChoice(
+        weights=weights_chosen,
+        cf_regularization=best[2],
+        half_life=float(chosen_half_life or 0.0) if values[4] else 0.0,
+        holdout=holdout,
+        scores=base,
+        seen=seen,
+        cold=np.bincount(truncated.indices, minlength=n_items) == 0,
+        value=best[0],
+        grid_value=grid_best[0],
+    )
