@@ -126,14 +126,67 @@ def generate_shop(
         raise ConfigError(f"new_item_share must be in [0, 1). Got {new_item_share!r}.")
     rng = np.random.default_rng(seed)
     begin = pd.Timestamp(start, tz="UTC")
-    horizon = pd.Timedelta(days=days)
+    catalog = _make_catalog(rng, n_items, days, new_item_share, begin)
+    shoppers = _make_shoppers(rng, n_users, catalog)
+    events: list[tuple[int, int, str, float, float]] = []
+    items_by_type = [np.flatnonzero(catalog.item_type == t) for t in range(len(catalog.types))]
+    for user in range(n_users):
+        n_sessions = 1 + rng.poisson(shoppers.activity[user] * days / 7.0)
+        for session_start in np.sort(rng.uniform(0, days, size=n_sessions)):
+            product_type = rng.choice(len(catalog.types), p=shoppers.type_affinity[user])
+            pool = items_by_type[product_type]
+            pool = pool[catalog.created[pool] <= session_start]
+            if len(pool):
+                events.extend(_session(rng, user, session_start, pool, catalog, shoppers))
+    frame = pd.DataFrame(events, columns=["user", "item", "event_type", "day", "value"])
+    frame = frame.sort_values("day", kind="stable").reset_index(drop=True)
+    log = pd.DataFrame(
+        {
+            "user_id": [f"u{u:05d}" for u in frame["user"]],
+            "item_id": catalog.items["item_id"].to_numpy()[frame["item"].to_numpy()],
+            "event_type": frame["event_type"].to_numpy(),
+            "timestamp": begin + pd.to_timedelta(frame["day"].to_numpy(), unit="D"),
+            "value": frame["value"].to_numpy(dtype=float),
+        }
+    )
+    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True).dt.floor("s")
+    return SyntheticShop(items=catalog.items, events=log, start=begin, end=begin + pd.Timedelta(days=days))
+
+
+@dataclass
+class _Catalog:
+    """The generated items and the hidden traits shoppers choose them by."""
+
+    items: pd.DataFrame
+    types: list[tuple]
+    type_department: np.ndarray
+    item_type: np.ndarray
+    item_style: np.ndarray
+    item_quality: np.ndarray
+    item_brand: np.ndarray
+    tier: np.ndarray
+    created: np.ndarray
+
+
+@dataclass
+class _Shoppers:
+    """Each shopper's hidden tastes."""
+
+    type_affinity: np.ndarray
+    style_taste: np.ndarray
+    brand_taste: np.ndarray
+    budget: np.ndarray
+    activity: np.ndarray
+
+
+def _make_catalog(
+    rng: np.random.Generator, n_items: int, days: int, new_item_share: float, begin: pd.Timestamp
+) -> _Catalog:
     types = _product_types()
     departments = list(CATALOG_TREE)
     type_department = np.array([departments.index(t[0]) for t in types])
     brands_by_department = {d: _brand_names(rng, 5) for d in departments}
     brand_position = {d: {b: j for j, b in enumerate(bs)} for d, bs in brands_by_department.items()}
-
-    # ------------------------------------------------------------------ catalog
     item_type = rng.integers(0, len(types), size=n_items)
     item_style = rng.integers(0, len(STYLES), size=n_items)
     item_quality = rng.normal(0.0, 0.35, size=n_items)
@@ -175,64 +228,50 @@ def generate_shop(
         )
     items = pd.DataFrame(rows)
     items["created_at"] = pd.to_datetime(items["created_at"], utc=True)
+    return _Catalog(items, types, type_department, item_type, item_style, item_quality, item_brand, tier, created)
 
-    # ------------------------------------------------------------------ shoppers
-    n_types = len(types)
-    department_taste = rng.dirichlet(np.full(len(departments), 0.25), size=n_users)
+
+def _make_shoppers(rng: np.random.Generator, n_users: int, catalog: _Catalog) -> _Shoppers:
+    n_types = len(catalog.types)
+    department_taste = rng.dirichlet(np.full(len(CATALOG_TREE), 0.25), size=n_users)
     type_taste = rng.dirichlet(np.full(n_types, 0.4), size=n_users)
-    type_affinity = department_taste[:, type_department] * type_taste
+    type_affinity = department_taste[:, catalog.type_department] * type_taste
     type_affinity /= type_affinity.sum(axis=1, keepdims=True)
     style_taste = rng.normal(0.0, 1.0, size=(n_users, len(STYLES)))
     brand_taste = rng.normal(0.0, 0.7, size=(n_users, 5))
     budget = rng.beta(2, 2, size=n_users)
     activity = rng.lognormal(mean=0.0, sigma=0.8, size=n_users)
-    items_by_type = [np.flatnonzero(item_type == t) for t in range(n_types)]
+    return _Shoppers(type_affinity, style_taste, brand_taste, budget, activity)
 
-    events: list[tuple[int, int, str, float, float]] = []
-    for user in range(n_users):
-        n_sessions = 1 + rng.poisson(activity[user] * days / 7.0)
-        times = np.sort(rng.uniform(0, days, size=n_sessions))
-        for session_start in times:
-            product_type = rng.choice(n_types, p=type_affinity[user])
-            pool = items_by_type[product_type]
-            pool = pool[created[pool] <= session_start]
-            if len(pool) == 0:
-                continue
-            utility = (
-                1.2 * style_taste[user, item_style[pool]]
-                + brand_taste[user, item_brand[pool]]
-                - 3.0 * np.abs(tier[pool] - budget[user])
-                + item_quality[pool]
-            )
-            weights = np.exp(utility - utility.max())
-            weights /= weights.sum()
-            n_views = min(len(pool), 1 + rng.poisson(3))
-            viewed = rng.choice(pool, size=n_views, replace=False, p=weights)
-            clock = session_start
-            for item in viewed:
-                clock += rng.exponential(2.0) / 1440.0
-                kind = "click" if rng.random() < 0.3 else "view"
-                events.append((user, int(item), kind, clock, np.nan))
-            best = viewed[np.argmax(utility[np.searchsorted(pool, viewed)])]
-            if rng.random() < 0.45:
-                clock += rng.exponential(3.0) / 1440.0
-                events.append((user, int(best), "cart", clock, 1.0))
-                if rng.random() < 0.6:
-                    clock += rng.exponential(5.0) / 1440.0
-                    events.append((user, int(best), "purchase", clock, float(1 + rng.poisson(0.3))))
-            elif rng.random() < 0.1:
-                events.append((user, int(best), "favorite", clock + 1e-4, np.nan))
 
-    frame = pd.DataFrame(events, columns=["user", "item", "event_type", "day", "value"])
-    frame = frame.sort_values("day", kind="stable").reset_index(drop=True)
-    log = pd.DataFrame(
-        {
-            "user_id": [f"u{u:05d}" for u in frame["user"]],
-            "item_id": items["item_id"].to_numpy()[frame["item"].to_numpy()],
-            "event_type": frame["event_type"].to_numpy(),
-            "timestamp": begin + pd.to_timedelta(frame["day"].to_numpy(), unit="D"),
-            "value": frame["value"].to_numpy(dtype=float),
-        }
+def _session(
+    rng: np.random.Generator, user: int, session_start: float, pool: np.ndarray, catalog: _Catalog, shoppers: _Shoppers
+) -> list[tuple[int, int, str, float, float]]:
+    """One shopping session among the items of one product type: views and clicks, then maybe a
+    cart and a purchase of the best of them, or a favourite."""
+    utility = (
+        1.2 * shoppers.style_taste[user, catalog.item_style[pool]]
+        + shoppers.brand_taste[user, catalog.item_brand[pool]]
+        - 3.0 * np.abs(catalog.tier[pool] - shoppers.budget[user])
+        + catalog.item_quality[pool]
     )
-    log["timestamp"] = pd.to_datetime(log["timestamp"], utc=True).dt.floor("s")
-    return SyntheticShop(items=items, events=log, start=begin, end=begin + horizon)
+    weights = np.exp(utility - utility.max())
+    weights /= weights.sum()
+    n_views = min(len(pool), 1 + rng.poisson(3))
+    viewed = rng.choice(pool, size=n_views, replace=False, p=weights)
+    events: list[tuple[int, int, str, float, float]] = []
+    clock = session_start
+    for item in viewed:
+        clock += rng.exponential(2.0) / 1440.0
+        kind = "click" if rng.random() < 0.3 else "view"
+        events.append((user, int(item), kind, clock, np.nan))
+    best = viewed[np.argmax(utility[np.searchsorted(pool, viewed)])]
+    if rng.random() < 0.45:
+        clock += rng.exponential(3.0) / 1440.0
+        events.append((user, int(best), "cart", clock, 1.0))
+        if rng.random() < 0.6:
+            clock += rng.exponential(5.0) / 1440.0
+            events.append((user, int(best), "purchase", clock, float(1 + rng.poisson(0.3))))
+    elif rng.random() < 0.1:
+        events.append((user, int(best), "favorite", clock + 1e-4, np.nan))
+    return events

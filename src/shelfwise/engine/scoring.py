@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from shelfwise.engine.generation import Generation, map_by_quantile
-from shelfwise.models.content import recency_weights
+from shelfwise.models.content import text_profiles
 
 #: How many candidates the model index returns per answer (before filters already applied inside).
 RETRIEVE_DEPTH = 100
@@ -32,18 +32,18 @@ def catalog_scores(
 def text_scorer(
     positions: np.ndarray, vectors: np.ndarray, popularity: np.ndarray
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function of catalog positions: half the cosine to the history's recency-weighted text
-    profile, half the best cosine to one of its last ten items (so a new twin of something just
-    bought ranks high); popularity when there is no history."""
+    """A function of catalog positions: half the cosine to the history's text profile (the one
+    `models.content.text_profiles`, which the sequential model's text part reads too), half the best
+    cosine to one of its last ten items (so a new twin of something just bought ranks high);
+    popularity when there is no history."""
 
     def text_scores(targets: np.ndarray) -> np.ndarray:
         if len(positions) == 0:
             return np.log1p(popularity[targets])
-        weights = recency_weights([np.arange(len(positions))], len(positions), recency=0.8, max_history=50)
-        profile = np.asarray(weights @ vectors[positions]).ravel()
+        profile = text_profiles([positions], vectors)[0]
         target_vectors = vectors[targets]
         closest = (target_vectors @ vectors[positions[-10:]].T).max(axis=1)
-        return 0.5 * (target_vectors @ profile) / max(float(np.linalg.norm(profile)), 1e-9) + 0.5 * closest
+        return 0.5 * (target_vectors @ profile) + 0.5 * closest
 
     return text_scores
 

@@ -102,104 +102,135 @@ def train_network(
 
     With a `world`, each worker takes every size-th window of the same shuffled order, in batches of
     ``batch_size / size``, so one step sees about ``batch_size`` windows as a local step does."""
-    settings = job.settings
-    network = job.make_network()
-    n_items = network.pad
-    negatives = negatives_for(settings.negatives, n_items)
-    sampled = bool(negatives) and negatives < int((job.counts > 0).sum())
-    # Sampled steps touch few ID rows: a sparse gradient and lazy Adam keep them from updating
-    # the whole table (a dense Adam step over a million-row table costs more than the rest).
-    # Data-parallel training keeps dense gradients, which DistributedDataParallel all-reduces.
-    sparse_ids = sampled and world is None
-    optimizers = _optimizers(network, settings.learning_rate, sparse_ids)
-    text = torch.from_numpy(job.text_vectors)
-    counts = job.counts
-    log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
-    batches = torch.from_numpy(windows(job.sequences, job.max_len, n_items))
-    trained_items = torch.from_numpy(np.flatnonzero(counts > 0))
-    # a full softmax runs over the items that occur in training, in `trained_items` order: an item
-    # that is never a target would otherwise be pushed down as a negative in every step (cold items)
-    trained_position = torch.full((n_items + 1,), -1, dtype=torch.long)
-    trained_position[trained_items] = torch.arange(len(trained_items))
+    steps = _Steps(job, rng, world)
+    network = steps.network
+    best = _Best(job.settings.patience)
     started = time.perf_counter()
-    best, best_epoch, since_best = -1.0, 1, 0
-    best_state: dict[str, torch.Tensor] = {}
-    limit = job.epochs
     curve: list[dict[str, Any]] = []
-    step = None if world is None else world.wrap(TrainStep(network, text))
-    batch_size = settings.batch_size if world is None else max(1, -(-settings.batch_size // world.size))
-
-    def loss_of(batch: torch.Tensor) -> torch.Tensor:
-        if sampled:
-            picks = trained_items[torch.from_numpy(rng.integers(0, len(trained_items), negatives))]
-            logits, labels = sampled_logits(
-                network, text, batch, picks, log_q, id_dropout=settings.id_dropout, sparse=sparse_ids, step=step
-            )
-        else:
-            inputs, targets = batch[:, :-1], batch[:, 1:]
-            mask = (targets != n_items) & (inputs != n_items)
-            keep = (torch.rand(n_items) >= settings.id_dropout).float()
-            if step is None:
-                table = network.item_table(text, keep)
-                hidden = network(inputs, table)
-            else:
-                hidden, table = step(inputs, keep)
-            hidden, targets = hidden[mask], targets[mask]
-            logits, labels = hidden @ table[trained_items].T, trained_position[targets]
-        return nn.functional.cross_entropy(logits, labels)
-
     with Progress(disable=not progress, transient=True) as bar, deterministic():
-        task = bar.add_task(f"sequential ({job.phase})", total=limit)
-        for epoch in range(1, limit + 1):
-            epoch_started, total_loss, steps = time.perf_counter(), 0.0, 0
-            network.train()
-            order = torch.from_numpy(rng.permutation(len(batches)))
-            if world is not None:
-                order = order[world.rank :: world.size]
-            for start in range(0, len(order), batch_size):
-                loss = loss_of(batches[order[start : start + batch_size]])
-                for optimizer in optimizers:
-                    optimizer.zero_grad()
-                loss.backward()
-                for optimizer in optimizers:
-                    optimizer.step()
-                total_loss, steps = total_loss + loss.detach().item(), steps + 1
-            row: dict[str, Any] = {
-                "epoch": epoch,
-                "loss": total_loss / max(steps, 1),
-                "seconds": time.perf_counter() - epoch_started,
-            }
+        task = bar.add_task(f"sequential ({job.phase})", total=job.epochs)
+        for epoch in range(1, job.epochs + 1):
+            epoch_started = time.perf_counter()
+            loss = steps.epoch()
+            row: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - epoch_started}
             curve.append(row)
-            description = f"sequential ({job.phase}) · loss {row['loss']:.4f}"
+            description = f"sequential ({job.phase}) · loss {loss:.4f}"
             stop = False
             if job.evaluate is not None:
                 score = job.evaluate(network)
                 row["holdout ndcg@10"] = score
                 description += f" · holdout ndcg@10 {score:.4f}"
                 logger.info("sequential epoch %d: holdout ndcg@10 %.4f", epoch, score)
-                if score > best:
-                    best, best_epoch, since_best = score, epoch, 0
-                    best_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
-                else:
-                    since_best += 1
-                    stop = since_best >= settings.patience
+                stop = best.update(score, epoch, network)
             bar.update(task, advance=1, description=description)
-            if world is not None:
-                stop = world.agree(stop)
-            if stop:
+            if _agreed(stop, world):
                 break
-            over_budget = time.perf_counter() - started > job.budget
-            if world is not None:
-                over_budget = world.agree(over_budget)
-            if over_budget:
+            if _agreed(time.perf_counter() - started > job.budget, world):
                 logger.warning("sequential: time budget reached after %d epochs", epoch)
                 break
     if job.evaluate is None:
-        return TrainResult(network, limit, curve)
-    if best_epoch < len(curve):
+        return TrainResult(network, job.epochs, curve)
+    if best.epoch < len(curve):
         # the blend is chosen with the network of the best epoch, not the one patience stopped at
-        network.load_state_dict(best_state)
-    return TrainResult(network, best_epoch, curve)
+        network.load_state_dict(best.state)
+    return TrainResult(network, best.epoch, curve)
+
+
+def _agreed(flag: bool, world: World | None) -> bool:
+    """`flag` here, or true on every worker when true on one."""
+    return flag if world is None else world.agree(flag)
+
+
+class _Best:
+    """Early stopping: the best holdout score so far, its epoch and weights, and the patience left."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.score, self.epoch, self.since = -1.0, 1, 0
+        self.state: dict[str, torch.Tensor] = {}
+
+    def update(self, score: float, epoch: int, network: Network) -> bool:
+        """Take one epoch's score; true when patience has run out."""
+        if score > self.score:
+            self.score, self.epoch, self.since = score, epoch, 0
+            self.state = {key: value.detach().clone() for key, value in network.state_dict().items()}
+            return False
+        self.since += 1
+        return self.since >= self.patience
+
+
+class _Steps:
+    """The steps of one training phase: a new network, its optimisers and the training windows; a
+    full softmax over the items that occur in training, or a sampled one."""
+
+    def __init__(self, job: TrainingJob, rng: np.random.Generator, world: World | None) -> None:
+        settings = job.settings
+        self.rng, self.world, self.id_dropout = rng, world, settings.id_dropout
+        self.network = network = job.make_network()
+        self.n_items = n_items = network.pad
+        self.negatives = negatives_for(settings.negatives, n_items)
+        self.sampled = bool(self.negatives) and self.negatives < int((job.counts > 0).sum())
+        # Sampled steps touch few ID rows: a sparse gradient and lazy Adam keep them from updating
+        # the whole table (a dense Adam step over a million-row table costs more than the rest).
+        # Data-parallel training keeps dense gradients, which DistributedDataParallel all-reduces.
+        self.sparse_ids = self.sampled and world is None
+        self.optimizers = _optimizers(network, settings.learning_rate, self.sparse_ids)
+        self.text = torch.from_numpy(job.text_vectors)
+        counts = job.counts
+        self.log_q = torch.from_numpy(np.log((counts + 1.0) / (counts.sum() + len(counts))).astype(np.float32))
+        self.windows = torch.from_numpy(windows(job.sequences, job.max_len, n_items))
+        self.trained_items = torch.from_numpy(np.flatnonzero(counts > 0))
+        # a full softmax runs over the items that occur in training, in `trained_items` order: an item
+        # that is never a target would otherwise be pushed down as a negative in every step (cold items)
+        self.trained_position = torch.full((n_items + 1,), -1, dtype=torch.long)
+        self.trained_position[self.trained_items] = torch.arange(len(self.trained_items))
+        self.step = None if world is None else world.wrap(TrainStep(network, self.text))
+        self.batch_size = settings.batch_size if world is None else max(1, -(-settings.batch_size // world.size))
+
+    def epoch(self) -> float:
+        """One pass over the windows in a new shuffled order; returns the mean loss."""
+        self.network.train()
+        order = torch.from_numpy(self.rng.permutation(len(self.windows)))
+        if self.world is not None:
+            order = order[self.world.rank :: self.world.size]
+        total, steps = 0.0, 0
+        for start in range(0, len(order), self.batch_size):
+            loss = self.loss(self.windows[order[start : start + self.batch_size]])
+            for optimizer in self.optimizers:
+                optimizer.zero_grad()
+            loss.backward()
+            for optimizer in self.optimizers:
+                optimizer.step()
+            total, steps = total + loss.detach().item(), steps + 1
+        return total / max(steps, 1)
+
+    def loss(self, batch: torch.Tensor) -> torch.Tensor:
+        network, text = self.network, self.text
+        if self.sampled:
+            picks = self.trained_items[torch.from_numpy(self.rng.integers(0, len(self.trained_items), self.negatives))]
+            logits, labels = sampled_logits(
+                network,
+                text,
+                batch,
+                picks,
+                self.log_q,
+                id_dropout=self.id_dropout,
+                sparse=self.sparse_ids,
+                step=self.step,
+            )
+        else:
+            pad = self.n_items
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            mask = (targets != pad) & (inputs != pad)
+            keep = (torch.rand(pad) >= self.id_dropout).float()
+            if self.step is None:
+                table = network.item_table(text, keep)
+                hidden = network(inputs, table)
+            else:
+                hidden, table = self.step(inputs, keep)
+            hidden, targets = hidden[mask], targets[mask]
+            logits, labels = hidden @ table[self.trained_items].T, self.trained_position[targets]
+        return nn.functional.cross_entropy(logits, labels)
 
 
 def _optimizers(network: Network, learning_rate: float, sparse_ids: bool) -> list[torch.optim.Optimizer]:
