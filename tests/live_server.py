@@ -18,10 +18,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model_dir: Path, store_url: str, port: int, key: str, **env: str) -> subprocess.Popen:
-    """`shelfwise serve` on `port`, once its /healthz answers 200 (output to a log beside the model)."""
+def start_server(model_dir: Path, store_url: str, port: int, key: str, *options: str, **env: str) -> subprocess.Popen:
+    """`shelfwise serve` on `port` (more command-line `options` where given), once its /healthz
+    answers 200 (output to a log beside the model)."""
     command = [sys.executable, "-c", "from shelfwise.cli import run; run()", "serve", "--model", str(model_dir)]
-    command += ["--store", store_url, "--port", str(port)]
+    command += ["--store", store_url, "--port", str(port), *options]
     log = open(Path(model_dir).parent / f"serve-{port}.log", "ab")  # noqa: SIM115 - the process writes it
     process = subprocess.Popen(
         command, env={**os.environ, "SHELFWISE_API_KEY": key, **env}, stdout=log, stderr=subprocess.STDOUT

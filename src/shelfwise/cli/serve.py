@@ -38,18 +38,34 @@ def serve(
         str, typer.Option("--index", help="Vector indexes: auto (HNSW from 50,000 items), exact or hnsw.")
     ] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes on the one port; each loads the model and follows the store's change feed.",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve recommendations over HTTP (OpenAPI docs at /docs). Send SIGHUP to reload the model folder."""
+    """Serve recommendations over HTTP (OpenAPI docs at /docs). Send SIGHUP to reload the model folder
+    (one worker); POST /v1/admin/reload reloads it in every worker and replica."""
     import uvicorn
 
     from shelfwise.engine import Engine
+    from shelfwise.engine.replication import ChangeFollower
     from shelfwise.service import create_app
     from shelfwise.service.auth import check_key
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
     settings = load_settings()
-    check_key(settings.api_key, settings.environment)  # a weak production key stops us before any loading
+    key = check_key(settings.api_key, settings.environment)  # a weak production key stops us before any loading
+    if workers > 1:
+        if not settings.api_key:
+            console.print(f"no SHELFWISE_API_KEY set: writes need this generated key: {key}")
+        _serve_workers(model, store or settings.store or None, host, port, index, log_level, workers, key)
+        return
     console.print(f"loading {model} …")
     engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
     _one_thread_per_request()
@@ -76,4 +92,42 @@ def serve(
 
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, _reload)
-    uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=False)
+    follower = ChangeFollower(engine).start()  # other replicas' catalog writes, deletions and reloads
+    try:
+        uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        follower.stop()
+
+
+def _serve_workers(
+    model: Path, store: str | None, host: str, port: int, index: str, log_level: str, workers: int, key: str
+) -> None:
+    """`workers` processes on one port (uvicorn's supervisor restarts one that dies). The store is
+    filled once here, before the workers start, so they do not all fill an empty store at once."""
+    import os
+
+    import uvicorn
+
+    from shelfwise.data.dataset import Dataset
+    from shelfwise.engine.seeding import seed_store
+    from shelfwise.service.worker import SERVE_ENV
+    from shelfwise.store import default_store_url, open_store
+
+    url = store or default_store_url()
+    opened = open_store(url)
+    try:
+        seed_store(opened, Dataset.load(model / "dataset"))
+    finally:
+        opened.close()
+    os.environ.update({SERVE_ENV["model"]: str(model), SERVE_ENV["store"]: url, SERVE_ENV["index"]: index})
+    os.environ["SHELFWISE_API_KEY"] = key  # one key for every worker (generated here when none is set)
+    console.print(f"serving {model} with {workers} workers on http://{host}:{port}")
+    uvicorn.run(
+        "shelfwise.service.worker:make_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from shelfwise.errors import UnknownIdError
 from shelfwise.store.base import ItemRecord
 
 
@@ -37,6 +39,19 @@ class CatalogSnapshot:
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.index
+
+    def positions_of(self, item_ids: Iterable[str], *, field_name: str = "items") -> np.ndarray:
+        """The positions of `item_ids`; `UnknownIdError` naming each id not held, by its place."""
+        positions, unknown = [], []
+        for row, item_id in enumerate(item_ids):
+            position = self.index.get(item_id)
+            if position is None:
+                unknown.append(f"{field_name}[{row}]: unknown item {item_id!r}")
+            else:
+                positions.append(position)
+        if unknown:
+            raise UnknownIdError("; ".join(unknown[:20]))
+        return np.array(positions, dtype=np.int64)
 
     def titles(self) -> list[str]:
         return [r.title for r in self.records]

@@ -11,6 +11,7 @@ model's best candidates do ranks among them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -33,7 +34,7 @@ from shelfwise.engine.popularity import Popularity
 from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
 from shelfwise.engine.seeding import item_records, seed_store
-from shelfwise.engine.segments import Segmentation, segment_shoppers
+from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
 from shelfwise.engine.understanding import build_profile
 from shelfwise.engine.validation import check_k, checked_events, checked_items
 from shelfwise.errors import ConfigError, UnknownIdError
@@ -78,8 +79,10 @@ class Engine:
         self.forget_in_model_dir = forget_in_model_dir
         self._owns_store = store is None or isinstance(store, str)
         self.store: Store = open_store(store) if store is None or isinstance(store, str) else store
-        self._write_lock = threading.RLock()
-        self._model_files_lock = threading.Lock()  # reading a model folder against rewriting it
+        self.write_lock = threading.RLock()
+        self.model_files_lock = threading.Lock()  # reading a model folder against rewriting it
+        #: The last change of the store's feed this engine has seen (read before the catalog is)
+        self.change_id = self.store.last_change_id()
         model_dir = Path(model_dir)
         model, dataset = read_model_dir(model_dir)
         self._catalog = Catalog(self._bootstrap(dataset))
@@ -93,7 +96,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------- loading
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
-        with self._write_lock:
+        with self.write_lock:
             return seed_store(self.store, dataset)
 
     def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> Generation:
@@ -121,22 +124,27 @@ class Engine:
     def model_dir(self) -> Path:
         return self._generation.model_dir
 
-    def reload(self, model_dir: str | Path | None = None) -> str:
+    def reload(self, model_dir: str | Path | None = None, *, announce: bool = True) -> str:
         """Load a (newly trained) model folder and swap it in; answers in flight finish on the old one.
-        Returns the new model version."""
+        Returns the new model version. `announce`: tell the other replicas (the change feed) to
+        load the same folder; a replica that does so because it was told does not tell again."""
         model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
-        with self._model_files_lock:  # not while a privacy deletion rewrites the folder
+        with self.model_files_lock:  # not while a privacy deletion rewrites the folder
             model, dataset = read_model_dir(model_dir)
-        with self._write_lock:
+        with self.write_lock:
             catalog = self.catalog
             new_items = [r for r in item_records(dataset) if r.item_id not in catalog]
             if new_items:
                 staged = self._stage_items(new_items)
-                self.store.upsert_items(new_items)
+                if announce:  # told by another replica: it stored them
+                    self.store.upsert_items(new_items)
                 self._publish_items(staged)
             self._generation = self._make_generation(model, dataset, model_dir)
-        logger.info("engine: now serving %s (%s, version %s)", model_dir, model.name, self.model_version)
-        return self.model_version
+            version = self.model_version
+            if announce:
+                self.store.record_change("reload", {"model_dir": str(model_dir), "version": version})
+        logger.info("engine: now serving %s (%s, version %s)", model_dir, model.name, version)
+        return version
 
     # ------------------------------------------------------------------------------- writes
     def record_events(self, events: Sequence[EventRecord]) -> int:
@@ -144,7 +152,7 @@ class Engine:
         event whose `event_id` is stored already is not stored again. Returns how many were stored."""
         catalog = self.catalog
         clean = checked_events(events, catalog)
-        with self._write_lock:
+        with self.write_lock:
             stored = self.store.add_new_events(clean)  # those stored before (by event id) left out
             self.popularity.add(catalog.index[event.item_id] for event in stored)
         return len(stored)
@@ -153,11 +161,16 @@ class Engine:
         """Add or replace catalog items. New items are encoded and recommendable at once; stock and
         price changes apply to the next answer."""
         records = checked_items(records)
-        with self._write_lock:
+        with self.write_lock:
             staged = self._stage_items(records)  # encoded before anything is stored or shown
             created, updated = self.store.upsert_items(records)
             self._publish_items(staged)
         return {"created": created, "updated": updated}
+
+    def apply_items(self, records: list[ItemRecord]) -> None:
+        """Publish items another replica stored (`replication`): as `upsert_items`, without storing."""
+        with self.write_lock:
+            self._publish_items(self._stage_items(records))
 
     def _stage_items(self, records: list[ItemRecord]) -> StagedItems:
         return self.text.stage(self.catalog, records)
@@ -179,7 +192,7 @@ class Engine:
 
     def delete_user(self, user_id: str) -> dict:
         """Remove a shopper's events and state everywhere shelfwise keeps them; says what it removed."""
-        with self._write_lock:
+        with self.write_lock:
             history = self.store.user_events(user_id)
             if not history and not self.store.has_user(user_id):
                 raise UnknownIdError(f"Unknown shopper {user_id!r}.")
@@ -189,7 +202,7 @@ class Engine:
             removed = {"store_events": report.events, "store_profile": report.profile}
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
-                with self._model_files_lock:
+                with self.model_files_lock:
                     removed.update(forget_in_model_dir(self._generation, user_id))
         return {"user_id": user_id, "removed": removed}
 
@@ -206,23 +219,12 @@ class Engine:
     def item(self, item_id: str) -> ItemRecord:
         """One catalog item (`UnknownIdError` for an id the catalog does not hold)."""
         catalog = self.catalog
-        position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
+        position = catalog.positions_of([item_id], field_name="item_id")[0]
         return catalog.records[position]
 
-    def positions_of(
-        self, item_ids: Iterable[str], *, field_name: str = "items", catalog: CatalogSnapshot | None = None
-    ) -> np.ndarray:
-        index = (catalog or self.catalog).index
-        positions, unknown = [], []
-        for row, item_id in enumerate(item_ids):
-            position = index.get(item_id)
-            if position is None:
-                unknown.append(f"{field_name}[{row}]: unknown item {item_id!r}")
-            else:
-                positions.append(position)
-        if unknown:
-            raise UnknownIdError("; ".join(unknown[:20]))
-        return np.array(positions, dtype=np.int64)
+    def positions_of(self, item_ids: Iterable[str], *, field_name: str = "items") -> np.ndarray:
+        """Catalog positions of item ids (see `CatalogSnapshot.positions_of`)."""
+        return self.catalog.positions_of(item_ids, field_name=field_name)
 
     def recommend(
         self,
@@ -312,7 +314,7 @@ class Engine:
         `cross_category`, only items of other categories ("goes with": what shoppers take beside it)."""
         check_k(k)
         catalog = self.catalog
-        position = self.positions_of([item_id], field_name="item_id", catalog=catalog)[0]
+        position = catalog.positions_of([item_id], field_name="item_id")[0]
         generation = self._generation
         vectors = self.text.vectors
         scores = similar_scores(generation, position, vectors, len(catalog))
@@ -427,11 +429,7 @@ class Engine:
 
     def segment(self, segment_id: int, *, limit: int = 100, offset: int = 0) -> dict:
         """One saved segment with a page of its shoppers' ids."""
-        for row in self.store.list_segments():
-            if row["segment_id"] == segment_id:
-                members = self.store.segment_members(segment_id, limit=limit, offset=offset)
-                return {**segment_view(row), "users": members, "limit": limit, "offset": offset}
-        raise UnknownIdError(f"Unknown segment {segment_id!r}.")
+        return segment_page(self.store, segment_id, limit=limit, offset=offset)
 
     def users(self, prefix: str = "", limit: int = 20) -> list[UserSummary]:
         """Shoppers whose id starts with `prefix`, most recently active first."""
@@ -489,6 +487,8 @@ class Engine:
             "items_known_to_model": int(generation.model.n_items_),
             "store": self.store.url,
             "schema_version": self.store.schema_version(),
+            "pid": os.getpid(),
+            "change_id": self.change_id,
         }
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from shelfwise.engine.catalog import CatalogSnapshot
 from shelfwise.errors import DataFormatError, ShelfwiseError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.retrieval import VectorIndex
+from shelfwise.store.base import user_hash
 
 #: Items a quantile mapping compares cold items against (all of them below this count).
 CALIBRATION_SAMPLE = 2_000
@@ -32,6 +33,16 @@ class Generation:
     catalog_to_model: np.ndarray  # catalog position -> model item index or -1 (grows with the catalog)
     index: VectorIndex | None = None  # over the model's scoring vectors, when its scores are inner products
     loaded_at: float = field(default_factory=time.time)
+    user_ids: np.ndarray | None = None  # the model's shoppers (model user index -> external id)
+    _user_hashes: dict[str, int] | None = field(default=None, repr=False)
+
+    def user_index_by_hash(self, digest: str) -> int | None:
+        """The model's index of the shopper whose id hashes to `digest` (`store.sql.user_hash`)."""
+        if self.user_ids is None:
+            return None
+        if self._user_hashes is None:
+            self._user_hashes = {user_hash(str(u)): i for i, u in enumerate(self.user_ids)}
+        return self._user_hashes.get(digest)
 
     def cold_positions(self, n: int) -> np.ndarray:
         """Catalog positions below `n` that the model does not know (items added after it was trained)."""
@@ -66,7 +77,9 @@ def make_generation(
     if vectors is not None:
         index = VectorIndex(vectors.shape[1], kind=index_kind, normalize=False)
         index.add(vectors)
-    return Generation(model, model_dir, model_version(model_dir), positions, to_model, index)
+    return Generation(
+        model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
+    )
 
 
 def model_version(model_dir: Path) -> str:
@@ -110,12 +123,27 @@ def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
 
 def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
     """Erase the shopper from the served model folder: its training events and model state."""
-    model_dir = generation.model_dir
-    dataset = Dataset.load(model_dir / "dataset")
+    dataset = Dataset.load(generation.model_dir / "dataset")
     try:
         user = int(dataset.user_index(user_id))
     except UnknownIdError:
         return {"training_events": 0, "model_state": 0}
+    return _forget(generation, dataset, user)
+
+
+def forget_model_user(generation: Generation, user: int, *, in_folder: bool) -> None:
+    """Erase the model's shopper `user` (an index) from the served model, and from its folder where
+    `in_folder` and the folder still holds them (a replica sharing the folder has erased them there)."""
+    if in_folder and generation.user_ids is not None:
+        dataset = Dataset.load(generation.model_dir / "dataset")
+        if user < len(dataset.user_ids) and str(dataset.user_ids[user]) == str(generation.user_ids[user]):
+            _forget(generation, dataset, user)
+            return
+    generation.model.forget_user(user)
+
+
+def _forget(generation: Generation, dataset: Dataset, user: int) -> dict[str, int]:
+    model_dir = generation.model_dir
     interactions = dataset.interactions
     keep = interactions["user"].to_numpy() != user
     removed_events = int((~keep).sum())
@@ -130,6 +158,9 @@ def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
         meta=dataset.meta,
     )
     scrubbed.save(model_dir / "dataset")
+    if generation.user_ids is not None and user < len(generation.user_ids):
+        generation.user_ids[user] = user_ids[user]
+        generation._user_hashes = None
     model = generation.model
     model.forget_user(user)
     model.save(model_dir)

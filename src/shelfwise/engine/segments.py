@@ -12,9 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
+from shelfwise.engine.answers import segment_view
 from shelfwise.engine.understanding import TASTE_DECAY, nearest_terms
-from shelfwise.errors import ConfigError
-from shelfwise.store import EventRecord
+from shelfwise.errors import ConfigError, UnknownIdError
+from shelfwise.store import EventRecord, Store
 
 #: Segment counts the silhouette chooses among when none is given.
 K_RANGE = range(2, 13)
@@ -235,3 +236,12 @@ def segment_shoppers(
         name = " · ".join([*(w["term"] for w in words[:2]), leaf])
         segments.append(Segment(cluster, name, int((labels == cluster).sum()), words, cats))
     return Segmentation(segments, assignments, criterion)
+
+
+def segment_page(store: Store, segment_id: int, *, limit: int = 100, offset: int = 0) -> dict:
+    """One saved segment as the API shows it, with a page of its shoppers' ids."""
+    for row in store.list_segments():
+        if row["segment_id"] == segment_id:
+            members = store.segment_members(segment_id, limit=limit, offset=offset)
+            return {**segment_view(row), "users": members, "limit": limit, "offset": offset}
+    raise UnknownIdError(f"Unknown segment {segment_id!r}.")

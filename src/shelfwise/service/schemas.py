@@ -416,6 +416,8 @@ class StatusOut(HealthOut):
     items_known_to_model: int
     store: str
     schema_version: int
+    pid: int = Field(description="the process that answered (one of the workers)")
+    change_id: int = Field(description="the last change of the store's feed this process has applied")
 
 
 ErrorOut.model_rebuild()

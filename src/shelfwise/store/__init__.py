@@ -4,11 +4,13 @@
 through SQLAlchemy and share one versioned schema with migrations (`shelfwise.store.sql`).
 """
 
-from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, Store, UserSummary
-from shelfwise.store.sql import SCHEMA_VERSION, SQLStore, default_store_url, open_store
+from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, Store, UserSummary, user_hash
+from shelfwise.store.schema import SCHEMA_VERSION
+from shelfwise.store.sql import SQLStore, default_store_url, open_store
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Change",
     "DeletionReport",
     "EventRecord",
     "ItemRecord",
@@ -17,4 +19,5 @@ __all__ = [
     "UserSummary",
     "default_store_url",
     "open_store",
+    "user_hash",
 ]

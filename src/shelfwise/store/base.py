@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
@@ -65,6 +66,25 @@ class UserSummary:
         return asdict(self)
 
 
+def user_hash(user_id: str) -> str:
+    """How the change feed names a deleted shopper (the id itself is not kept there)."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the store's change feed: what changed (``items``: the items `payload["ids"]`
+    were added or replaced; ``user_deleted``: the shopper whose id hashes to
+    `payload["user_sha256"]` was deleted; ``reload``: the model folder `payload["model_dir"]` is
+    served from now on), and which store instance (`origin`) wrote it."""
+
+    id: int
+    kind: str
+    payload: dict
+    origin: str
+    created_at: float
+
+
 @runtime_checkable
 class Store(Protocol):
     """Events, catalog items and shoppers. Every write is committed before the call returns."""
@@ -124,5 +144,30 @@ class Store(Protocol):
     def all_items(self) -> list[ItemRecord]: ...
 
     def item_count(self) -> int: ...
+
+    def get_items(self, item_ids: list[str]) -> list[ItemRecord]:
+        """The items of those ids the catalog holds (in no particular order)."""
+        ...
+
+    # the change feed that replicas follow (catalog writes and deletions write to it themselves)
+    origin: str
+
+    def record_change(self, kind: str, payload: dict) -> int:
+        """Append a change (as this store instance's `origin`); returns its id."""
+        ...
+
+    def changes_after(self, change_id: int, limit: int = 1000) -> list[Change]:
+        """The changes with an id above `change_id`, oldest first."""
+        ...
+
+    def last_change_id(self) -> int: ...
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Return when a change may have been recorded, or after `timeout` seconds."""
+        ...
+
+    def prune_changes(self, older_than: float) -> int:
+        """Drop changes recorded before the time `older_than`; returns how many."""
+        ...
 
     def close(self) -> None: ...

@@ -1,7 +1,6 @@
 """The SQL store (SQLite or PostgreSQL through SQLAlchemy Core) with a versioned schema.
 
-Migrations are numbered functions applied in order inside one transaction each; the table
-``schema_migrations`` records which ran. Opening a store migrates it to `SCHEMA_VERSION`.
+Opening a store migrates it to `SCHEMA_VERSION` (`shelfwise.store.schema`).
 SQLite runs in WAL mode with ``synchronous=FULL``: a committed write survives a crash of the
 process (and of the machine).
 """
@@ -13,8 +12,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -23,107 +24,32 @@ from sqlalchemy.engine import Connection, Engine
 
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.settings import load_settings
-from shelfwise.store.base import DeletionReport, EventRecord, ItemRecord, UserSummary
+from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, UserSummary, user_hash
+from shelfwise.store.schema import (
+    MIGRATIONS,
+    changes,
+    events,
+    items,
+    schema_migrations,
+    segments,
+    user_segments,
+    users,
+)
 
 #: `add_events` turns this many records into rows at a time.
 _EVENT_CHUNK = 100_000
 
+if TYPE_CHECKING:
+    import psycopg
+
 logger = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-schema_migrations = sa.Table(
-    "schema_migrations",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("description", sa.Text, nullable=False),
-    sa.Column("applied_at", sa.Float, nullable=False),
-)
-items = sa.Table(
-    "items",
-    metadata,
-    sa.Column("item_id", sa.Text, primary_key=True),
-    sa.Column("title", sa.Text, nullable=False, default=""),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-    sa.Column("category", sa.Text, nullable=False, default=""),
-    sa.Column("brand", sa.Text, nullable=False, default=""),
-    sa.Column("price", sa.Float, nullable=True),
-    sa.Column("tags", sa.Text, nullable=False, default=""),
-    sa.Column("in_stock", sa.Boolean, nullable=False, default=True),
-    sa.Column("created_at", sa.Float, nullable=True),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("user_id", sa.Text, nullable=False),
-    sa.Column("item_id", sa.Text, nullable=False),
-    sa.Column("event_type", sa.Text, nullable=False),
-    sa.Column("timestamp", sa.Float, nullable=False),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("received_at", sa.Float, nullable=False),
-    sa.Column("event_id", sa.Text, nullable=True),
-)
-users = sa.Table(
-    "users",
-    metadata,
-    sa.Column("user_id", sa.Text, primary_key=True),
-    sa.Column("first_seen", sa.Float, nullable=False),
-    sa.Column("last_seen", sa.Float, nullable=False),
-    sa.Column("events", sa.BigInteger, nullable=False, default=0),
-)
-segments = sa.Table(
-    "segments",
-    metadata,
-    sa.Column("segment_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),  # JSON: keywords, categories
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-user_segments = sa.Table(
-    "user_segments",
-    metadata,
-    sa.Column("user_id", sa.Text, primary_key=True),
-    sa.Column("segment_id", sa.Integer, nullable=False),
-)
-# Indexes are created by the migrations (plain DDL, so a migration never changes once released).
-
-
-def _v1(conn: Connection) -> None:
-    for table in (items, events, users):
-        table.create(conn)
-    conn.execute(sa.text("CREATE INDEX ix_events_user_time ON events (user_id, timestamp, id)"))
-
-
-def _v2(conn: Connection) -> None:
-    conn.execute(sa.text("CREATE INDEX ix_events_item ON events (item_id)"))
-
-
-def _v3(conn: Connection) -> None:
-    for table in (segments, user_segments):
-        table.create(conn)
-    conn.execute(sa.text("CREATE INDEX ix_user_segments_segment ON user_segments (segment_id, user_id)"))
-
-
-def _v4(conn: Connection) -> None:
-    # version 1 creates `events` from the table above, which has the column from version 4 on
-    if "event_id" not in {c["name"] for c in sa.inspect(conn).get_columns("events")}:
-        conn.execute(sa.text("ALTER TABLE events ADD COLUMN event_id TEXT"))
-    conn.execute(sa.text("CREATE UNIQUE INDEX ux_events_event_id ON events (event_id)"))
-
-
-#: (version, description, upgrade) in order; append, never edit, to change the schema.
-MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
-    (1, "items, events and users tables; events by shopper and time", _v1),
-    (2, "events by item (popularity, catalog maintenance)", _v2),
-    (3, "shopper segments and each shopper's segment", _v3),
-    (4, "the sender's event id, stored once (safe retries)", _v4),
-)
 #: How often `add_events` starts again when another process stored one of its event ids meanwhile.
 _RETRIES = 3
-SCHEMA_VERSION = MIGRATIONS[-1][0]
+#: The PostgreSQL channel a recorded change is announced on (`wait_for_change` listens to it).
+CHANGES_CHANNEL = "shelfwise_changes"
+#: A catalog write names at most this many item ids per change.
+_IDS_PER_CHANGE = 5_000
 
 
 def default_store_url() -> str:
@@ -158,6 +84,10 @@ class SQLStore:
         parsed = _normalise(url)
         self.url = parsed.render_as_string(hide_password=True)
         self.backend = parsed.get_backend_name()
+        #: This instance's name in the change feed: a replica skips the changes it wrote itself.
+        self.origin = uuid.uuid4().hex
+        self._libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listener: psycopg.Connection | None = None  # PostgreSQL: LISTENs to `CHANGES_CHANNEL`
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
         if self.backend == "sqlite":
             Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -360,6 +290,8 @@ class SQLStore:
             removed_events = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             removed_profile = conn.execute(users.delete().where(users.c.user_id == user_id)).rowcount
             removed_segment = conn.execute(user_segments.delete().where(user_segments.c.user_id == user_id)).rowcount
+            if removed_events or removed_profile:
+                self._record(conn, "user_deleted", {"user_sha256": user_hash(user_id)})
         extra = {"segment": int(removed_segment)} if removed_segment else {}
         return DeletionReport(user_id, events=int(removed_events), profile=int(removed_profile), extra=extra)
 
@@ -419,6 +351,8 @@ class SQLStore:
             values = list(rows.values())
             for start in range(0, len(values), 5_000):
                 conn.execute(statement, values[start : start + 5_000])
+            for start in range(0, len(ids), _IDS_PER_CHANGE):
+                self._record(conn, "items", {"ids": ids[start : start + _IDS_PER_CHANGE]})
         return len(ids) - len(existing), len(existing)
 
     def get_item(self, item_id: str) -> ItemRecord | None:
@@ -434,7 +368,69 @@ class SQLStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar() or 0)
 
+    def get_items(self, item_ids: list[str]) -> list[ItemRecord]:
+        found: list[ItemRecord] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(item_ids), 5_000):
+                chunk = item_ids[start : start + 5_000]
+                query = sa.select(*_item_columns()).where(items.c.item_id.in_(chunk))
+                found.extend(ItemRecord(*row) for row in conn.execute(query))
+        return found
+
+    # ------------------------------------------------------------------------------- change feed
+    def _record(self, conn: Connection, kind: str, payload: dict) -> int:
+        """Append a change inside the caller's transaction (announced when it commits)."""
+        row = {"kind": kind, "payload": json.dumps(payload), "origin": self.origin, "created_at": time.time()}
+        change_id = int(conn.execute(changes.insert().values(**row).returning(changes.c.id)).scalar_one())
+        if self.backend == "postgresql":
+            conn.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, str(change_id))))
+        return change_id
+
+    def record_change(self, kind: str, payload: dict) -> int:
+        with self._lock, self.engine.begin() as conn:
+            return self._record(conn, kind, payload)
+
+    def changes_after(self, change_id: int, limit: int = 1000) -> list[Change]:
+        query = sa.select(changes).where(changes.c.id > int(change_id)).order_by(changes.c.id).limit(int(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Change(int(r["id"]), r["kind"], json.loads(r["payload"]), r["origin"], r["created_at"]) for r in rows]
+
+    def last_change_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(changes.c.id))).scalar() or 0)
+
+    def wait_for_change(self, timeout: float) -> None:
+        if self.backend != "postgresql":  # SQLite has no notifications: the caller polls
+            time.sleep(timeout)
+            return
+        import psycopg
+
+        try:
+            if self._listener is None:
+                self._listener = psycopg.connect(self._libpq_url, autocommit=True)
+                self._listener.execute(f"LISTEN {CHANGES_CHANNEL}")
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error as exc:  # the server restarted or the connection dropped: poll, reconnect later
+            logger.warning("store %s: change notifications lost (%s); polling", self.url, exc)
+            self._close_listener()
+            time.sleep(timeout)
+
+    def prune_changes(self, older_than: float) -> int:
+        with self._lock, self.engine.begin() as conn:
+            return int(conn.execute(changes.delete().where(changes.c.created_at < float(older_than))).rowcount)
+
+    def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.close()
+            except Exception:  # closing a broken connection: nothing left to do
+                logger.debug("closing the change listener failed", exc_info=True)
+
     def close(self) -> None:
+        self._close_listener()
         self.engine.dispose()
 
     def __enter__(self) -> SQLStore:

@@ -1,0 +1,84 @@
+"""Replicas and workers over one store, as real `shelfwise serve` processes: what one is told, the
+others answer within a second (catalog writes, deletions, reloads through the store's change feed;
+events because every answer reads the store)."""
+
+import shutil
+import time
+
+import httpx
+import pytest
+
+from live_server import free_port, start_server
+
+KEY = "replica-test-key-0123456789abcdefghijk"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+pytestmark = pytest.mark.slow
+
+
+def _until(check, seconds: float) -> float:
+    """Seconds until `check()` is true; fails after `seconds`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [item["item_id"] for item in response.json()["items"]]
+
+
+def test_two_replicas_answer_alike(trained_model_dir, tmp_path, store_url):
+    model_dir = shutil.copytree(trained_model_dir, tmp_path / "model")  # one folder, as on a shared volume
+    ports = free_port(), free_port()
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+    servers = [start_server(model_dir, store_url, ports[0], KEY)]
+    try:
+        servers.append(start_server(model_dir, store_url, ports[1], KEY))
+        # a new item put on A is found by search on B within a second
+        body = {"title": "Quokka lantern of Zanzibar", "description": "a brass lantern shaped like a quokka"}
+        assert httpx.put(f"{a}/v1/items/QUOKKA", json=body, headers=AUTH).status_code == 200
+        seconds = _until(lambda: "QUOKKA" in _ids(httpx.get(f"{b}/v1/search", params={"q": "quokka lantern"})), 1.0)
+        print(f"item put on A found by search on B after {seconds:.3f} s")
+        assert httpx.get(f"{b}/v1/items/QUOKKA").json()["title"] == body["title"]
+        # a price change too
+        assert httpx.put(f"{a}/v1/items/QUOKKA", json={**body, "price": 12.5}, headers=AUTH).status_code == 200
+        _until(lambda: httpx.get(f"{b}/v1/items/QUOKKA").json()["price"] == 12.5, 1.0)
+        # an event posted to A changes B's next answer for that shopper
+        before = _ids(httpx.get(f"{b}/v1/users/u00003/recommendations?k=10"))
+        event = {"user_id": "u00003", "item_id": before[0], "event_type": "purchase"}
+        assert httpx.post(f"{a}/v1/events", json=event, headers=AUTH).status_code == 201
+        after = _ids(httpx.get(f"{b}/v1/users/u00003/recommendations?k=10"))
+        assert before[0] not in after and after != before
+        # a shopper deleted on A is gone on B
+        assert httpx.delete(f"{a}/v1/users/u00003", headers=AUTH).status_code == 200
+        assert httpx.get(f"{b}/v1/users/u00003/recommendations").status_code == 404
+        # a reload on A reaches B: both serve the same model version
+        version = httpx.post(f"{a}/v1/admin/reload", headers=AUTH).json()["model_version"]
+        _until(lambda: httpx.get(f"{b}/v1/model").json()["model_version"] == version, 2.0)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def test_workers_on_one_port_answer_alike(trained_model_dir, tmp_path, store_url):
+    model_dir = shutil.copytree(trained_model_dir, tmp_path / "model")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(model_dir, store_url, port, KEY, "--workers", "2")
+    try:
+        with httpx.Client() as client:
+            # each request may reach either worker; a write through one is soon seen by both
+            body = {"title": "Wombat kettle", "description": "an enamel kettle with a wombat lid"}
+            assert client.put(f"{base}/v1/items/WOMBAT", json=body, headers=AUTH).status_code == 200
+            time.sleep(1.0)
+            for _ in range(20):
+                fresh = httpx.get(f"{base}/v1/search", params={"q": "wombat kettle"})  # a new connection each
+                assert "WOMBAT" in _ids(fresh)
+            pids = {httpx.get(f"{base}/v1/admin/status", headers=AUTH).json().get("pid") for _ in range(30)}
+            assert len(pids) == 2, pids
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
