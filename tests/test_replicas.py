@@ -4,11 +4,13 @@ events because every answer reads the store)."""
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from live_server import free_port, start_server
+from shelfwise.data.dataset import Dataset
 
 KEY = "replica-test-key-0123456789abcdefghijk"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -54,6 +56,20 @@ def test_two_replicas_answer_alike(trained_model_dir, tmp_path, store_url):
         # a shopper deleted on A is gone on B
         assert httpx.delete(f"{a}/v1/users/u00003", headers=AUTH).status_code == 200
         assert httpx.get(f"{b}/v1/users/u00003/recommendations").status_code == 404
+        # two deletions at once, one on each replica, over the one model folder: both erased there
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda pair: httpx.delete(f"{pair[0]}/v1/users/{pair[1]}", headers=AUTH),
+                    [(a, "u00005"), (b, "u00007")],
+                )
+            )
+        assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+        kept = {str(u) for u in Dataset.load(model_dir / "dataset").user_ids}
+        assert not {"u00003", "u00005", "u00007"} & kept
+        for base in (a, b):
+            for user in ("u00005", "u00007"):
+                assert httpx.get(f"{base}/v1/users/{user}/recommendations").status_code == 404
         # a reload on A reaches B: both serve the same model version
         version = httpx.post(f"{a}/v1/admin/reload", headers=AUTH).json()["model_version"]
         _until(lambda: httpx.get(f"{b}/v1/model").json()["model_version"] == version, 2.0)

@@ -42,7 +42,7 @@ from shelfwise.models import Recommender
 from shelfwise.ranking import masked_topk
 from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, mmr
 from shelfwise.settings import load_settings
-from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store
+from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store, user_hash
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +204,9 @@ class Engine:
             if self.forget_in_model_dir:
                 with self.model_files_lock:
                     removed.update(forget_in_model_dir(self._generation, user_id))
+            # told to the other replicas once the folder no longer holds the shopper: one that
+            # shares it then finds them gone there, and erases them only from its own memory
+            self.store.record_change("user_deleted", {"user_sha256": user_hash(user_id)})
         return {"user_id": user_id, "removed": removed}
 
     # ------------------------------------------------------------------------------- reads

@@ -4,8 +4,11 @@ shopper is forgotten."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +101,8 @@ def model_version(model_dir: Path) -> str:
 
 def read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
     try:
-        return _read_model_files(model_dir)
+        with folder_lock(model_dir, exclusive=False):
+            return _read_model_files(model_dir)
     except ShelfwiseError:
         raise
     except OSError as exc:  # a name too long, a folder not readable, a file gone meanwhile
@@ -121,29 +125,71 @@ def _read_model_files(model_dir: Path) -> tuple[Recommender, Dataset]:
     return model, dataset
 
 
-def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
-    """Erase the shopper from the served model folder: its training events and model state."""
-    dataset = Dataset.load(generation.model_dir / "dataset")
+@contextlib.contextmanager
+def folder_lock(model_dir: Path, *, exclusive: bool) -> Iterator[None]:
+    """A lock on a model folder across processes (workers and replicas may share one): shared to
+    read it, exclusive to rewrite it. A folder this process may not write is read without one."""
     try:
-        user = int(dataset.user_index(user_id))
-    except UnknownIdError:
-        return {"training_events": 0, "model_state": 0}
-    return _forget(generation, dataset, user)
+        handle = open(model_dir / ".shelfwise.lock", "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        if exclusive:
+            raise
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
+    """Erase the shopper from the served model (in memory) and from its folder: their training
+    events and model state. The folder is re-read under its lock, so a replica that shares it and
+    erased someone else meanwhile keeps that erasure."""
+    model_dir = generation.model_dir
+    removed = {"training_events": 0, "model_state": 0}
+    with folder_lock(model_dir, exclusive=True):
+        dataset = Dataset.load(model_dir / "dataset")
+        try:
+            user = int(dataset.user_index(user_id))
+        except UnknownIdError:
+            user = -1
+        if user >= 0:
+            removed = _scrub(model_dir, dataset, user)
+        generation.version = model_version(model_dir)
+    if generation.user_ids is not None:
+        known = np.flatnonzero(generation.user_ids.astype(str) == user_id)
+        user = int(known[0]) if len(known) else -1
+    if user >= 0:
+        _forget_in_memory(generation, user)
+    return removed
 
 
 def forget_model_user(generation: Generation, user: int, *, in_folder: bool) -> None:
     """Erase the model's shopper `user` (an index) from the served model, and from its folder where
     `in_folder` and the folder still holds them (a replica sharing the folder has erased them there)."""
     if in_folder and generation.user_ids is not None:
-        dataset = Dataset.load(generation.model_dir / "dataset")
-        if user < len(dataset.user_ids) and str(dataset.user_ids[user]) == str(generation.user_ids[user]):
-            _forget(generation, dataset, user)
-            return
+        model_dir = generation.model_dir
+        with folder_lock(model_dir, exclusive=True):
+            dataset = Dataset.load(model_dir / "dataset")
+            if user < len(dataset.user_ids) and str(dataset.user_ids[user]) == str(generation.user_ids[user]):
+                _scrub(model_dir, dataset, user)
+            generation.version = model_version(model_dir)
+    _forget_in_memory(generation, user)
+
+
+def _forget_in_memory(generation: Generation, user: int) -> None:
     generation.model.forget_user(user)
+    if generation.user_ids is not None and user < len(generation.user_ids):
+        generation.user_ids[user] = f"(deleted {user})"
+        generation._user_hashes = None
 
 
-def _forget(generation: Generation, dataset: Dataset, user: int) -> dict[str, int]:
-    model_dir = generation.model_dir
+def _scrub(model_dir: Path, dataset: Dataset, user: int) -> dict[str, int]:
+    """Rewrite the folder without the shopper `user`: the data set, and the model as it is on disk
+    (not as this process holds it, which may lack another replica's erasures). Hold the lock."""
     interactions = dataset.interactions
     keep = interactions["user"].to_numpy() != user
     removed_events = int((~keep).sum())
@@ -158,13 +204,9 @@ def _forget(generation: Generation, dataset: Dataset, user: int) -> dict[str, in
         meta=dataset.meta,
     )
     scrubbed.save(model_dir / "dataset")
-    if generation.user_ids is not None and user < len(generation.user_ids):
-        generation.user_ids[user] = user_ids[user]
-        generation._user_hashes = None
-    model = generation.model
-    model.forget_user(user)
-    model.save(model_dir)
-    generation.version = model_version(model_dir)
+    on_disk = Recommender.load(model_dir)
+    on_disk.forget_user(user)
+    on_disk.save(model_dir)
     return {"training_events": removed_events, "model_state": 1}
 
 

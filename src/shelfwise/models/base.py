@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -324,7 +325,7 @@ class Recommender(ABC):
             "history_indices": history.indices,
             **{f"state_{key}": np.asarray(value) for key, value in self._state().items()},
         }
-        tmp = path / "arrays.tmp.npz"
+        tmp = path / f"arrays.{os.getpid()}.{threading.get_ident()}.tmp.npz"  # two writers never share it
         np.savez(tmp, **arrays)
         os.replace(tmp, path / "arrays.npz")
         config = {

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shelfwise.errors import ConfigError, ShelfwiseError
 from shelfwise.settings import load_settings
-from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, UserSummary, user_hash
+from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, UserSummary
 from shelfwise.store.schema import (
     MIGRATIONS,
     changes,
@@ -290,8 +290,6 @@ class SQLStore:
             removed_events = conn.execute(events.delete().where(events.c.user_id == user_id)).rowcount
             removed_profile = conn.execute(users.delete().where(users.c.user_id == user_id)).rowcount
             removed_segment = conn.execute(user_segments.delete().where(user_segments.c.user_id == user_id)).rowcount
-            if removed_events or removed_profile:
-                self._record(conn, "user_deleted", {"user_sha256": user_hash(user_id)})
         extra = {"segment": int(removed_segment)} if removed_segment else {}
         return DeletionReport(user_id, events=int(removed_events), profile=int(removed_profile), extra=extra)
 
