@@ -328,8 +328,8 @@ def index(work: Path) -> dict:
 
 
 def serve(work: Path) -> dict:
-    from shelfwise.cli.serve import _one_thread_per_request
     from shelfwise.engine import Engine
+    from shelfwise.service.worker import one_thread_per_request
     from shelfwise.store import EventRecord
 
     store = work / "store.db"
@@ -339,7 +339,7 @@ def serve(work: Path) -> dict:
     engine = Engine(work / "model", f"sqlite:///{store}", cache_dir=str(work / "cache"))
     out: dict = {"start_seconds": round(time.perf_counter() - started, 1), "index": engine.index_kind}
     out["start_peak_mb"] = round(peak_mb(), 0)
-    _one_thread_per_request()  # as `shelfwise serve` answers: one thread per request
+    one_thread_per_request()  # as `shelfwise serve` answers: one thread per request
     rng = np.random.default_rng(2)
     dataset_users = engine.users(limit=1000)
     users = [u.user_id for u in dataset_users]

@@ -13,19 +13,6 @@ import typer
 from shelfwise.cli import app, console
 
 
-def _one_thread_per_request() -> None:
-    """Requests run side by side in the server's thread pool, so each one's numpy, faiss and torch work
-    stays on one thread: BLAS and OpenMP pools that spin-wait between small calls would otherwise
-    burn the cores the other requests need."""
-    import faiss
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
-    faiss.omp_set_num_threads(1)
-    torch.set_num_threads(1)
-
-
 @app.command()
 def serve(
     model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
@@ -56,6 +43,7 @@ def serve(
     from shelfwise.engine.replication import ChangeFollower
     from shelfwise.service import create_app
     from shelfwise.service.auth import check_key
+    from shelfwise.service.worker import one_thread_per_request
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
@@ -68,7 +56,7 @@ def serve(
         return
     console.print(f"loading {model} …")
     engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
-    _one_thread_per_request()
+    one_thread_per_request()
     web = create_app(engine, settings)
     stats = engine.stats()
     console.print(

@@ -8,7 +8,7 @@ import contextlib
 import fcntl
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,23 +146,21 @@ def folder_lock(model_dir: Path, *, exclusive: bool) -> Iterator[None]:
 
 def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
     """Erase the shopper from the served model (in memory) and from its folder: their training
-    events and model state. The folder is re-read under its lock, so a replica that shares it and
-    erased someone else meanwhile keeps that erasure."""
-    model_dir = generation.model_dir
-    removed = {"training_events": 0, "model_state": 0}
-    with folder_lock(model_dir, exclusive=True):
-        dataset = Dataset.load(model_dir / "dataset")
+    events and model state."""
+
+    def locate(dataset: Dataset) -> int | None:
         try:
-            user = int(dataset.user_index(user_id))
+            return int(dataset.user_index(user_id))
         except UnknownIdError:
-            user = -1
-        if user >= 0:
-            removed = _scrub(model_dir, dataset, user)
-        generation.version = model_version(model_dir)
+            return None
+
+    removed = _erase_in_folder(generation, locate)
     if generation.user_ids is not None:
         known = np.flatnonzero(generation.user_ids.astype(str) == user_id)
-        user = int(known[0]) if len(known) else -1
-    if user >= 0:
+        user = int(known[0]) if len(known) else None
+    else:  # a generation made without its shoppers' ids: the folder's index
+        user = locate(Dataset.load(generation.model_dir / "dataset"))
+    if user is not None:
         _forget_in_memory(generation, user)
     return removed
 
@@ -170,14 +168,30 @@ def forget_in_model_dir(generation: Generation, user_id: str) -> dict[str, int]:
 def forget_model_user(generation: Generation, user: int, *, in_folder: bool) -> None:
     """Erase the model's shopper `user` (an index) from the served model, and from its folder where
     `in_folder` and the folder still holds them (a replica sharing the folder has erased them there)."""
-    if in_folder and generation.user_ids is not None:
-        model_dir = generation.model_dir
-        with folder_lock(model_dir, exclusive=True):
-            dataset = Dataset.load(model_dir / "dataset")
-            if user < len(dataset.user_ids) and str(dataset.user_ids[user]) == str(generation.user_ids[user]):
-                _scrub(model_dir, dataset, user)
-            generation.version = model_version(model_dir)
+    held = generation.user_ids
+    if in_folder and held is not None:
+        _erase_in_folder(
+            generation,
+            lambda dataset: (
+                user if user < len(dataset.user_ids) and str(dataset.user_ids[user]) == str(held[user]) else None
+            ),
+        )
     _forget_in_memory(generation, user)
+
+
+def _erase_in_folder(generation: Generation, locate: Callable[[Dataset], int | None]) -> dict[str, int]:
+    """Under the folder's exclusive lock, re-read its data set and erase the shopper `locate` finds
+    there (None: nobody), so a replica that shares the folder and erased someone else meanwhile keeps
+    that erasure; the served version is the folder's afterwards."""
+    model_dir = generation.model_dir
+    removed = {"training_events": 0, "model_state": 0}
+    with folder_lock(model_dir, exclusive=True):
+        dataset = Dataset.load(model_dir / "dataset")
+        user = locate(dataset)
+        if user is not None:
+            removed = _scrub(model_dir, dataset, user)
+        generation.version = model_version(model_dir)
+    return removed
 
 
 def _forget_in_memory(generation: Generation, user: int) -> None:

@@ -66,8 +66,9 @@ def _apply(engine: Engine, change: Change) -> None:
 
 def refresh_popularity(engine: Engine) -> None:
     """Re-read the event counts from the store (events posted to any replica count)."""
-    with engine.write_lock:
-        counts = Popularity.of_store(engine.store, engine.catalog)
+    counts = Popularity.of_store(engine.store, engine.catalog)  # read outside the write lock
+    with engine.write_lock:  # items published meanwhile get their (empty) counts
+        counts.grow(len(engine.catalog) - len(counts.counts))
         engine.popularity = counts
 
 
@@ -80,7 +81,6 @@ class ChangeFollower:
         self.poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shelfwise-changes", daemon=True)
-        self.applied = 0
 
     def start(self) -> ChangeFollower:
         self._thread.start()

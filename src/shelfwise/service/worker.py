@@ -22,9 +22,21 @@ SERVE_ENV = {
 }
 
 
+def one_thread_per_request() -> None:
+    """Requests run side by side in the server's thread pool, so each one's numpy, faiss and torch work
+    stays on one thread: BLAS and OpenMP pools that spin-wait between small calls would otherwise
+    burn the cores the other requests need."""
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+
+
 def make_app() -> FastAPI:
     """The app of one worker (a uvicorn factory)."""
-    from shelfwise.cli.serve import _one_thread_per_request
     from shelfwise.engine import Engine
     from shelfwise.engine.replication import ChangeFollower
     from shelfwise.service import create_app
@@ -37,7 +49,7 @@ def make_app() -> FastAPI:
         os.environ.get(SERVE_ENV["store"]) or settings.store or None,
         index=os.environ.get(SERVE_ENV["index"], "auto"),
     )
-    _one_thread_per_request()
+    one_thread_per_request()
     web = create_app(engine, settings)
     follower = ChangeFollower(engine)
     inner = web.router.lifespan_context
