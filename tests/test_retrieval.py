@@ -117,3 +117,67 @@ def test_spelling_correction_leaves_model_numbers_alone():
     assert index.query_terms("0001235") == []  # not turned into another item's number
     assert index.query_terms("ab12ce") == []
     assert index.query_terms("0001234") == ["0001234"]  # an exact number still matches
+
+
+def test_hnsw_searches_added_and_replaced_rows_exactly_beside_its_graph(monkeypatch):
+    import shelfwise.retrieval.index as index_module
+
+    vectors = _vectors(1200)
+    exact, approximate = VectorIndex(32), VectorIndex(32, kind="hnsw")
+    exact.add(vectors[:1000])
+    approximate.add(vectors[:1000])
+    assert approximate.graph_size == 1000
+    exact.add(vectors[1000:])
+    approximate.add(vectors[1000:])  # the tail: not in the graph yet
+    assert approximate.graph_size == 1000
+    exact.update(np.array([3]), vectors[1100])
+    approximate.update(np.array([3]), vectors[1100])
+    mask = np.arange(1200) % 5 != 0
+    for query in (vectors[1100], vectors[1150], vectors[7]):
+        truth, _ = exact.search(query, 5, mask)
+        found, _ = approximate.search(query, 5, mask)
+        assert found[:2].tolist() == truth[:2].tolist()
+        assert mask[found].all()
+    monkeypatch.setattr(index_module, "TAIL_LIMIT", 100)
+    approximate.add(vectors[:150])  # past the limit: the graph takes the tail in
+    assert approximate.graph_size == 1350
+
+
+def test_a_saved_index_opens_memory_mapped_and_grows_without_touching_its_files(tmp_path):
+    vectors = _vectors(600)
+    for kind in ("exact", "hnsw"):
+        built = VectorIndex(32, kind=kind)
+        built.add(vectors[:500])
+        built.save(tmp_path, kind)
+        before = (tmp_path / f"{kind}.npy").read_bytes()
+        opened = VectorIndex.open(tmp_path, kind)
+        assert len(opened) == 500 and opened.kind == kind
+        assert np.allclose(opened.vectors, built.vectors)
+        assert opened.search(vectors[42], 3)[0][0] == 42
+        opened.add(vectors[500:])  # into the room left in the file, privately
+        opened.update(np.array([0]), vectors[599])
+        assert set(opened.search(vectors[599], 2)[0].tolist()) == {0, 599}
+        assert (tmp_path / f"{kind}.npy").read_bytes() == before
+        assert len(VectorIndex.open(tmp_path, kind)) == 500
+
+
+def test_a_saved_lexical_index_opens_with_the_same_scores_and_takes_changes(tmp_path):
+    from shelfwise.retrieval.lexical import LexicalIndex
+
+    texts = ["red wool scarf", "blue wool hat", "red ceramic mug", "steel kettle", "wool socks red"]
+    built = LexicalIndex()
+    built.set(range(5), texts)
+    built.save(tmp_path)
+    opened = LexicalIndex.open(tmp_path)
+    assert len(opened) == 5
+    assert np.allclose(opened.scores("red wool"), built.scores("red wool"))
+    assert opened.query_terms("wooll scraf") == built.query_terms("wooll scraf") == ["wool", "scarf"]
+    changes = [(1, "green glass vase"), (5, "red wool blanket")]
+    for index in (built, opened):
+        for position, text in changes:
+            index.set([position], [text])
+    assert len(opened) == 6
+    assert np.allclose(opened.scores("wool vase"), built.scores("wool vase"))
+    fresh = LexicalIndex()
+    fresh.set(range(6), [texts[0], "green glass vase", *texts[2:], "red wool blanket"])
+    assert np.allclose(opened.scores("red wool green"), fresh.scores("red wool green"))

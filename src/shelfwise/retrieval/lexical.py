@@ -4,12 +4,14 @@ the catalog never uses ("sofá", "couhc" → the nearest catalog word)."""
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -112,62 +114,118 @@ class _Built:
 
 class LexicalIndex:
     """BM25 (``k1``, ``b``) over documents at positions ``0..n-1``; documents can be added and
-    replaced, and the weight matrix is rebuilt on the next search after a change."""
+    replaced, and the weight matrix is rebuilt on the next search after a change.
+
+    The documents are a matrix of term counts (`save` writes it, `open` maps it back, with the
+    weights built from it) plus the documents set since, so a rebuild is a few sparse-matrix
+    operations, not a pass over every document's words."""
 
     def __init__(self, *, k1: float = 1.2, b: float = 0.75) -> None:
         self.k1 = k1
         self.b = b
         self._lock = threading.Lock()
-        self._docs: list[Counter] = []
+        self._base: sp.csr_matrix | None = None  # term counts of documents 0..n_base-1
+        self._docs: dict[int, Counter] = {}  # documents set since the base (new and replaced)
+        self._n = 0
         self._vocabulary: dict[str, int] = {}
         self._built: _Built | None = None
         #: Goes up with every change, so callers can cache what they derive from the index.
         self.version = 0
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return self._n
 
     def set(self, positions: Sequence[int], texts: Sequence[str]) -> None:
         """Index `texts` at `positions` (new positions must follow the last one without gaps)."""
         with self._lock:
             for position, text in zip(positions, texts, strict=True):
+                if not 0 <= position <= self._n:
+                    raise IndexError(f"position {position} is past the end ({self._n} documents)")
                 counts = Counter(tokenize(text))
-                if position == len(self._docs):
-                    self._docs.append(counts)
-                elif 0 <= position < len(self._docs):
-                    self._docs[position] = counts
-                else:
-                    raise IndexError(f"position {position} is past the end ({len(self._docs)} documents)")
+                self._docs[position] = counts
+                self._n = max(self._n, position + 1)
                 for term in counts:
                     self._vocabulary.setdefault(term, len(self._vocabulary))
             self._built = None
             self.version += 1
 
+    def _counts(self) -> sp.csr_matrix:
+        """Every document's term counts (callers hold the lock)."""
+        width = len(self._vocabulary)
+        rows, cols, counts = [], [], []
+        for row, doc in self._docs.items():
+            for term, count in doc.items():
+                rows.append(row)
+                cols.append(self._vocabulary[term])
+                counts.append(count)
+        changed = sp.csr_matrix((np.array(counts, np.float64), (rows, cols)), shape=(self._n, width))
+        if self._base is None:
+            return changed
+        base = self._base.astype(np.float64)
+        base.resize((self._n, width))
+        if self._docs:
+            keep = np.ones(self._n, dtype=bool)
+            keep[np.fromiter(self._docs, dtype=np.int64, count=len(self._docs))] = False
+            base = sp.diags(keep.astype(np.float64)) @ base
+        return (base + changed).tocsr()
+
+    def _weigh(self, tf: sp.csr_matrix) -> _Built:
+        shape = tf.shape
+        lengths = np.asarray(tf.sum(axis=1)).ravel()
+        average = lengths.mean() if len(lengths) and lengths.mean() > 0 else 1.0
+        df = np.bincount(tf.indices, minlength=shape[1])
+        n = max(shape[0], 1)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5))
+        norm = self.k1 * (1.0 - self.b + self.b * lengths / average)
+        tf = tf.tocoo()
+        saturated = tf.data * (self.k1 + 1.0) / (tf.data + norm[tf.row])
+        weights = sp.csc_matrix((saturated * idf[tf.col], (tf.row, tf.col)), shape=shape)
+        terms = sorted(self._vocabulary, key=self._vocabulary.__getitem__)
+        return _Built(weights, dict(self._vocabulary), terms, df, idf)
+
     def _matrix(self) -> _Built:
         with self._lock:
-            if self._built is not None:
-                return self._built
-            rows, cols, counts = [], [], []
-            vocabulary = dict(self._vocabulary)
-            for row, doc in enumerate(self._docs):
-                for term, count in doc.items():
-                    rows.append(row)
-                    cols.append(vocabulary[term])
-                    counts.append(count)
-            shape = (len(self._docs), len(vocabulary))
-            tf = sp.csr_matrix((np.array(counts, np.float64), (rows, cols)), shape=shape)
-            lengths = np.asarray(tf.sum(axis=1)).ravel()
-            average = lengths.mean() if len(lengths) and lengths.mean() > 0 else 1.0
-            df = np.bincount(np.array(cols, dtype=np.int64), minlength=shape[1])
-            n = max(shape[0], 1)
-            idf = np.log1p((n - df + 0.5) / (df + 0.5))
-            norm = self.k1 * (1.0 - self.b + self.b * lengths / average)
-            tf = tf.tocoo()
-            saturated = tf.data * (self.k1 + 1.0) / (tf.data + norm[tf.row])
-            weights = sp.csc_matrix((saturated * idf[tf.col], (tf.row, tf.col)), shape=shape)
-            terms = sorted(vocabulary, key=vocabulary.__getitem__)
-            self._built = _Built(weights, vocabulary, terms, df, idf)
+            if self._built is None:
+                self._built = self._weigh(self._counts())
             return self._built
+
+    def save(self, folder: str | Path) -> None:
+        """Write the term counts, the weights and the vocabulary into `folder` (for `open`)."""
+        built = self._matrix()
+        with self._lock:
+            tf = self._counts()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "tf_data": tf.data.astype(np.float32),
+            "tf_indices": tf.indices.astype(np.int32),
+            "tf_indptr": tf.indptr.astype(np.int64),
+            "w_data": built.weights.data,
+            "w_indices": built.weights.indices.astype(np.int32),
+            "w_indptr": built.weights.indptr.astype(np.int64),
+            "df": built.document_frequency,
+            "idf": built.idf,
+        }
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array))
+        meta = {"documents": tf.shape[0], "k1": self.k1, "b": self.b, "terms": built.terms}
+        (folder / "lexical.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+    @classmethod
+    def open(cls, folder: str | Path) -> LexicalIndex:
+        """An index written by `save`, its arrays memory-mapped read-only."""
+        folder = Path(folder)
+        meta = json.loads((folder / "lexical.json").read_text())
+        arrays = {p.stem: np.load(p, mmap_mode="r") for p in folder.glob("*.npy")}
+        index = cls(k1=meta["k1"], b=meta["b"])
+        terms: list[str] = meta["terms"]
+        shape = (int(meta["documents"]), len(terms))
+        index._vocabulary = {term: column for column, term in enumerate(terms)}
+        index._n = shape[0]
+        index._base = sp.csr_matrix((arrays["tf_data"], arrays["tf_indices"], arrays["tf_indptr"]), shape=shape)
+        weights = sp.csc_matrix((arrays["w_data"], arrays["w_indices"], arrays["w_indptr"]), shape=shape)
+        index._built = _Built(weights, dict(index._vocabulary), terms, arrays["df"], arrays["idf"])
+        return index
 
     @staticmethod
     def _correct(built: _Built, word: str) -> str | None:
