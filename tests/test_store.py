@@ -118,3 +118,65 @@ def test_concurrent_writers_lose_nothing(store):
 def test_bad_store_urls_are_explained(url, message):
     with pytest.raises(ConfigError, match=message):
         open_store(url)
+
+
+_LOADER = """
+import sys, time
+import shelfwise.store.bulk as bulk
+from shelfwise.store import EventRecord, open_store
+
+bulk.CHUNK = 500
+store = open_store(sys.argv[1])
+events = (EventRecord(f"u{i % 97}", f"i{i % 31}", "view", float(i)) for i in range(int(sys.argv[2])))
+
+def progress(done):
+    print(done, flush=True)
+    time.sleep(0.05)
+
+store.bulk_load_events("job", events, total=int(sys.argv[2]), progress=progress)
+print("finished", flush=True)
+"""
+
+
+def test_a_bulk_load_killed_midway_goes_on_where_it_stopped(store_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    total = 20_000
+    child = subprocess.Popen([sys.executable, "-c", _LOADER, store_url, str(total)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if int(line) >= 3_000:
+            os.kill(child.pid, signal.SIGKILL)  # in the middle, with no chance to clean up
+            break
+    child.wait()
+    store = open_store(store_url)
+    try:
+        committed = store.event_count()
+        assert 3_000 <= committed < total and committed % 500 == 0  # whole chunks only
+        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("events")}
+        assert "ix_events_item" not in indexes  # still loading: no secondary indexes yet
+
+        def events():
+            return (EventRecord(f"u{i % 97}", f"i{i % 31}", "view", float(i)) for i in range(total))
+
+        # the killed loader owned the job a moment ago: take it over as stale rather than wait
+        import shelfwise.store.bulk as bulk
+
+        bulk.STALE_SECONDS, stale = 0.0, bulk.STALE_SECONDS
+        try:
+            assert store.bulk_load_events("job", events(), total=total) == total - committed
+        finally:
+            bulk.STALE_SECONDS = stale
+        assert store.event_count() == total
+        assert [e.timestamp for e in store.user_events("u5")][:3] == [5.0, 102.0, 199.0]  # none twice, in order
+        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("events")}
+        assert {"ix_events_item", "ix_events_user_time"} <= indexes
+        assert store.bulk_load_events("job", events(), total=total) == 0  # finished: not again
+        assert store.bulk_load_events("another job", events(), total=total) == 0  # a store with a history
+    finally:
+        store.close()

@@ -13,9 +13,10 @@ from shelfwise.store import EventRecord, ItemRecord, Store
 logger = logging.getLogger(__name__)
 
 
-def item_records(dataset: Dataset) -> list[ItemRecord]:
-    """The data set's catalog as store records (columns read once, not cell by cell)."""
-    table = dataset.items
+def item_records(dataset: Dataset, rows: np.ndarray | None = None) -> list[ItemRecord]:
+    """The data set's catalog (its items at `rows`: all by default) as store records (columns read
+    once, not cell by cell)."""
+    table = dataset.items if rows is None else dataset.items.iloc[rows]
     n = len(table)
     created = table["created_at"] if "created_at" in table.columns else None
     seconds = np.full(n, np.nan) if created is None else _epochs(created)
@@ -76,11 +77,28 @@ def seed_store(store: Store, dataset: Dataset) -> list[ItemRecord]:
     Returns the store's catalog (read once)."""
     existing = store.all_items()
     known = {r.item_id for r in existing}
-    missing = [r for r in item_records(dataset) if r.item_id not in known]
+    lacking = np.array([str(i) not in known for i in dataset.item_ids], dtype=bool)
+    missing = item_records(dataset, np.flatnonzero(lacking)) if lacking.any() else []
     if missing:
         store.upsert_items(missing)
         logger.info("store: added %d catalog items from the model's data set", len(missing))
-    if store.event_count() == 0 and dataset.n_interactions:
-        count = store.add_events(event_records(dataset))
-        logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
+    if dataset.n_interactions:
+        count = store.bulk_load_events(load_key(dataset), event_records(dataset), total=dataset.n_interactions)
+        if count:
+            logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
     return existing + missing
+
+
+def load_key(dataset: Dataset) -> str:
+    """The bulk-load job of a data set's events (`Store.bulk_load_events`)."""
+    return f"training events of {dataset.name}: {dataset.n_interactions} events, {dataset.n_users} shoppers"
+
+
+def catalog_records(store: Store, dataset: Dataset) -> list[ItemRecord]:
+    """The store's catalog (filled from the data set where it lacks it), the model's items first in
+    the model's order: catalog positions then match the serving artifacts' rows, and items added
+    after training follow them in one run."""
+    records = seed_store(store, dataset)
+    order = {str(item_id): row for row, item_id in enumerate(dataset.item_ids)}
+    first = sorted((r for r in records if r.item_id in order), key=lambda r: order[r.item_id])
+    return first + [r for r in records if r.item_id not in order]

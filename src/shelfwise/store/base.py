@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -101,6 +101,18 @@ class Store(Protocol):
 
     def add_new_events(self, events: list[EventRecord]) -> list[EventRecord]:
         """`add_events`, returning the events it stored."""
+        ...
+
+    def bulk_load_events(
+        self,
+        key: str,
+        records: Iterable[EventRecord],
+        *,
+        total: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Load a training set's events into an empty store as the resumable job `key` (nothing for
+        a finished job or a store with a history of its own); returns how many this call stored."""
         ...
 
     def user_events(self, user_id: str, limit: int | None = None) -> list[EventRecord]:

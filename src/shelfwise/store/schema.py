@@ -78,6 +78,22 @@ changes = sa.Table(
     sa.Column("origin", sa.Text, nullable=False),  # the store instance (replica) that wrote it
     sa.Column("created_at", sa.Float, nullable=False),
 )
+bulk_loads = sa.Table(
+    "bulk_loads",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),  # the job: which training set's events
+    sa.Column("owner", sa.Text, nullable=False),  # the store instance loading it
+    sa.Column("done", sa.BigInteger, nullable=False),  # events committed so far, in the job's order
+    sa.Column("total", sa.BigInteger, nullable=True),
+    sa.Column("finished", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+#: The events table's secondary indexes (as migrations 1 and 2 create them): a bulk load drops them
+#: first and creates them once, after the last row.
+EVENT_INDEXES = {
+    "ix_events_user_time": "CREATE INDEX IF NOT EXISTS ix_events_user_time ON events (user_id, timestamp, id)",
+    "ix_events_item": "CREATE INDEX IF NOT EXISTS ix_events_item ON events (item_id)",
+}
 # Indexes are created by the migrations (plain DDL, so a migration never changes once released).
 
 
@@ -109,6 +125,10 @@ def _v5(conn: Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_changes_created ON changes (created_at)"))
 
 
+def _v6(conn: Connection) -> None:
+    bulk_loads.create(conn)
+
+
 #: (version, description, upgrade) in order; append, never edit, to change the schema.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "items, events and users tables; events by shopper and time", _v1),
@@ -116,5 +136,6 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (3, "shopper segments and each shopper's segment", _v3),
     (4, "the sender's event id, stored once (safe retries)", _v4),
     (5, "a numbered feed of catalog, shopper and model changes that every replica follows", _v5),
+    (6, "resumable bulk loads of a training set's events", _v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,6 +137,29 @@ class SQLStore:
         sits in memory at once (a list is tried again when another process stored one of its
         event ids in the meantime)."""
         return self._add(records, None)
+
+    def add_events_in(self, conn: Connection, records: Iterable[EventRecord]) -> int:
+        """`add_events` inside the caller's transaction (which holds `lock`)."""
+        return self._add_events(conn, iter(records), None)
+
+    def bulk_load_events(
+        self,
+        key: str,
+        records: Iterable[EventRecord],
+        *,
+        total: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Load a training set's events into an empty store as the resumable job `key` (see
+        `store.bulk`); returns how many events this call stored."""
+        from shelfwise.store.bulk import load_events
+
+        return load_events(self, key, records, total=total, progress=progress)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held by this instance's writers (SQLite allows one writer at a time)."""
+        return self._lock
 
     def add_new_events(self, records: list[EventRecord]) -> list[EventRecord]:
         """`add_events`, returning the events it stored (those it skipped as stored already left out)."""
