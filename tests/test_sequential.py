@@ -403,3 +403,24 @@ def test_the_same_seed_repeats_a_fit_exactly(negatives):
     histories = dataset.sequences()[:20]
     np.testing.assert_array_equal(first.score_histories(histories), second.score_histories(histories))
     assert not torch.are_deterministic_algorithms_enabled()  # the fit leaves torch's setting as it found it
+
+
+def test_a_transformer_only_fit_scores_as_inner_products_the_engine_can_index(cycle_model):
+    """Where the blend chose the transformer alone, scores are query · item vectors (the serving engine
+    then retrieves from a vector index); with another part blended in, the model says it has none."""
+    from copy import copy
+
+    from shelfwise.models.sequential.blend import BlendWeights
+    from shelfwise.models.sequential.cold import ColdPolicy
+
+    alone = copy(cycle_model)
+    alone.blend_, alone.cold_ = BlendWeights(), ColdPolicy()
+    histories = [np.array([3, 4, 5]), np.array([7]), np.array([0, 0, 19, 1])]
+    vectors = alone.scoring_vectors()
+    assert vectors is not None and vectors.shape[0] == alone.n_items_
+    assert np.allclose(alone.query_vectors(histories) @ vectors.T, alone.score_histories(histories), atol=1e-4)
+    blended = copy(cycle_model)
+    blended.blend_ = BlendWeights(transformer=1.0, transitions=0.5)
+    assert blended.scoring_vectors() is None
+    with pytest.raises(NotImplementedError):
+        blended.query_vectors(histories)

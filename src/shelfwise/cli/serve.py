@@ -119,3 +119,44 @@ def _serve_workers(
         log_level=log_level,
         access_log=False,
     )
+
+
+@app.command()
+def load(
+    model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL: sqlite:///path/to/file.db or postgresql://… (default: the setting)."),
+    ] = None,
+) -> None:
+    """Fill an empty store with a model folder's catalog and training histories, as its own step:
+    resumable (run it again after an interruption and it goes on from the last committed chunk), with
+    the events' indexes built once at the end. `serve` does the same on an empty store."""
+    from rich.progress import Progress
+
+    from shelfwise.data.dataset import Dataset
+    from shelfwise.engine.seeding import event_records, item_records, load_key
+    from shelfwise.settings import load_settings
+    from shelfwise.store import open_store
+
+    dataset = Dataset.load(model / "dataset")
+    opened = open_store(store or load_settings().store or None)
+    try:
+        known = {r.item_id for r in opened.all_items()}
+        missing = [r for r in item_records(dataset) if r.item_id not in known]
+        if missing:
+            opened.upsert_items(missing)
+        with Progress(console=console) as bar:
+            task = bar.add_task("events", total=dataset.n_interactions)
+            count = opened.bulk_load_events(
+                load_key(dataset),
+                event_records(dataset),
+                total=dataset.n_interactions,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+        console.print(
+            f"{opened.url}: {len(missing):,} catalog items added, {count:,} events loaded "
+            f"({opened.event_count():,} in the store)"
+        )
+    finally:
+        opened.close()

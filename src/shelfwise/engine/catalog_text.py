@@ -5,12 +5,16 @@ catalog) and applied before the engine publishes the snapshot that names them.""
 
 from __future__ import annotations
 
+import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from shelfwise.engine.artifacts import TextArtifacts, fingerprints, read_text_artifacts
 from shelfwise.engine.catalog import CatalogSnapshot
+from shelfwise.engine.scoring import TextVectors
 from shelfwise.engine.understanding import noise_floor
 from shelfwise.retrieval import VectorIndex
 from shelfwise.retrieval.lexical import LexicalIndex
@@ -18,6 +22,8 @@ from shelfwise.store import ItemRecord
 from shelfwise.text import create_encoder
 from shelfwise.text.item_text import ItemTextTemplate
 from shelfwise.text.pipeline import encode_texts
+
+logger = logging.getLogger(__name__)
 
 #: Catalog size from which ``index="auto"`` uses faiss HNSW instead of exact search.
 HNSW_FROM = 50_000
@@ -48,24 +54,91 @@ class CatalogText:
         cache_dir: the embedding cache's folder (default: shelfwise's).
     """
 
-    def __init__(self, catalog: CatalogSnapshot, *, encoder: str, index: str, cache_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        catalog: CatalogSnapshot,
+        *,
+        encoder: str,
+        index: str,
+        cache_dir: str | None = None,
+        artifacts_from: Path | None = None,
+    ) -> None:
         self.cache_dir = cache_dir
         self._encoder_spec = encoder
         self._encoder = None
         self.template = ItemTextTemplate()
         self.index_kind = index if index != "auto" else ("hnsw" if len(catalog) >= HNSW_FROM else "exact")
-        texts = self._texts(catalog, np.arange(len(catalog)))  # composed once: encoder and lexical index
-        vectors = self._encode(texts)
-        self.index = VectorIndex(vectors.shape[1], kind=self.index_kind)
-        self.index.add(vectors)
-        self.lexical = LexicalIndex()
-        self.lexical.set(range(len(catalog)), texts)
-        self.lexical.prepare()  # the first shopper's search does not pay for it
         self._query_vectors: dict[str, np.ndarray] = {}
         self._keywords: tuple[int, list[str], np.ndarray] | None = None  # (lexical version, terms, vectors)
         self._lock = threading.Lock()
         self._floor: tuple[int, float] | None = None  # (catalog size it was measured on, the floor)
-        self.semantic_floor()  # the first search does not pay for it
+        self.from_artifacts = False
+        if artifacts_from is not None:
+            artifacts = read_text_artifacts(
+                artifacts_from, encoder=self.encoder_name, template=asdict(self.template), index_kind=self.index_kind
+            )
+            self.from_artifacts = artifacts is not None and self._open(catalog, artifacts)
+        if not self.from_artifacts:
+            texts = self._texts(catalog, np.arange(len(catalog)))  # composed once: encoder and lexical index
+            vectors = self._encode(texts)
+            self.index = VectorIndex(vectors.shape[1], kind=self.index_kind)
+            self.index.add(vectors)
+            self.lexical = LexicalIndex()
+            self.lexical.set(range(len(catalog)), texts)
+            self.lexical.prepare()  # the first shopper's search does not pay for it
+            self.semantic_floor()  # the first search does not pay for it
+
+    def _open(self, catalog: CatalogSnapshot, artifacts: TextArtifacts) -> bool:
+        """Map the artifacts' vectors and indexes; encode the items the store holds otherwise than
+        they were trained (their text changed) or that came after them. False where the catalog's
+        first items are mostly not the artifacts' (the caller builds everything)."""
+        n0 = len(artifacts)
+        if len(catalog) < n0:
+            return False
+        same = (fingerprints(catalog.records[:n0]) == artifacts.fingerprints).all(axis=1)
+        if n0 and same.mean() < 0.5:
+            logger.info("serving artifacts: most items differ from the store's catalog; building instead")
+            return False
+        index = VectorIndex.open(artifacts.folder, "text")
+        lexical = LexicalIndex.open(artifacts.folder / "lexical")
+        changed = np.flatnonzero(~same)
+        redo = np.concatenate([changed, np.arange(n0, len(catalog))])
+        if len(redo):
+            texts = self._texts(catalog, redo)
+            vectors = self._encode(texts)
+            if len(changed):
+                index.update(changed, vectors[: len(changed)])
+            if len(redo) > len(changed):
+                index.add(vectors[len(changed) :])
+            lexical.set(redo.tolist(), texts)
+        self.index, self.lexical, self._floor = index, lexical, artifacts.floor
+        logger.info(
+            "serving artifacts: mapped %d items' vectors and indexes (%d re-encoded, %d added since)",
+            n0,
+            len(changed),
+            len(redo) - len(changed),
+        )
+        return True
+
+    def warm(self) -> threading.Thread:
+        """Load the encoder and the spelling index in the background (a start from artifacts does not
+        wait for them; the first search would)."""
+
+        def work() -> None:
+            try:
+                self.encoder.encode(["warm"])
+                self.lexical.prepare()
+                self.semantic_floor()
+            except Exception:  # the first request that needs them reports the error
+                logger.exception("warming the text side failed")
+
+        thread = threading.Thread(target=work, name="shelfwise-warm", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def encoder_name(self) -> str:
+        return self.encoder.name
 
     @property
     def encoder(self):
@@ -77,6 +150,10 @@ class CatalogText:
     def vectors(self) -> np.ndarray:
         """Item text vectors by catalog position (at least as many as the published catalog has)."""
         return self.index.vectors
+
+    def view(self) -> TextVectors:
+        """The text vectors as they are now, with the revision that says when they change in place."""
+        return TextVectors(self.index.vectors, self.index.revision)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return encode_texts(texts, self.encoder, cache_dir=self.cache_dir).vectors

@@ -33,10 +33,10 @@ from shelfwise.engine.generation import (
 from shelfwise.engine.popularity import Popularity
 from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
-from shelfwise.engine.seeding import item_records, seed_store
+from shelfwise.engine.seeding import catalog_records, item_records
 from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
 from shelfwise.engine.understanding import build_profile
-from shelfwise.engine.validation import check_k, checked_events, checked_items
+from shelfwise.engine.validation import check_k, check_list_options, checked_events, checked_items
 from shelfwise.errors import ConfigError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.ranking import masked_topk
@@ -60,6 +60,9 @@ class Engine:
         index: ``exact``, ``hnsw`` (faiss) or ``auto`` (HNSW from `catalog_text.HNSW_FROM` items on) for the item
             text index and, for models whose scores are inner products (ALS, BPR, mf, content), the
             index that retrieves their candidates instead of scoring every item.
+        artifacts: map the vectors and indexes the model folder's ``serving/`` holds (written by
+            `shelfwise train` or `shelfwise build`) instead of building them; items the store holds
+            otherwise, or that came after training, are encoded at start.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Engine:
         index: str = "auto",
         cache_dir: str | None = None,
         forget_in_model_dir: bool = True,
+        artifacts: bool = True,
     ) -> None:
         self.max_history = max_history
         self.new_days = new_days
@@ -90,17 +94,21 @@ class Engine:
         self.popularity = Popularity.of_store(self.store, catalog)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
-        self.text = CatalogText(catalog, encoder=encoder or load_settings().encoder, index=index, cache_dir=cache_dir)
+        self.text = CatalogText(
+            catalog,
+            encoder=encoder or load_settings().encoder,
+            index=index,
+            cache_dir=cache_dir,
+            artifacts_from=model_dir if artifacts else None,
+        )
         self.index_kind = self.text.index_kind
-        self._generation = self._make_generation(model, dataset, model_dir)
+        self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
+        self._warming = self.text.warm() if self.text.from_artifacts else None
 
     # ------------------------------------------------------------------------------- loading
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
         with self.write_lock:
-            return seed_store(self.store, dataset)
-
-    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> Generation:
-        return make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
+            return catalog_records(self.store, dataset)
 
     @property
     def catalog(self) -> CatalogSnapshot:
@@ -139,7 +147,7 @@ class Engine:
                 if announce:  # told by another replica: it stored them
                     self.store.upsert_items(new_items)
                 self._publish_items(staged)
-            self._generation = self._make_generation(model, dataset, model_dir)
+            self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
             version = self.model_version
             if announce:
                 self.store.record_change("reload", {"model_dir": str(model_dir), "version": version})
@@ -270,13 +278,7 @@ class Engine:
         Cross-category: `min_categories` makes the list span at least that many categories, and
         `outside_share` puts at least that share of it outside the shopper's dominant categories
         (those holding 80% of their weighted events)."""
-        check_k(k)
-        if not 0.0 <= diversity <= 1.0:
-            raise ConfigError(f"diversity must be in [0, 1]. Got {diversity!r} instead.")
-        if not 0.0 <= outside_share <= 1.0:
-            raise ConfigError(f"outside_share must be in [0, 1]. Got {outside_share!r} instead.")
-        if not 0 <= min_categories <= k:
-            raise ConfigError(f"min_categories must be in [0, k={k}]. Got {min_categories!r} instead.")
+        check_list_options(k, diversity, outside_share, min_categories)
         crossing = min_categories > 1 or outside_share > 0
         generation = self._generation
         catalog = self.catalog
@@ -319,8 +321,9 @@ class Engine:
         catalog = self.catalog
         position = catalog.positions_of([item_id], field_name="item_id")[0]
         generation = self._generation
-        vectors = self.text.vectors
-        scores = similar_scores(generation, position, vectors, len(catalog))
+        text = self.text.view()
+        vectors = text.vectors
+        scores = similar_scores(generation, position, text, len(catalog))
         mask = self.allowed(catalog, filters or Filters())
         mask[position] = False
         if cross_category:
@@ -448,7 +451,7 @@ class Engine:
         positions: through the model's vector index where it has one (`exact`: by scoring every
         item, as models without one always do)."""
         retrieved = (
-            None if exact else retrieve(generation, positions, mask, depth, self.text.vectors, self.popularity.counts)
+            None if exact else retrieve(generation, positions, mask, depth, self.text.view(), self.popularity.counts)
         )
         if retrieved is not None:
             return retrieved
@@ -456,7 +459,7 @@ class Engine:
 
     def _scores(self, generation: Generation, positions: np.ndarray, n: int) -> np.ndarray:
         """Scores over the first `n` catalog positions after a history of catalog positions."""
-        return catalog_scores(generation, positions, n, self.text.vectors, self.popularity.counts)
+        return catalog_scores(generation, positions, n, self.text.view(), self.popularity.counts)
 
     @staticmethod
     def allowed(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
@@ -464,12 +467,7 @@ class Engine:
         return filters.mask(in_stock=catalog.in_stock, categories=catalog.categories, prices=catalog.prices)
 
     def _new_mask(self, catalog: CatalogSnapshot, days: float | None = None) -> np.ndarray:
-        n = len(catalog)
-        recent = catalog.recent(self.new_days if days is None else days)
-        to_model = self._generation.catalog_to_model
-        cold = np.ones(n, dtype=bool)
-        cold[: min(n, len(to_model))] = to_model[:n] < 0
-        return cold | recent
+        return self._generation.new_mask(catalog.recent(self.new_days if days is None else days))
 
     def answer(
         self, catalog: CatalogSnapshot, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]
@@ -495,5 +493,7 @@ class Engine:
         }
 
     def close(self) -> None:
+        if self._warming is not None:  # a thread inside torch at interpreter exit aborts the process
+            self._warming.join()
         if self._owns_store:
             self.store.close()

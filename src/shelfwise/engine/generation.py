@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class Generation:
     loaded_at: float = field(default_factory=time.time)
     user_ids: np.ndarray | None = None  # the model's shoppers (model user index -> external id)
     _user_hashes: dict[str, int] | None = field(default=None, repr=False)
+    _cold: tuple[int, int, np.ndarray] | None = field(default=None, repr=False)
+    _reference: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
+    _reference_model: np.ndarray | None = field(default=None, repr=False)
 
     def user_index_by_hash(self, digest: str) -> int | None:
         """The model's index of the shopper whose id hashes to `digest` (`store.sql.user_hash`)."""
@@ -48,17 +52,50 @@ class Generation:
         return self._user_hashes.get(digest)
 
     def cold_positions(self, n: int) -> np.ndarray:
-        """Catalog positions below `n` that the model does not know (items added after it was trained)."""
-        cold = np.flatnonzero(self.catalog_to_model[:n] < 0)
-        if len(self.catalog_to_model) < n:
-            cold = np.concatenate([cold, np.arange(len(self.catalog_to_model), n)])
+        """Catalog positions below `n` that the model does not know (items added after it was trained);
+        kept until the catalog grows (the map only ever grows, so the pair of lengths names it)."""
+        to_model = self.catalog_to_model
+        known = self._cold
+        if known is not None and known[0] == n and known[1] == len(to_model):
+            return known[2]
+        cold = np.flatnonzero(to_model[:n] < 0)
+        if len(to_model) < n:
+            cold = np.concatenate([cold, np.arange(len(to_model), n)])
+        self._cold = (n, len(to_model), cold)
         return cold
+
+    def reference_vectors(self, vectors: np.ndarray, revision: int) -> np.ndarray:
+        """The text vectors of the calibration sample's items, one contiguous matrix, kept while the
+        text vectors are the same array at the same `revision` (`VectorIndex.revision`)."""
+        key = (vectors.__array_interface__["data"][0], revision)
+        known = self._reference
+        if known is None or known[0] != key:
+            known = (key, np.ascontiguousarray(vectors[self.model_items[self.calibration_sample()]]))
+            self._reference = known
+        return known[1]
+
+    def reference_model_vectors(self) -> np.ndarray:
+        """The model index's vectors of the calibration sample's items, one contiguous matrix."""
+        if self.index is None:
+            raise ValueError("this model has no vector index")
+        if self._reference_model is None:
+            self._reference_model = np.ascontiguousarray(self.index.vectors[self.calibration_sample()])
+        return self._reference_model
 
     def calibration_sample(self) -> np.ndarray:
         """Model item indices (at most about `CALIBRATION_SAMPLE`) cold items are calibrated against."""
         count = len(self.model_items)
         step = count // CALIBRATION_SAMPLE + 1 if count > CALIBRATION_SAMPLE else 1
         return np.arange(0, count, step)
+
+    def new_mask(self, recent: np.ndarray) -> np.ndarray:
+        """Which catalog positions are new: created recently (`recent`, a mask over the catalog) or
+        unknown to the model (added after it was trained)."""
+        n = len(recent)
+        to_model = self.catalog_to_model
+        cold = np.ones(n, dtype=bool)
+        cold[: min(n, len(to_model))] = to_model[:n] < 0
+        return cold | recent
 
     def model_index_of(self, positions: np.ndarray) -> np.ndarray:
         out = np.full(len(positions), -1, dtype=np.int64)
@@ -68,21 +105,55 @@ class Generation:
 
 
 def make_generation(
-    model: Recommender, dataset: Dataset, model_dir: Path, catalog: CatalogSnapshot, index_kind: str
+    model: Recommender,
+    dataset: Dataset,
+    model_dir: Path,
+    catalog: CatalogSnapshot,
+    index_kind: str,
+    *,
+    artifacts: bool = True,
 ) -> Generation:
     """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
-    over its scoring vectors where its scores are inner products."""
+    over its scoring vectors where its scores are inner products (mapped from the folder's serving
+    artifacts where they hold it for these vectors and `artifacts`, built otherwise)."""
     positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
     to_model = np.full(len(catalog), -1, dtype=np.int64)
     to_model[positions] = np.arange(len(positions))
-    index = None
-    vectors = model.scoring_vectors()
-    if vectors is not None:
-        index = VectorIndex(vectors.shape[1], kind=index_kind, normalize=False)
-        index.add(vectors)
+    index = (mapped_model_index(model, model_dir, index_kind) if artifacts else None) or model_index(model, index_kind)
     return Generation(
         model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
     )
+
+
+def model_index(model: Recommender, kind: str) -> VectorIndex | None:
+    """A vector index over the model's scoring vectors (None for a model whose scores are not
+    inner products)."""
+    vectors = model.scoring_vectors()
+    if vectors is None:
+        return None
+    index = VectorIndex(vectors.shape[1], kind=kind, normalize=False)
+    index.add(vectors)
+    return index
+
+
+def vectors_digest(vectors: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes()).hexdigest()
+
+
+def mapped_model_index(model: Recommender, model_dir: Path, kind: str) -> VectorIndex | None:
+    """The model's vector index from the folder's serving artifacts, when they hold one of this kind
+    over exactly these vectors."""
+    folder = Path(model_dir) / "serving"
+    vectors = model.scoring_vectors()
+    if vectors is None or not (folder / "model_index.json").is_file():
+        return None
+    try:
+        meta = json.loads((folder / "model_index.json").read_text())
+        if meta.get("kind") != kind or meta.get("sha256") != vectors_digest(vectors):
+            return None
+        return VectorIndex.open(folder, "model_index")
+    except (OSError, ValueError, ShelfwiseError):
+        return None
 
 
 def model_version(model_dir: Path) -> str:

@@ -6,6 +6,7 @@ the model's best candidates do ranks among them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +18,7 @@ RETRIEVE_DEPTH = 100
 
 
 def catalog_scores(
-    generation: Generation, positions: np.ndarray, n: int, vectors: np.ndarray, popularity: np.ndarray
+    generation: Generation, positions: np.ndarray, n: int, text: TextVectors, popularity: np.ndarray
 ) -> np.ndarray:
     """Scores over the first `n` catalog positions after a history of catalog positions."""
     model_positions = generation.model_index_of(positions)
@@ -26,29 +27,47 @@ def catalog_scores(
         model_scores = generation.model.score_histories([known])[0]
     else:  # no history the model knows: popularity over the model's items
         model_scores = np.log1p(popularity[generation.model_items])
-    return with_cold(generation, model_scores, text_scorer(positions, vectors, popularity), n)
+    return with_cold(generation, model_scores, TextScorer(positions, text.vectors, popularity), text, n)
 
 
-def text_scorer(
-    positions: np.ndarray, vectors: np.ndarray, popularity: np.ndarray
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A function of catalog positions: half the cosine to the history's text profile (the one
+@dataclass(frozen=True)
+class TextVectors:
+    """The catalog's text vectors as a read took them, and their `VectorIndex.revision`."""
+
+    vectors: np.ndarray
+    revision: int = 0
+
+
+class TextScorer:
+    """Text scores after a history: half the cosine to the history's text profile (the one
     `models.content.text_profiles`, which the sequential model's text part reads too), half the best
     cosine to one of its last ten items (so a new twin of something just bought ranks high);
     popularity when there is no history."""
 
-    def text_scores(targets: np.ndarray) -> np.ndarray:
-        if len(positions) == 0:
-            return np.log1p(popularity[targets])
-        profile = text_profiles([positions], vectors)[0]
-        target_vectors = vectors[targets]
-        closest = (target_vectors @ vectors[positions[-10:]].T).max(axis=1)
-        return 0.5 * (target_vectors @ profile) + 0.5 * closest
+    def __init__(self, positions: np.ndarray, vectors: np.ndarray, popularity: np.ndarray) -> None:
+        self.popularity = popularity
+        self.empty = len(positions) == 0
+        if not self.empty:  # the profile and the last ten items side by side: one matrix product
+            profile = text_profiles([positions], vectors)[0]
+            self.anchors = np.ascontiguousarray(np.column_stack([profile, vectors[positions[-10:]].T]), np.float32)
 
-    return text_scores
+    def __call__(self, targets: np.ndarray, target_vectors: np.ndarray) -> np.ndarray:
+        """Scores of the catalog positions `targets`, whose text vectors are `target_vectors`."""
+        if self.empty:
+            return np.log1p(self.popularity[targets])
+        cosines = target_vectors @ self.anchors
+        return 0.5 * cosines[:, 0] + 0.5 * cosines[:, 1:].max(axis=1)
 
 
-def similar_scores(generation: Generation, position: int, vectors: np.ndarray, n: int) -> np.ndarray | None:
+def cold_vectors(vectors: np.ndarray, cold: np.ndarray) -> np.ndarray:
+    """The text vectors of the cold positions: a view where they are one run (items added after
+    training follow the trained ones in the catalog), a gathered copy otherwise."""
+    if len(cold) and cold[-1] - cold[0] + 1 == len(cold):
+        return vectors[cold[0] : cold[-1] + 1]
+    return vectors[cold]
+
+
+def similar_scores(generation: Generation, position: int, text: TextVectors, n: int) -> np.ndarray | None:
     """Scores over the first `n` catalog positions of how alike each item is to the one at
     `position`: the model's similarity where it knows the item and has one (items it does not know
     placed by text cosine, as in `with_cold`); None where it does not know it or has none."""
@@ -61,7 +80,8 @@ def similar_scores(generation: Generation, position: int, vectors: np.ndarray, n
         return None
     if not np.isfinite(model_scores).any() or np.ptp(model_scores) == 0:
         return None
-    return with_cold(generation, model_scores, lambda targets: vectors[targets] @ vectors[position], n)
+    anchor = text.vectors[position]
+    return with_cold(generation, model_scores, lambda _targets, matrix: matrix @ anchor, text, n)
 
 
 def retrieve(
@@ -69,7 +89,7 @@ def retrieve(
     positions: np.ndarray,
     mask: np.ndarray,
     depth: int,
-    vectors: np.ndarray,
+    text: TextVectors,
     popularity: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The best `depth` allowed catalog positions through the model's vector index (None when
@@ -88,9 +108,11 @@ def retrieve(
     cold = generation.cold_positions(len(mask))
     cold = cold[mask[cold]]
     if len(cold):
+        scorer = TextScorer(positions, text.vectors, popularity)
         sample = generation.calibration_sample()
-        text = text_scorer(positions, vectors, popularity)(np.concatenate([model_items[sample], cold]))
-        mapped = map_by_quantile(text[len(sample) :], text[: len(sample)], generation.index.vectors[sample] @ query)
+        reference = scorer(model_items[sample], generation.reference_vectors(text.vectors, text.revision))
+        cold_text = scorer(cold, cold_vectors(text.vectors, cold))
+        mapped = map_by_quantile(cold_text, reference, generation.reference_model_vectors() @ query)
         candidates = np.concatenate([candidates, cold])
         values = np.concatenate([values, mapped])
     order = np.lexsort((candidates, -values))[:depth]
@@ -98,21 +120,27 @@ def retrieve(
 
 
 def with_cold(
-    generation: Generation, model_scores: np.ndarray, text_scores: Callable[[np.ndarray], np.ndarray], n: int
+    generation: Generation,
+    model_scores: np.ndarray,
+    text_scores: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    text: TextVectors,
+    n: int,
 ) -> np.ndarray:
     """Catalog-wide scores: the model's where it knows the item; for the others (`text_scores` of
-    catalog positions), their text score mapped by quantile onto the distribution of model scores
-    over a sample of known items."""
+    catalog positions and their text vectors), their text score mapped by quantile onto the
+    distribution of model scores over a sample of known items."""
     scores = np.full(n, -np.inf)
     scores[generation.model_items] = model_scores
     cold = generation.cold_positions(n)
     if len(cold) == 0:
         return scores
     known = generation.model_items[generation.calibration_sample()]
-    text = text_scores(np.concatenate([known, cold]))
-    reference_model = scores[known][np.isfinite(scores[known])]
-    if len(reference_model) == 0:
-        scores[cold] = text[len(known) :]
+    cold_text = text_scores(cold, cold_vectors(text.vectors, cold))
+    reference_model = scores[known]
+    finite = np.isfinite(reference_model)
+    if not finite.any():
+        scores[cold] = cold_text
         return scores
-    scores[cold] = map_by_quantile(text[len(known) :], text[: len(known)], reference_model)
+    reference = text_scores(known, generation.reference_vectors(text.vectors, text.revision))
+    scores[cold] = map_by_quantile(cold_text, reference, reference_model[finite])
     return scores

@@ -56,6 +56,17 @@ def check_k(k: int) -> None:
         raise ConfigError(f"k must be an integer in [1, 1000]. Got {k!r} instead.")
 
 
+def check_list_options(k: int, diversity: float, outside_share: float, min_categories: int) -> None:
+    """The options of a recommendation list, each in its range (`ConfigError` naming the first that is not)."""
+    check_k(k)
+    if not 0.0 <= diversity <= 1.0:
+        raise ConfigError(f"diversity must be in [0, 1]. Got {diversity!r} instead.")
+    if not 0.0 <= outside_share <= 1.0:
+        raise ConfigError(f"outside_share must be in [0, 1]. Got {outside_share!r} instead.")
+    if not 0 <= min_categories <= k:
+        raise ConfigError(f"min_categories must be in [0, k={k}]. Got {min_categories!r} instead.")
+
+
 def _listed(problems: list[str]) -> str:
     more = len(problems) - MAX_PROBLEMS
     return "; ".join(problems[:MAX_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")

@@ -39,7 +39,7 @@ from shelfwise.models.sequential.histories import (
     pad,
     sequence_matrix,
 )
-from shelfwise.models.sequential.network import Network, frozen_table, score_padded
+from shelfwise.models.sequential.network import Network, frozen_table, last_hidden, score_padded
 from shelfwise.models.sequential.training import TrainingJob, TrainResult, TrainSettings, train_network
 from shelfwise.ranking import mean_ndcg, topk
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
@@ -405,6 +405,23 @@ class SequentialRecommender(Recommender):
 
     def item_vectors(self) -> np.ndarray:
         return self.item_table_
+
+    def scoring_vectors(self) -> np.ndarray | None:
+        """The item table where the served score is the transformer's alone (the blend chose no other
+        part and no prior for new items): then a score is the history's last hidden state against it,
+        and the serving engine retrieves from a vector index instead of scoring every item."""
+        self._require_fitted()
+        return self.item_table_ if self.blend_.transformer_only and not self.cold_.factor else None
+
+    def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
+        """The last hidden state after each history (see `scoring_vectors`)."""
+        if self.scoring_vectors() is None:
+            raise NotImplementedError(
+                "this fit blends other parts with the transformer: its scores are not inner products"
+            )
+        self._rows_of(histories)  # range check
+        sequences = [distinct_in_order(np.asarray(h, dtype=np.int64)) for h in histories]
+        return last_hidden(self.network_, self.item_table_, pad(sequences, self.max_len, self.n_items_))
 
     def _forget_user_state(self, user: int) -> None:
         if user < len(self.sequences_):

@@ -150,6 +150,15 @@ def score_padded(network: Network, table: np.ndarray, padded: np.ndarray, *, bat
     return out
 
 
+def last_hidden(network: Network, table: np.ndarray, padded: np.ndarray) -> np.ndarray:
+    """The last hidden state after each left-padded history (rows × dim): `score_padded` is this
+    against the item table. Rows that are all padding get a zero vector (so they score 0)."""
+    with torch.no_grad():
+        hidden = network(torch.from_numpy(padded), torch.from_numpy(table))[:, -1].numpy().copy()
+    hidden[(padded == len(table)).all(axis=1)] = 0.0
+    return hidden
+
+
 @contextlib.contextmanager
 def deterministic() -> Iterator[None]:
     """Torch's deterministic kernels while training, so that a seed repeats a fit exactly: with several
