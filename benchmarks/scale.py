@@ -749,6 +749,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--resume", action="store_true", help="keep the stages already measured")
     parser.add_argument("--render", action="store_true", help="only write the report from what was measured")
+    parser.add_argument("--no-render", action="store_true", help="measure only (leave the report as it is)")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.stage:
@@ -763,7 +764,8 @@ def main(argv: list[str] | None = None) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         (WORK / "meta.json").write_text(json.dumps(run_meta("scale.py", argv)))
         measure(sizes, args.stages.split(","), args.resume)
-    render()
+    if not args.no_render:
+        render()
 
 
 if __name__ == "__main__":

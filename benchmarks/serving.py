@@ -1,16 +1,22 @@
-"""Load benchmark: `shelfwise serve` on loopback with a large synthetic catalog.
+"""Load benchmark: `shelfwise serve --workers N` on loopback, driven by wrk at fixed rates.
 
-Shoppers keep sending fresh events and asking for their recommendations. Two phases:
+For each configuration (shop × model × store × workers) a fresh store is filled and the server
+started; then wrk (Debian's `wrk`, with `serving_mix.lua`) sends an open loop at each rate for
+`--duration` seconds: 90% GET recommendations and 10% POST events, for random known shoppers. A
+request's latency counts from the moment it was due (no coordinated omission). wrk, the server and
+its workers share the machine's cores.
 
-1. open loop at a fixed arrival rate (default 200 requests/s) for `--duration` seconds;
-2. closed loop at a fixed concurrency (workers that send the next request when the last returns),
-   which finds the throughput the server sustains.
+Shops: ``synthetic`` (the 100,000-item shop of `benchmarks/scale.py` size M, with its stand-in text
+vectors) and ``beauty`` (amazon2018-all-beauty, read from the data folder). Models: ``sequential``
+(the flagship, trained with a time budget) and ``als``. Every model folder is trained with
+`shelfwise train`, which writes its serving artifacts.
 
-Latency percentiles, throughput and errors per request kind go to `results/serving.{md,json}`, with
-an in-process breakdown of where an answer's time goes. The first run builds the catalog, the model
-and the text vectors (cached in the shelfwise home, so later runs start in seconds).
+    python benchmarks/serving.py [--shops synthetic,beauty] [--models sequential,als]
+        [--stores sqlite,postgresql] [--workers 1,2] [--rates 100,200,400,800] [--duration 60]
+    python benchmarks/serving.py --soak 600 [--soak-rate 200]   # memory over ten minutes
+    python benchmarks/serving.py --memory 1,2,4                  # RSS and PSS of N workers
 
-    python benchmarks/serving.py [--items 100000] [--rate 200] [--duration 60] [--concurrency 16]
+Results: `results/serving.{md,json}` (each mode keeps the others' last results).
 """
 
 from __future__ import annotations
@@ -18,215 +24,347 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import run_meta, write_results
+from common import available_datasets, run_meta, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+WORK = Path(os.environ.get("SHELFWISE_SERVING_WORK", ROOT / "benchmarks" / ".work" / "serving"))
+SCALE_M = ROOT / "benchmarks" / ".work" / "scale" / "M"
+SHELFWISE = Path(sys.executable).parent / "shelfwise"
 KEY = "benchmark-key-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {KEY}"}
+PG_URL = os.environ.get("SHELFWISE_BENCH_PG", "postgresql://127.0.0.1:5432/test")
+CONNECTIONS = 32
+TARGET = {"shop": "synthetic", "model": "sequential", "workers": 2, "rate": 400, "p99_ms": 25.0}
+SEQUENTIAL_BUDGET = {"synthetic": 300, "beauty": 240}
 
 
-def prepare(work: Path, items: int, users: int, model: str) -> Path:
-    """The model folder (synthetic shop → trained model), built once per size and model."""
-    model_dir = work / f"{model}-{items}-{users}"
-    if (model_dir / "train.json").is_file():
-        return model_dir
-    from shelfwise.data.dataset import Dataset
-    from shelfwise.data.synthetic import generate_shop
-    from shelfwise.models import create_model
-
-    started = time.perf_counter()
-    shop = generate_shop(n_items=items, n_users=users, days=56, seed=11)
-    dataset = Dataset.from_frames(shop.events, shop.items, name=f"synthetic-{items}")
-    print(f"generated {dataset} in {time.perf_counter() - started:.0f} s", flush=True)
-    started = time.perf_counter()
-    recommender = create_model(model).fit(dataset)
-    fit_seconds = time.perf_counter() - started
-    recommender.save(model_dir)
-    dataset.save(model_dir / "dataset")
-    (model_dir / "train.json").write_text(json.dumps({"model": model, "fit_seconds": round(fit_seconds, 1)}))
-    print(f"trained {model} in {fit_seconds:.0f} s", flush=True)
-    return model_dir
+def env() -> dict[str, str]:
+    """The environment every shelfwise command of the benchmark runs in (its own home and cache)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "SHELFWISE_HOME": str(WORK / "home"), "SHELFWISE_API_KEY": KEY}
 
 
+def shelfwise(*args: str) -> None:
+    subprocess.run([str(SHELFWISE), *args], check=True, env=env())
+
+
+# ---------------------------------------------------------------------------------------- models
+def prepare(shop: str, model: str) -> Path:
+    """The model folder of `model` on `shop`, trained (with its serving artifacts) once."""
+    out = WORK / f"{shop}-{model}"
+    if (out / "serving" / "manifest.json").is_file():
+        return out
+    cache = WORK / "home" / "cache" / "embeddings"
+    if shop == "synthetic":
+        if not (SCALE_M / "cache").is_dir():
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "scale.py"),
+                    "--sizes",
+                    "M",
+                    "--stages",
+                    "generate,ingest,encode",
+                    "--resume",
+                    "--no-render",
+                ],
+                check=True,
+            )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        if not cache.exists():
+            cache.symlink_to(SCALE_M / "cache")  # the stand-in vectors scale.py wrote (see its report)
+        data = str(SCALE_M / "dataset")
+    else:
+        from shelfwise.data.adapters import data_dir
+
+        data = str(data_dir() / "amazon2018-all-beauty")
+    params = ["--param", f"max_seconds={SEQUENTIAL_BUDGET[shop]}"] if model == "sequential" else []
+    shelfwise("train", "--data", data, "--model", model, "--out", str(out), *params)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- server
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def start_server(model_dir: Path, store: str, port: int, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-c", "from shelfwise.cli import run; run()", "serve", "--model", str(model_dir)]
-    command += ["--store", store, "--port", str(port)]
-    env = {**os.environ, "SHELFWISE_API_KEY": KEY, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    started = time.monotonic()
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"serve exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                print(f"server up after {time.monotonic() - started:.0f} s", flush=True)
-                return process
-        except httpx.TransportError:
-            time.sleep(1)
+def fresh_store(kind: str, tag: str) -> str:
+    if kind == "sqlite":
+        path = WORK / f"store-{tag}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return PG_URL
 
 
-class Load:
-    """Request mix: a shopper sends an event (share `event_share`) or asks for their list.
+class Server:
+    """`shelfwise serve` in a child process group, with its workers' pids, CPU time and memory."""
 
-    Worker threads with keep-alive connections send the requests. In the open loop request n is due
-    at ``start + n / rate`` and its latency counts from that moment, so time spent waiting for a
-    free worker is included (no coordinated omission)."""
+    def __init__(self, model_dir: Path, store: str, workers: int, log: Path) -> None:
+        self.port = free_port()
+        command = [str(SHELFWISE), "serve", "--model", str(model_dir), "--store", store]
+        command += ["--port", str(self.port), "--workers", str(workers)]
+        started = time.monotonic()
+        self.process = subprocess.Popen(
+            command, env=env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.log = log
+        self.ready_seconds = self._wait(started, workers)
 
-    def __init__(self, base: str, users: list[str], items: list[str], event_share: float, seed: int) -> None:
-        self.base = base
-        self.users = users
-        self.items = items
-        self.event_share = event_share
-        self.seed = seed
-        self.latency: dict[str, list[float]] = {"recommend": [], "event": []}
-        self.errors: dict[str, int] = {"recommend": 0, "event": 0}
-        self._lock = threading.Lock()
+    def _wait(self, started: float, workers: int) -> float:
+        import httpx
 
-    def _send(self, client: httpx.Client, rng: random.Random, due: float) -> None:
-        user = rng.choice(self.users)
-        try:
-            if rng.random() < self.event_share:
-                kind = "event"
-                body = {"user_id": user, "item_id": rng.choice(self.items), "event_type": "view"}
-                ok = client.post("/v1/events", json=body, headers=AUTH).status_code == 201
-            else:
-                kind = "recommend"
-                ok = client.get(f"/v1/users/{user}/recommendations", params={"k": 10}).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        elapsed = time.perf_counter() - due
-        with self._lock:
-            self.latency[kind].append(elapsed)
-            if not ok:
-                self.errors[kind] += 1
+        pids: set[int] = set()
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"serve exited with {self.process.returncode}; see {self.log}")
+            try:
+                reply = httpx.get(f"http://127.0.0.1:{self.port}/v1/admin/status", timeout=2, headers=auth())
+                if reply.status_code == 200:
+                    pids.add(reply.json()["pid"])
+                    if len(pids) >= workers or workers == 1:
+                        return time.monotonic() - started
+                    continue
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
 
-    def open_loop(self, rate: float, duration: float, workers: int = 64) -> float:
-        total = int(rate * duration)
-        counter = iter(range(total))
-        started = time.perf_counter() + 0.5
+    def pids(self) -> list[int]:
+        """The server's processes that hold an engine (the workers, or the one process)."""
+        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        workers = [p for p in pids if p != self.process.pid and _name(p).startswith("python")]
+        return [p for p in workers if _rss_mb(p) > 200] or [self.process.pid]
 
-        def worker(index: int) -> None:
-            rng = random.Random(self.seed * 1000 + index)
-            with httpx.Client(base_url=self.base, timeout=30) as client:
-                while True:
-                    with self._lock:
-                        n = next(counter, None)
-                    if n is None:
-                        return
-                    due = started + n / rate
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    self._send(client, rng, due)
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in [self.process.pid, *self.pids()]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except OSError:
+                pass
+        return total
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return time.perf_counter() - started
-
-    def closed_loop(self, concurrency: int, duration: float) -> float:
-        started = time.perf_counter()
-        deadline = started + duration
-
-        def worker(index: int) -> None:
-            rng = random.Random(self.seed * 1000 + index)
-            with httpx.Client(base_url=self.base, timeout=30) as client:
-                while time.perf_counter() < deadline:
-                    self._send(client, rng, time.perf_counter())
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return time.perf_counter() - started
-
-    def summary(self, seconds: float) -> dict:
-        out = {"seconds": round(seconds, 1)}
-        total = 0
-        for kind, values in self.latency.items():
-            total += len(values)
-            if not values:
-                continue
-            ms = np.array(values) * 1000
-            out[kind] = {
-                "requests": len(values),
-                "errors": self.errors[kind],
-                "p50_ms": round(float(np.percentile(ms, 50)), 2),
-                "p95_ms": round(float(np.percentile(ms, 95)), 2),
-                "p99_ms": round(float(np.percentile(ms, 99)), 2),
-                "max_ms": round(float(ms.max()), 2),
-            }
-        ms = np.concatenate([np.array(v) for v in self.latency.values() if v]) * 1000
-        out["all"] = {
-            "requests": total,
-            "errors": sum(self.errors.values()),
-            "throughput_rps": round(total / seconds, 1),
-            "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p95_ms": round(float(np.percentile(ms, 95)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    def memory(self) -> dict:
+        """RSS and PSS (shared pages split between the processes that map them) per worker, MB."""
+        out = []
+        for pid in self.pids():
+            values = {"rss_mb": _rss_mb(pid)}
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        values["pss_mb"] = round(int(line.split()[1]) / 1024, 1)
+            except OSError:
+                pass
+            out.append(values)
+        return {
+            "workers": out,
+            "rss_mb_total": round(sum(w["rss_mb"] for w in out), 1),
+            "pss_mb_total": round(sum(w.get("pss_mb", 0.0) for w in out), 1),
         }
-        return out
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
 
 
-def breakdown(model_dir: Path, store: str, users: list[str], n: int = 300) -> dict:
-    """Where an answer's time goes, measured in-process on the same engine code (no HTTP), and how
-    many of the exact top-10 the vector index returns (ANN recall@10)."""
-    from shelfwise.engine import Engine
-    from shelfwise.retrieval import Filters
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
-    engine = Engine(model_dir, store, forget_in_model_dir=False)
-    parts: dict[str, list[float]] = {"store read": [], "candidates (model + index)": [], "reasons + answer": []}
-    rng = random.Random(5)
-    recall = []
-    for _ in range(n):
-        user = rng.choice(users)
-        t0 = time.perf_counter()
-        events = engine.history(user)
-        t1 = time.perf_counter()
-        catalog, generation = engine.catalog, engine.generation
-        history = [(catalog.index[e.item_id], e.event_type) for e in events]
-        positions = np.array([p for p, _ in history], dtype=np.int64)
-        mask = engine.allowed(catalog, Filters())
-        mask[[p for p, kind in history if kind == "purchase"]] = False
-        ids, top = engine.candidates(generation, positions, mask, 10)
-        t2 = time.perf_counter()
-        engine.answer(catalog, ids, top, history)
-        t3 = time.perf_counter()
-        for name, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
-            parts[name].append(value * 1000)
-        exact, _ = engine.candidates(generation, positions, mask, 10, exact=True)
-        recall.append(len(set(exact.tolist()) & set(ids.tolist())) / max(len(exact), 1))
-    engine.close()
-    out = {name: round(statistics.median(values), 3) for name, values in parts.items()}
-    return {"median_ms": out, "index": engine.index_kind, "ann_recall_at_10": round(float(np.mean(recall)), 4)}
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+# ---------------------------------------------------------------------------------------- load
+def id_files(model_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """Files of known shoppers' and items' ids (up to 5,000 each, seeded) for the wrk script."""
+    from shelfwise.data.dataset import Dataset
+
+    dataset = Dataset.load(model_dir / "dataset")
+    rng = np.random.default_rng(7)
+    users = rng.choice(dataset.user_ids.astype(str), min(5000, dataset.n_users), replace=False)
+    items = rng.choice(dataset.item_ids.astype(str), min(5000, dataset.n_items), replace=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "users.txt").write_text("\n".join(users) + "\n")
+    (folder / "items.txt").write_text("\n".join(items) + "\n")
+    return folder / "users.txt", folder / "items.txt"
+
+
+def drive(server: Server, rate: float, duration: float, ids: tuple[Path, Path], folder: Path, seed: int) -> dict:
+    """One wrk run at `rate` for `duration` seconds; latencies from due time, per request kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "latencies.tsv"
+    out.unlink(missing_ok=True)
+    mix = {
+        "MIX_RATE": str(rate),
+        "MIX_CONNECTIONS": str(CONNECTIONS),
+        "MIX_EVENT_SHARE": "0.1",
+        "MIX_USERS": str(ids[0]),
+        "MIX_ITEMS": str(ids[1]),
+        "MIX_KEY": KEY,
+        "MIX_OUT": str(folder),
+        "MIX_SEED": str(seed),
+    }
+    command = ["wrk", "-t", str(CONNECTIONS), "-c", str(CONNECTIONS), "-d", f"{duration:g}s", "--timeout", "10s"]
+    command += ["-s", str(ROOT / "benchmarks" / "serving_mix.lua"), f"http://127.0.0.1:{server.port}"]
+    cpu = server.cpu_seconds()
+    started = time.monotonic()
+    subprocess.run(command, env={**os.environ, **mix}, check=True, capture_output=True)
+    seconds = time.monotonic() - started
+    cpu = (server.cpu_seconds() - cpu) / seconds
+    return {**summarise(out, duration), "server_cpu_cores": round(cpu, 2), "target_rate": rate}
+
+
+def summarise(path: Path, duration: float) -> dict:
+    kinds, statuses, latencies, socket_errors = [], [], [], 0
+    for line in path.read_text().splitlines():
+        parts = line.split("\t")
+        if parts[0] == "#errors":
+            socket_errors = int(parts[1])
+            continue
+        kinds.append(parts[0])
+        statuses.append(int(parts[1]))
+        latencies.append(float(parts[2]) * 1000)
+    ms, status, kind = np.array(latencies), np.array(statuses), np.array(kinds)
+    ok = np.where(kind == "e", status == 201, status == 200)
+    out: dict = {"requests": len(ms), "errors": int((~ok).sum()) + socket_errors, "rate": round(len(ms) / duration, 1)}
+    for name, part in (("all", np.ones(len(ms), dtype=bool)), ("recommend", kind == "r"), ("event", kind == "e")):
+        if part.any():
+            out[name] = {q: round(float(np.percentile(ms[part], p)), 2) for q, p in (("p50", 50), ("p99", 99))}
+            out[name]["max"] = round(float(ms[part].max()), 2)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- modes
+def matrix(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for shop in args.shops:
+        for model in args.models:
+            model_dir = prepare(shop, model)
+            ids = id_files(model_dir, WORK / "ids" / shop)
+            for store_kind in args.stores:
+                for workers in args.workers:
+                    tag = f"{shop}-{model}-{store_kind}-{workers}"
+                    store = fresh_store(store_kind, tag)
+                    print(f"[{time.strftime('%H:%M:%S')}] {tag}: first start (fills the store)", flush=True)
+                    first = Server(model_dir, store, workers, WORK / f"serve-{tag}-first.log")
+                    first.stop()
+                    server = Server(model_dir, store, workers, WORK / f"serve-{tag}.log")
+                    row = {
+                        "shop": shop,
+                        "model": model,
+                        "store": store_kind,
+                        "workers": workers,
+                        "first_start_seconds": round(first.ready_seconds, 1),
+                        "start_seconds": round(server.ready_seconds, 1),
+                        "rates": [],
+                    }
+                    try:
+                        drive(server, 50, 5, ids, WORK / "runs" / tag / "warm", seed=1)
+                        for n, rate in enumerate(args.rates):
+                            result = drive(server, rate, args.duration, ids, WORK / "runs" / tag / str(rate), 10 + n)
+                            print(f"    {rate:>4} req/s: {json.dumps(result)}", flush=True)
+                            row["rates"].append(result)
+                            time.sleep(2)
+                        row["memory"] = server.memory()
+                    finally:
+                        server.stop()
+                    rows.append(row)
+    return rows
+
+
+def soak(args: argparse.Namespace) -> dict:
+    """`--soak` seconds at `--soak-rate` on the target configuration, in minute-long wrk runs, with
+    the workers' memory after each."""
+    model_dir = prepare(TARGET["shop"], TARGET["model"])
+    ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
+    store = fresh_store("sqlite", "soak")
+    Server(model_dir, store, 2, WORK / "serve-soak-first.log").stop()
+    server = Server(model_dir, store, 2, WORK / "serve-soak.log")
+    samples = [{"second": 0, **server.memory()}]
+    runs = []
+    try:
+        elapsed = 0.0
+        while elapsed < args.soak:
+            step = min(60.0, args.soak - elapsed)
+            runs.append(drive(server, args.soak_rate, step, ids, WORK / "runs" / "soak", seed=100 + len(runs)))
+            elapsed += step
+            samples.append({"second": round(elapsed), **server.memory()})
+            print(
+                f"    soak {elapsed:.0f} s: {json.dumps(runs[-1])[:200]} rss {samples[-1]['rss_mb_total']}", flush=True
+            )
+    finally:
+        server.stop()
+    return {"rate": args.soak_rate, "seconds": args.soak, "runs": runs, "memory": samples}
+
+
+def memory(args: argparse.Namespace) -> list[dict]:
+    """RSS and PSS of 1, 2, 4 … workers after start and after 20 s of load at 200 requests/s."""
+    model_dir = prepare(TARGET["shop"], TARGET["model"])
+    ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
+    store = fresh_store("sqlite", "memory")
+    Server(model_dir, store, 1, WORK / "serve-memory-first.log").stop()
+    out = []
+    for workers in args.memory:
+        server = Server(model_dir, store, workers, WORK / f"serve-memory-{workers}.log")
+        try:
+            started = server.memory()
+            drive(server, 200, 20, ids, WORK / "runs" / f"memory-{workers}", seed=3)
+            out.append(
+                {
+                    "workers": workers,
+                    "start_seconds": round(server.ready_seconds, 1),
+                    "after_start": started,
+                    "after_load": server.memory(),
+                }
+            )
+            print(f"    {workers} workers: {json.dumps(out[-1])[:300]}", flush=True)
+        finally:
+            server.stop()
+    return out
+
+
+# ---------------------------------------------------------------------------------------- report
+def highest_rate(row: dict, p99_ms: float = 50.0) -> float | None:
+    good = [r["target_rate"] for r in row["rates"] if r["all"]["p99"] < p99_ms and r["errors"] == 0]
+    return max(good) if good else None
 
 
 def render(payload: dict) -> str:
@@ -234,128 +372,130 @@ def render(payload: dict) -> str:
     lines = [
         "# Serving benchmark",
         "",
-        f"`{meta['command']}` on {meta['date']} ({meta['cores']} cores, {meta['machine']}, Python {meta['python']}).",
-        f"Catalog: {meta['items']:,} synthetic items, {meta['users']:,} shoppers, model `{meta['model']}`, "
-        f"store `{meta['store_kind']}`. Server and load generator share the machine's cores.",
+        f"`{meta['command']}` on {meta['date']} ({meta['cores']} cores, {meta['machine']}, Python {meta['python']}), "
+        f"commit {meta.get('commit', '?')}. Server (`shelfwise serve --workers N`) and load generator (wrk, "
+        f"{CONNECTIONS} connections, `benchmarks/serving_mix.lua`) share the machine's cores. Open loop at fixed "
+        "rates: 90% GET recommendations (k=10), 10% POST events, random known shoppers; latency counts from when "
+        "a request was due. Each model folder was written by `shelfwise train` with its serving artifacts.",
         "",
-        "| phase | kind | requests | errors | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for result in (payload["open_loop"], *payload.get("more_open_loops", []), payload["closed_loop"]):
-        for kind in ("recommend", "event"):
-            if kind in result:
-                r = result[kind]
+    rows = payload.get("matrix", [])
+    if rows:
+        duration = payload.get("duration")
+        lines += [
+            f"## Latency by rate ({duration:g} s per rate)",
+            "",
+            "| shop | model | store | workers | start s | rate | achieved | errors | p50 ms | p99 ms | max ms "
+            "| p99 GET ms | p99 POST ms | server CPU (cores) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            for r in row["rates"]:
                 lines.append(
-                    f"| {result['label']} | {kind} | {r['requests']} | {r['errors']} | | {r['p50_ms']} | "
-                    f"{r['p95_ms']} | {r['p99_ms']} | {r['max_ms']} |"
+                    f"| {row['shop']} | {row['model']} | {row['store']} | {row['workers']} | {row['start_seconds']} "
+                    f"| {r['target_rate']:g} | {r['rate']} | {r['errors']} | {r['all']['p50']} | {r['all']['p99']} "
+                    f"| {r['all']['max']} | {r.get('recommend', {}).get('p99', '')} "
+                    f"| {r.get('event', {}).get('p99', '')} "
+                    f"| {r['server_cpu_cores']} |"
                 )
-        a = result["all"]
-        lines.append(
-            f"| {result['label']} | **all** | {a['requests']} | {a['errors']} | {a['throughput_rps']} | "
-            f"{a['p50_ms']} | {a['p95_ms']} | {a['p99_ms']} | |"
-        )
-    target = payload["open_loop"]["all"]
-    met = target["p99_ms"] < 25 and target["errors"] == 0 and target["throughput_rps"] >= 0.95 * meta["rate"]
-    lines += [
-        "",
-        f"Target (p99 under 25 ms at {meta['rate']:g} requests/s, zero errors): **{'met' if met else 'not met'}** "
-        f"(p99 {target['p99_ms']} ms, {target['errors']} errors, {target['throughput_rps']} req/s).",
-        f"Server CPU during the open-loop phase: {payload['server_cpu_open_loop']:.0%} of one core. The server is "
-        "one process: reads run on its event loop and hold one core; the load generator has the other.",
-        "",
-        "## Where the time goes (median ms per recommendation, in-process, same engine code)",
-        "",
-        "| part | ms |",
-        "|---|---|",
-        *[f"| {name} | {value} |" for name, value in payload["breakdown"]["median_ms"].items()],
-        "",
-        f"Candidates come from the model's `{payload['breakdown']['index']}` vector index (faiss HNSW over the "
-        f"ALS item factors; filters applied inside the search); against exact scoring of all items it returns "
-        f"{payload['breakdown']['ann_recall_at_10']:.1%} of the exact top-10 (ANN recall@10).",
-        "",
-        "The rest of a request's time is HTTP parsing, FastAPI validation, JSON encoding, the event loop "
-        "and the thread pool, and waiting for a core (the load generator runs on the same cores).",
-        "",
-        f"Server start: {payload['startup_seconds']:.0f} s (catalog and text vectors loaded from the store and the "
-        "embedding cache).",
-    ]
+        lines += ["", "## Highest rate with p99 under 50 ms and no errors", ""]
+        lines += [
+            "| shop | model | store | workers | rate | memory after the run (RSS / PSS, MB) |",
+            "|---|---|---|---:|---:|---|",
+        ]
+        for row in rows:
+            best = highest_rate(row)
+            mem = row.get("memory", {})
+            lines.append(
+                f"| {row['shop']} | {row['model']} | {row['store']} | {row['workers']} | "
+                f"{'none' if best is None else f'{best:g}'} | "
+                f"{mem.get('rss_mb_total', '')} / {mem.get('pss_mb_total', '')} |"
+            )
+        target = [
+            r
+            for row in rows
+            if (row["shop"], row["model"], row["workers"]) == (TARGET["shop"], TARGET["model"], TARGET["workers"])
+            for r in row["rates"]
+            if r["target_rate"] == TARGET["rate"]
+        ]
+        if target:
+            verdicts = [f"p99 {r['all']['p99']} ms, {r['errors']} errors, {r['rate']} req/s achieved" for r in target]
+            met = all(r["all"]["p99"] < TARGET["p99_ms"] and r["errors"] == 0 for r in target)
+            lines += [
+                "",
+                f"Target (`sequential`, 2 workers, 100,000 items: p99 under 25 ms at 400 requests/s, zero errors): "
+                f"**{'met' if met else 'not met'}** ({'; '.join(verdicts)}).",
+            ]
+    if payload.get("memory"):
+        lines += ["", "## Memory of N workers (synthetic shop, `sequential`)", ""]
+        lines += [
+            "| workers | start s | RSS after start | PSS after start | RSS after load | PSS after load |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for m in payload["memory"]:
+            lines.append(
+                f"| {m['workers']} | {m['start_seconds']} | {m['after_start']['rss_mb_total']} | "
+                f"{m['after_start']['pss_mb_total']} | {m['after_load']['rss_mb_total']} | "
+                f"{m['after_load']['pss_mb_total']} |"
+            )
+        lines += ["", "MB, summed over the workers. PSS splits each shared page between the processes that map it."]
+    if payload.get("soak"):
+        soak = payload["soak"]
+        errors = sum(r["errors"] for r in soak["runs"])
+        p99 = max(r["all"]["p99"] for r in soak["runs"])
+        mem = soak["memory"]
+        middle = mem[len(mem) // 2]
+        lines += [
+            "",
+            f"## Soak: {soak['seconds']:g} s at {soak['rate']:g} requests/s "
+            "(synthetic shop, `sequential`, 2 workers, SQLite)",
+            "",
+            f"{sum(r['requests'] for r in soak['runs']):,} requests, {errors} errors, worst minute's p99 {p99} ms. "
+            f"Workers' RSS: {mem[0]['rss_mb_total']} MB at start, {middle['rss_mb_total']} MB at {middle['second']} s, "
+            f"{mem[-1]['rss_mb_total']} MB at the end (PSS {mem[0]['pss_mb_total']} / {middle['pss_mb_total']} / "
+            f"{mem[-1]['pss_mb_total']} MB).",
+        ]
+    for note in payload.get("notes", []):
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--model", default="als")
-    parser.add_argument("--rate", type=float, default=200.0, help="the target rate (open loop)")
-    parser.add_argument("--rates", default="100,150", help="more open-loop rates, to find what meets the target")
+    parser.add_argument("--shops", default="synthetic,beauty")
+    parser.add_argument("--models", default="sequential,als")
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rates", default="100,200,400,800")
     parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--event-share", type=float, default=0.2)
-    parser.add_argument("--store", default=None, help="store URL (default: a fresh SQLite file in the work folder)")
-    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at --soak-rate (0: none)")
+    parser.add_argument("--soak-rate", type=float, default=200.0)
+    parser.add_argument("--memory", default="", help="worker counts to measure memory for, e.g. 1,2,4")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--prepare-only", action="store_true")
     args = parser.parse_args(argv)
-
-    args.work.mkdir(parents=True, exist_ok=True)
-    model_dir = prepare(args.work, args.items, args.users, args.model)
-    store_file = args.work / f"store-{args.model}-{args.items}.db"
-    store = args.store or f"sqlite:///{store_file}"
-    if not args.store:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store_file}{suffix}").unlink(missing_ok=True)
-    port = free_port()
-    started = time.monotonic()
-    server = start_server(model_dir, store, port, args.work / "serve.log")
-    startup = time.monotonic() - started
-    if args.prepare_only:
-        server.terminate()
-        return
-    from shelfwise.data.dataset import Dataset
-
-    dataset = Dataset.load(model_dir / "dataset")
-    users = [str(u) for u in dataset.user_ids]
-    items = [str(i) for i in dataset.item_ids]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        warm = Load(base, users, items, args.event_share, seed=1)
-        warm.closed_loop(4, 5.0)
-        load = Load(base, users, items, args.event_share, seed=2)
-        cpu_before = cpu_seconds(server.pid)
-        seconds = load.open_loop(args.rate, args.duration)
-        server_cpu = (cpu_seconds(server.pid) - cpu_before) / seconds
-        open_loop = {**load.summary(seconds), "label": f"open loop, {args.rate:g} req/s"}
-        more = []
-        for n, rate in enumerate(float(r) for r in args.rates.split(",") if r):
-            time.sleep(5)  # let the queue of the previous phase drain
-            extra = Load(base, users, items, args.event_share, seed=10 + n)
-            more.append({**extra.summary(extra.open_loop(rate, args.duration)), "label": f"open loop, {rate:g} req/s"})
-        load = Load(base, users, items, args.event_share, seed=3)
-        seconds = load.closed_loop(args.concurrency, args.duration)
-        closed_loop = {**load.summary(seconds), "label": f"closed loop, concurrency {args.concurrency}"}
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-    parts = breakdown(model_dir, store, users)
-    payload = {
-        "meta": run_meta(
-            "serving.py",
-            argv,
-            items=args.items,
-            users=args.users,
-            model=args.model,
-            rate=args.rate,
-            store_kind=store.split(":", 1)[0],
-            event_share=args.event_share,
-        ),
-        "startup_seconds": startup,
-        "open_loop": open_loop,
-        "more_open_loops": more,
-        "closed_loop": closed_loop,
-        "server_cpu_open_loop": server_cpu,
-        "breakdown": parts,
-    }
+    if shutil.which("wrk") is None:
+        raise SystemExit("skipped: wrk is not installed (Debian: apt-get install wrk)")
+    args.shops = [s for s in args.shops.split(",") if s]
+    if "beauty" in args.shops and not available_datasets("amazon2018-all-beauty"):
+        args.shops.remove("beauty")
+    args.models = [m for m in args.models.split(",") if m]
+    args.stores = [s for s in args.stores.split(",") if s]
+    args.workers = [int(w) for w in args.workers.split(",") if w]
+    args.rates = [float(r) for r in args.rates.split(",") if r]
+    args.memory = [int(w) for w in args.memory.split(",") if w]
+    WORK.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "serving.json"
+    payload = json.loads(previous.read_text()) if previous.is_file() else {}
+    payload = {k: v for k, v in payload.items() if k in ("matrix", "duration", "soak", "memory", "notes")}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    payload["meta"] = run_meta("serving.py", argv, commit=commit.strip())
+    if args.soak:
+        payload["soak"] = soak(args)
+    elif args.memory:
+        payload["memory"] = memory(args)
+    else:
+        payload["matrix"] = matrix(args)
+        payload["duration"] = args.duration
     write_results(args.out, "serving", payload, render(payload))
     print(render(payload))
 
