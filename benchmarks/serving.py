@@ -302,6 +302,9 @@ def matrix(args: argparse.Namespace) -> list[dict]:
                             result = drive(server, rate, args.duration, ids, WORK / "runs" / tag / str(rate), 10 + n)
                             print(f"    {rate:>4} req/s: {json.dumps(result)}", flush=True)
                             row["rates"].append(result)
+                            if result["rate"] < 0.9 * rate or result["all"]["p99"] > 1000:
+                                row["saturated_at"] = rate  # a higher rate only queues more
+                                break
                             time.sleep(2)
                         row["memory"] = server.memory()
                     finally:
@@ -333,6 +336,46 @@ def soak(args: argparse.Namespace) -> dict:
     finally:
         server.stop()
     return {"rate": args.soak_rate, "seconds": args.soak, "runs": runs, "memory": samples}
+
+
+def new_items(args: argparse.Namespace) -> list[dict]:
+    """Throughput (closed loop: wrk as fast as answers come, 32 connections) before and after
+    `--new-items` items are PUT through the service, for both models on the synthetic shop, 2 workers."""
+    import httpx
+
+    out = []
+    for model in args.models:
+        model_dir = prepare(TARGET["shop"], model)
+        ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
+        store = fresh_store("sqlite", f"new-items-{model}")
+        Server(model_dir, store, 2, WORK / "serve-new-items-first.log").stop()
+        server = Server(model_dir, store, 2, WORK / f"serve-new-items-{model}.log")
+        try:
+            drive(server, 50, 5, ids, WORK / "runs" / "new-items" / "warm", seed=1)
+            before = drive(server, 100_000, 30, ids, WORK / "runs" / "new-items" / "before", seed=2)
+            rng = np.random.default_rng(5)
+            words = ["lamp", "scarf", "kettle", "mug", "chair", "serum", "boots", "puzzle", "tent", "blender"]
+            base = f"http://127.0.0.1:{server.port}"
+            for start in range(0, args.new_items, 100):
+                batch = [
+                    {
+                        "item_id": f"bench-new-{n}",
+                        "title": f"{rng.choice(words)} {rng.choice(words)} model {n}",
+                        "description": "added after training",
+                        "category": str(rng.choice(words)),
+                        "price": float(rng.uniform(5, 200)),
+                    }
+                    for n in range(start, min(start + 100, args.new_items))
+                ]
+                reply = httpx.put(f"{base}/v1/items", json={"items": batch}, headers=auth(), timeout=120)
+                reply.raise_for_status()
+            time.sleep(3)  # the other worker follows the change feed
+            after = drive(server, 100_000, 30, ids, WORK / "runs" / "new-items" / "after", seed=2)
+            out.append({"model": model, "items_added": args.new_items, "before": before, "after": after})
+            print(f"    {model}: {before['rate']} -> {after['rate']} req/s", flush=True)
+        finally:
+            server.stop()
+    return out
 
 
 def memory(args: argparse.Namespace) -> list[dict]:
@@ -398,6 +441,11 @@ def render(payload: dict) -> str:
                     f"| {r.get('event', {}).get('p99', '')} "
                     f"| {r['server_cpu_cores']} |"
                 )
+            if row.get("saturated_at"):
+                lines.append(
+                    f"| {row['shop']} | {row['model']} | {row['store']} | {row['workers']} | | higher rates | "
+                    f"not run: saturated at {row['saturated_at']:g} | | | | | | | |"
+                )
         lines += ["", "## Highest rate with p99 under 50 ms and no errors", ""]
         lines += [
             "| shop | model | store | workers | rate | memory after the run (RSS / PSS, MB) |",
@@ -455,6 +503,20 @@ def render(payload: dict) -> str:
             f"{mem[-1]['rss_mb_total']} MB at the end (PSS {mem[0]['pss_mb_total']} / {middle['pss_mb_total']} / "
             f"{mem[-1]['pss_mb_total']} MB).",
         ]
+    if payload.get("new_items"):
+        lines += [
+            "",
+            "## Items added after training (synthetic shop, 2 workers, SQLite; closed loop, 32 connections, 30 s)",
+            "",
+        ]
+        lines += ["| model | items added | req/s before | req/s after | change | p99 ms before | p99 ms after |"]
+        lines += ["|---|---:|---:|---:|---:|---:|---:|"]
+        for r in payload["new_items"]:
+            change = r["after"]["rate"] / r["before"]["rate"] - 1
+            lines.append(
+                f"| {r['model']} | {r['items_added']:,} | {r['before']['rate']} | {r['after']['rate']} | {change:+.1%} "
+                f"| {r['before']['all']['p99']} | {r['after']['all']['p99']} |"
+            )
     for note in payload.get("notes", []):
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -471,6 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at --soak-rate (0: none)")
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument("--memory", default="", help="worker counts to measure memory for, e.g. 1,2,4")
+    parser.add_argument("--new-items", type=int, default=0, help="throughput before and after PUTting this many items")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -486,11 +549,14 @@ def main(argv: list[str] | None = None) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     previous = args.out / "serving.json"
     payload = json.loads(previous.read_text()) if previous.is_file() else {}
-    payload = {k: v for k, v in payload.items() if k in ("matrix", "duration", "soak", "memory", "notes")}
+    keep = ("matrix", "duration", "soak", "memory", "new_items", "notes")
+    payload = {k: v for k, v in payload.items() if k in keep}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     payload["meta"] = run_meta("serving.py", argv, commit=commit.strip())
     if args.soak:
         payload["soak"] = soak(args)
+    elif args.new_items:
+        payload["new_items"] = new_items(args)
     elif args.memory:
         payload["memory"] = memory(args)
     else:
