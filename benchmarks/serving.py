@@ -48,13 +48,15 @@ TARGET = {"shop": "synthetic", "model": "sequential", "workers": 2, "rate": 400,
 SEQUENTIAL_BUDGET = {"synthetic": 300, "beauty": 240}
 
 
-def env() -> dict[str, str]:
-    """The environment every shelfwise command of the benchmark runs in (its own home and cache)."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "SHELFWISE_HOME": str(WORK / "home"), "SHELFWISE_API_KEY": KEY}
+def env(shop: str) -> dict[str, str]:
+    """The environment every shelfwise command of the benchmark runs in: a home (and embedding cache)
+    per shop, so the synthetic shop's stand-in vectors never mix with real ones."""
+    home = str(WORK / f"home-{shop}")
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "SHELFWISE_HOME": home, "SHELFWISE_API_KEY": KEY}
 
 
-def shelfwise(*args: str) -> None:
-    subprocess.run([str(SHELFWISE), *args], check=True, env=env())
+def shelfwise(shop: str, *args: str) -> None:
+    subprocess.run([str(SHELFWISE), *args], check=True, env=env(shop))
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -63,7 +65,7 @@ def prepare(shop: str, model: str) -> Path:
     out = WORK / f"{shop}-{model}"
     if (out / "serving" / "manifest.json").is_file():
         return out
-    cache = WORK / "home" / "cache" / "embeddings"
+    cache = WORK / f"home-{shop}" / "cache" / "embeddings"
     if shop == "synthetic":
         if not (SCALE_M / "cache").is_dir():
             subprocess.run(
@@ -88,7 +90,7 @@ def prepare(shop: str, model: str) -> Path:
 
         data = str(data_dir() / "amazon2018-all-beauty")
     params = ["--param", f"max_seconds={SEQUENTIAL_BUDGET[shop]}"] if model == "sequential" else []
-    shelfwise("train", "--data", data, "--model", model, "--out", str(out), *params)
+    shelfwise(shop, "train", "--data", data, "--model", model, "--out", str(out), *params)
     return out
 
 
@@ -118,13 +120,13 @@ def fresh_store(kind: str, tag: str) -> str:
 class Server:
     """`shelfwise serve` in a child process group, with its workers' pids, CPU time and memory."""
 
-    def __init__(self, model_dir: Path, store: str, workers: int, log: Path) -> None:
+    def __init__(self, model_dir: Path, store: str, workers: int, log: Path, shop: str) -> None:
         self.port = free_port()
         command = [str(SHELFWISE), "serve", "--model", str(model_dir), "--store", store]
         command += ["--port", str(self.port), "--workers", str(workers)]
         started = time.monotonic()
         self.process = subprocess.Popen(
-            command, env=env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env(shop), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
         )
         self.log = log
         self.ready_seconds = self._wait(started, workers)
@@ -284,9 +286,9 @@ def matrix(args: argparse.Namespace) -> list[dict]:
                     tag = f"{shop}-{model}-{store_kind}-{workers}"
                     store = fresh_store(store_kind, tag)
                     print(f"[{time.strftime('%H:%M:%S')}] {tag}: first start (fills the store)", flush=True)
-                    first = Server(model_dir, store, workers, WORK / f"serve-{tag}-first.log")
+                    first = Server(model_dir, store, workers, WORK / f"serve-{tag}-first.log", shop)
                     first.stop()
-                    server = Server(model_dir, store, workers, WORK / f"serve-{tag}.log")
+                    server = Server(model_dir, store, workers, WORK / f"serve-{tag}.log", shop)
                     row = {
                         "shop": shop,
                         "model": model,
@@ -319,8 +321,8 @@ def soak(args: argparse.Namespace) -> dict:
     model_dir = prepare(TARGET["shop"], TARGET["model"])
     ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
     store = fresh_store("sqlite", "soak")
-    Server(model_dir, store, 2, WORK / "serve-soak-first.log").stop()
-    server = Server(model_dir, store, 2, WORK / "serve-soak.log")
+    Server(model_dir, store, 2, WORK / "serve-soak-first.log", TARGET["shop"]).stop()
+    server = Server(model_dir, store, 2, WORK / "serve-soak.log", TARGET["shop"])
     samples = [{"second": 0, **server.memory()}]
     runs = []
     try:
@@ -348,8 +350,8 @@ def new_items(args: argparse.Namespace) -> list[dict]:
         model_dir = prepare(TARGET["shop"], model)
         ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
         store = fresh_store("sqlite", f"new-items-{model}")
-        Server(model_dir, store, 2, WORK / "serve-new-items-first.log").stop()
-        server = Server(model_dir, store, 2, WORK / f"serve-new-items-{model}.log")
+        Server(model_dir, store, 2, WORK / "serve-new-items-first.log", TARGET["shop"]).stop()
+        server = Server(model_dir, store, 2, WORK / f"serve-new-items-{model}.log", TARGET["shop"])
         try:
             drive(server, 50, 5, ids, WORK / "runs" / "new-items" / "warm", seed=1)
             before = drive(server, 100_000, 30, ids, WORK / "runs" / "new-items" / "before", seed=2)
@@ -383,10 +385,10 @@ def memory(args: argparse.Namespace) -> list[dict]:
     model_dir = prepare(TARGET["shop"], TARGET["model"])
     ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
     store = fresh_store("sqlite", "memory")
-    Server(model_dir, store, 1, WORK / "serve-memory-first.log").stop()
+    Server(model_dir, store, 1, WORK / "serve-memory-first.log", TARGET["shop"]).stop()
     out = []
     for workers in args.memory:
-        server = Server(model_dir, store, workers, WORK / f"serve-memory-{workers}.log")
+        server = Server(model_dir, store, workers, WORK / f"serve-memory-{workers}.log", TARGET["shop"])
         try:
             started = server.memory()
             drive(server, 200, 20, ids, WORK / "runs" / f"memory-{workers}", seed=3)
