@@ -158,7 +158,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         total = 0.0
-        for pid in [self.process.pid, *self.pids()]:
+        for pid in {self.process.pid, *self.pids()}:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -380,6 +380,92 @@ def new_items(args: argparse.Namespace) -> list[dict]:
     return out
 
 
+#: Where a sampled stack's time goes: its innermost frame that matches one of these (in order).
+PARTS = (
+    ("store (SQLAlchemy, sqlite3, psycopg)", ("sqlalchemy", "sqlite3", "psycopg")),
+    ("model (torch)", ("torch/",)),
+    ("vector index (faiss)", ("faiss",)),
+    ("reasons and the answer's records", ("engine/answers", "retrieval/explain")),
+    ("engine: history, masks, scores, top-k (numpy)", ("shelfwise/engine", "shelfwise/ranking", "shelfwise/retrieval")),
+    ("request and response models (pydantic)", ("pydantic",)),
+    ("service: routes, metrics, auth", ("shelfwise/service", "prometheus")),
+    ("HTTP, ASGI and the event loop (uvicorn, starlette, FastAPI)", ("uvicorn", "starlette", "fastapi", "anyio")),
+)
+
+
+#: Innermost frames of threads that wait (py-spy cannot always tell them from working ones).
+IDLE = ("Condition.wait", "Connection._recv", "wait_for_change", "Runner.run", "select (", "_worker (concurrent")
+
+
+def profile(args: argparse.Namespace) -> dict:
+    """py-spy samples of every worker of the target configuration under load (`--profile` rate):
+    the share of busy samples per part of a request, and the functions that hold the most."""
+    if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
+        raise SystemExit("skipped: py-spy is not installed (pip install py-spy)")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    model_dir = prepare(TARGET["shop"], TARGET["model"])
+    ids = id_files(model_dir, WORK / "ids" / TARGET["shop"])
+    store = fresh_store("sqlite", "profile")
+    Server(model_dir, store, 2, WORK / "serve-profile-first.log", TARGET["shop"]).stop()
+    server = Server(model_dir, store, 2, WORK / "serve-profile.log", TARGET["shop"])
+    stacks: dict[str, int] = {}
+    try:
+        drive(server, 50, 5, ids, WORK / "runs" / "profile" / "warm", seed=1)
+        recorders = [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    "20",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(WORK / f"spy-{pid}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid in server.pids()
+        ]
+        load = drive(server, args.profile, 25, ids, WORK / "runs" / "profile" / "load", seed=2)
+        for recorder in recorders:
+            recorder.wait(timeout=60)
+        for path in WORK.glob("spy-*.txt"):
+            for line in path.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                stacks[stack] = stacks.get(stack, 0) + int(count)
+            path.unlink()
+    finally:
+        server.stop()
+    total = sum(stacks.values()) or 1
+    parts: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    for stack, count in list(stacks.items()):
+        frames = stack.split(";")
+        if any(idle in frames[-1] for idle in IDLE):  # a thread waiting, not working
+            total -= count
+            continue
+        part = next(
+            (name for frame in reversed(frames) for name, keys in PARTS if any(k in frame for k in keys)), "other"
+        )
+        parts[part] = parts.get(part, 0) + count
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + count
+    return {
+        "rate": args.profile,
+        "load": load,
+        "samples": total,
+        "parts": {name: round(count / total, 3) for name, count in sorted(parts.items(), key=lambda x: -x[1])},
+        "functions": {
+            name: round(count / total, 3) for name, count in sorted(leaves.items(), key=lambda x: -x[1])[:15]
+        },
+    }
+
+
 def memory(args: argparse.Namespace) -> list[dict]:
     """RSS and PSS of 1, 2, 4 … workers after start and after 20 s of load at 200 requests/s."""
     model_dir = prepare(TARGET["shop"], TARGET["model"])
@@ -519,6 +605,25 @@ def render(payload: dict) -> str:
                 f"| {r['model']} | {r['items_added']:,} | {r['before']['rate']} | {r['after']['rate']} | {change:+.1%} "
                 f"| {r['before']['all']['p99']} | {r['after']['all']['p99']} |"
             )
+    if payload.get("profile"):
+        prof = payload["profile"]
+        lines += [
+            "",
+            f"## Where a request's time goes (py-spy, both workers, {prof['rate']:g} requests/s, 20 s)",
+            "",
+            f"{prof['samples']:,} busy samples of the two workers (synthetic shop, `sequential`, SQLite), taken by "
+            f"`py-spy record --nonblocking -r 100`, which itself slows the workers (p99 {prof['load']['all']['p99']} "
+            "ms while it sampled; see the tables above for latency without it). A sample counts for the innermost "
+            "frame that names a part; threads waiting are left out:",
+            "",
+            "| part | share of busy samples |",
+            "|---|---:|",
+            *[f"| {name} | {share:.1%} |" for name, share in prof["parts"].items()],
+            "",
+            "| function (innermost frame) | share |",
+            "|---|---:|",
+            *[f"| `{name}` | {share:.1%} |" for name, share in prof["functions"].items()],
+        ]
     for note in payload.get("notes", []):
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -535,6 +640,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds of soak at --soak-rate (0: none)")
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument("--memory", default="", help="worker counts to measure memory for, e.g. 1,2,4")
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy the workers under load at this rate")
     parser.add_argument("--new-items", type=int, default=0, help="throughput before and after PUTting this many items")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -551,7 +657,7 @@ def main(argv: list[str] | None = None) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     previous = args.out / "serving.json"
     payload = json.loads(previous.read_text()) if previous.is_file() else {}
-    keep = ("matrix", "duration", "soak", "memory", "new_items", "notes")
+    keep = ("matrix", "duration", "soak", "memory", "new_items", "profile", "notes")
     payload = {k: v for k, v in payload.items() if k in keep}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     payload["meta"] = run_meta("serving.py", argv, commit=commit.strip())
@@ -559,6 +665,8 @@ def main(argv: list[str] | None = None) -> None:
         payload["soak"] = soak(args)
     elif args.new_items:
         payload["new_items"] = new_items(args)
+    elif args.profile:
+        payload["profile"] = profile(args)
     elif args.memory:
         payload["memory"] = memory(args)
     else:

@@ -54,10 +54,10 @@ class VectorIndex:
         self._buffer = np.zeros((1024, self.dim), dtype=np.float32)
         self._n = 0
         self._lock = threading.Lock()
-        self._faiss: Any = None  # the faiss graph over rows [0, _graph_n)
-        self._graph_n = 0
+        # (faiss graph over rows [0, n), n, graph rows replaced since: searched exactly), replaced
+        # whole so a search reads one consistent triple; a graph is never changed once published
+        self._graph: tuple[Any, int, np.ndarray] = (None, 0, np.zeros(0, dtype=np.int64))
         self._graph_file: Path | None = None  # set when the graph is memory-mapped (read-only)
-        self._stale = np.zeros(0, dtype=np.int64)  # graph rows replaced since (searched exactly)
         #: Goes up whenever a stored vector is replaced (adds leave earlier rows as they were).
         self.revision = 0
 
@@ -72,7 +72,7 @@ class VectorIndex:
     @property
     def graph_size(self) -> int:
         """How many rows the HNSW graph holds (0 for an exact index)."""
-        return self._graph_n
+        return self._graph[1]
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
@@ -98,7 +98,8 @@ class VectorIndex:
                 self._buffer = grown
             self._buffer[start:end] = vectors
             self._n = end
-            if self.kind == "hnsw" and end - self._graph_n > (TAIL_LIMIT if self._graph_n else 0):
+            graph_n = self._graph[1]
+            if self.kind == "hnsw" and end - graph_n > (TAIL_LIMIT if graph_n else 0):
                 self._grow_graph()
         return np.arange(start, end)
 
@@ -107,14 +108,17 @@ class VectorIndex:
         grow a mapped one). Callers hold the lock."""
         import faiss
 
-        if self._faiss is None:
-            self._faiss = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            self._faiss.hnsw.efConstruction = 80
+        graph, graph_n, stale = self._graph
+        if graph is None:
+            graph = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = 80
         elif self._graph_file is not None:
-            self._faiss = faiss.read_index(str(self._graph_file))
+            graph = faiss.read_index(str(self._graph_file))
             self._graph_file = None
-        self._faiss.add(self._buffer[self._graph_n : self._n])
-        self._graph_n = self._n
+        else:  # searches in flight keep the graph they started with
+            graph = faiss.clone_index(graph)
+        graph.add(self._buffer[graph_n : self._n])
+        self._graph = (graph, self._n, stale)
 
     def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the vectors of existing ids (rows in the graph are then searched exactly beside it,
@@ -125,9 +129,10 @@ class VectorIndex:
             raise ConfigError(f"Vector ids must be in [0, {self._n - 1}].")
         with self._lock:
             self._buffer[ids] = vectors
-            in_graph = ids[ids < self._graph_n]
+            graph, graph_n, stale = self._graph
+            in_graph = ids[ids < graph_n]
             if len(in_graph):
-                self._stale = np.union1d(self._stale, in_graph)
+                self._graph = (graph, graph_n, np.union1d(stale, in_graph))
             self.revision += 1
 
     def rebuild(self) -> None:
@@ -135,10 +140,8 @@ class VectorIndex:
         if self.kind != "hnsw":
             return
         with self._lock:
-            self._faiss = None
+            self._graph = (None, 0, np.zeros(0, dtype=np.int64))
             self._graph_file = None
-            self._graph_n = 0
-            self._stale = np.zeros(0, dtype=np.int64)
             self._grow_graph()
 
     def scores(self, query: np.ndarray) -> np.ndarray:
@@ -161,7 +164,7 @@ class VectorIndex:
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = self._prepare(query)
-        graph, graph_n, stale = self._faiss, self._graph_n, self._stale
+        graph, graph_n, stale = self._graph
         if graph is None or graph_n == 0:
             ids, scores = masked_topk(vectors @ query[0], mask, k)
             return ids, scores.astype(np.float32)
@@ -201,7 +204,7 @@ class VectorIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         n = self._n
-        if self.kind == "hnsw" and (self._graph_n != n or len(self._stale)):
+        if self.kind == "hnsw" and (self._graph[1] != n or len(self._graph[2])):
             self.rebuild()
         capacity = n + max(1024, int(n * HEADROOM))
         rows = np.lib.format.open_memmap(
@@ -211,7 +214,7 @@ class VectorIndex:
         rows.flush()
         del rows
         if self.kind == "hnsw":
-            faiss.write_index(self._faiss, str(folder / f"{name}.faiss"))
+            faiss.write_index(self._graph[0], str(folder / f"{name}.faiss"))
         meta = {"rows": n, "dim": self.dim, "kind": self.kind, "normalize": self.normalize, "hnsw_m": self.hnsw_m}
         meta.update(extra)
         (folder / f"{name}.json").write_text(json.dumps(meta))
@@ -236,9 +239,9 @@ class VectorIndex:
         index._n = int(meta["rows"])
         if index.kind == "hnsw":
             graph_file = folder / f"{name}.faiss"
-            index._faiss = faiss.read_index(str(graph_file), faiss.IO_FLAG_MMAP_IFC)
-            if index._faiss.ntotal != index._n:
-                raise DataFormatError(f"{graph_file} holds {index._faiss.ntotal} vectors, not {index._n}.")
-            index._graph_n = index._n
+            graph = faiss.read_index(str(graph_file), faiss.IO_FLAG_MMAP_IFC)
+            if graph.ntotal != index._n:
+                raise DataFormatError(f"{graph_file} holds {graph.ntotal} vectors, not {index._n}.")
+            index._graph = (graph, index._n, np.zeros(0, dtype=np.int64))
             index._graph_file = graph_file
         return index
