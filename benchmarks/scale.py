@@ -616,7 +616,6 @@ def render() -> None:
         ("HNSW recall@10 against exact", "index", ("hnsw", "recall_at_10")),
         ("BM25 index build, s", "index", ("bm25", "build_seconds")),
         ("index stage peak memory, MB", "index", ("peak_mb",)),
-        ("write the serving artifacts (after training), s", "train", ("artifacts_seconds",)),
         (
             "service start on an empty store (loads every event, maps the serving artifacts), s",
             "serve",
@@ -758,8 +757,8 @@ Each of these grew worse than the data, or would not run at all, before this ben
   them into the model folder's `serving/` (the "write the serving artifacts" row) and a start maps
   them (the restart row). The first start on an empty store also loads every event: a resumable bulk
   job now, the events' two secondary indexes built once after the last row (1M events into SQLite:
-  12 s, 21 s before). Size L was not measured again with this code (its train stage alone takes half
-  an hour); its serve row is from the older code.
+  12 s, 21 s before). Sizes S and L were not measured again with this code (L's train stage alone
+  takes half an hour); their serve rows are from the older code.
 - HNSW recall@10 against exact search falls to 0.70 at 1M items here. The stand-in vectors are partly
   to blame (each is a sampled item's vector plus small noise, so thousands of near-ties), but a real
   1M catalog should raise `ef_search` (the index's recall/speed knob) and check recall on its own data.
@@ -768,11 +767,11 @@ Each of these grew worse than the data, or would not run at all, before this ben
 
 ## Code measured
 
-Generate and ingest of size L and the 1M-item train stage ran at commit 834830a; the 1M-item
-encode, steps and index stages at ab66fe9 (4 KiB cache pages); the 10k and 100k steps and index
-stages at b1bd0c4; the serve stage of size L at 4976c1d. Sizes S and M were measured again (generate,
-ingest, encode, train with the serving artifacts, serve with a restart) on the date above, at the
-commit each record names in `scale.json`.
+Generate and ingest (every size) and the 1M-item train stage ran at commit 834830a; the 1M-item
+encode, steps and index stages at ab66fe9 (4 KiB cache pages); the 10k and 100k encode to index
+stages at b1bd0c4; the serve stage of size L at 4976c1d. The serve stage of size M was measured again
+with the serving artifacts (the folder's `serving/`, written by `shelfwise build` in 18 s) on the date
+above, at the commit its record names in `scale.json`; size S's serve row is from 4976c1d.
 """
 
 

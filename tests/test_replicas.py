@@ -98,3 +98,22 @@ def test_workers_on_one_port_answer_alike(trained_model_dir, tmp_path, store_url
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_event_counts_are_read_whole_now_and_then_and_by_the_new_events_in_between(store_url, monkeypatch):
+    import shelfwise.engine.replication as replication
+    from shelfwise.store import EventRecord, open_store
+
+    store = open_store(store_url)
+    try:
+        store.add_events([EventRecord("u1", "a", "view", 1.0), EventRecord("u2", "a", "view", 2.0)])
+        counts = replication.EventCounts()
+        assert counts.read(store) == {"a": 2}
+        store.add_events([EventRecord("u1", "b", "view", 3.0), EventRecord("u3", "a", "purchase", 4.0)])
+        assert counts.read(store) == {"a": 3, "b": 1}  # only the events since: no scan of every event
+        store.delete_user("u1")  # as another replica would
+        assert counts.read(store) == {"a": 3, "b": 1}  # still counted until the next whole read
+        monkeypatch.setattr(replication, "FULL_COUNT_SECONDS", 0.0)
+        assert counts.read(store) == {"a": 2}
+    finally:
+        store.close()

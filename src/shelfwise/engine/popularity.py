@@ -25,8 +25,12 @@ class Popularity:
 
     @classmethod
     def of_store(cls, store: Store, catalog: CatalogSnapshot) -> Popularity:
+        return cls.of_counts(store.item_event_counts(), catalog)
+
+    @classmethod
+    def of_counts(cls, by_item: dict[str, int], catalog: CatalogSnapshot) -> Popularity:
         counts = np.zeros(len(catalog), dtype=np.float64)
-        for item_id, count in store.item_event_counts().items():
+        for item_id, count in by_item.items():
             position = catalog.index.get(item_id)
             if position is not None:
                 counts[position] = count

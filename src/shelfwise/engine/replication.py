@@ -11,13 +11,14 @@ the same.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from shelfwise.engine.generation import forget_model_user
 from shelfwise.engine.popularity import Popularity
-from shelfwise.store import Change
+from shelfwise.store import Change, Store
 
 if TYPE_CHECKING:
     from shelfwise.engine.engine import Engine
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 #: How often the event counts behind "popular" are re-read from the store.
 POPULARITY_SECONDS = 30.0
+#: The event counts are read whole this often (in between, only the events since).
+FULL_COUNT_SECONDS = 600.0
 #: Changes older than this are dropped from the feed (a replica down longer rebuilds at start).
 RETENTION_SECONDS = 24 * 3600.0
 
@@ -64,9 +67,34 @@ def _apply(engine: Engine, change: Change) -> None:
         logger.warning("replica: change %d has an unknown kind %r; skipped", change.id, change.kind)
 
 
-def refresh_popularity(engine: Engine) -> None:
+class EventCounts:
+    """Event counts per item as the store holds them: read whole every `FULL_COUNT_SECONDS` (so
+    shoppers deleted through other replicas stop counting), and in between only the events numbered
+    after the last one read, a range of the events' primary key. A whole read is a scan of every
+    event (on PostgreSQL a parallel one that took both cores for a moment every 30 s per worker:
+    the p99 of a 1,000,000-event store)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.last_id = 0
+        self.read_at = -math.inf
+
+    def read(self, store: Store) -> dict[str, int]:
+        now = time.monotonic()
+        if now - self.read_at > FULL_COUNT_SECONDS:
+            self.counts, self.last_id = store.item_event_counts_after(0)
+            self.read_at = now
+        else:
+            fresh, self.last_id = store.item_event_counts_after(self.last_id)
+            for item_id, count in fresh.items():
+                self.counts[item_id] = self.counts.get(item_id, 0) + count
+        return self.counts
+
+
+def refresh_popularity(engine: Engine, counts_of: EventCounts | None = None) -> None:
     """Re-read the event counts from the store (events posted to any replica count)."""
-    counts = Popularity.of_store(engine.store, engine.catalog)  # read outside the write lock
+    by_item = (counts_of or EventCounts()).read(engine.store)  # read outside the write lock
+    counts = Popularity.of_counts(by_item, engine.catalog)
     with engine.write_lock:  # items published meanwhile get their (empty) counts
         counts.grow(len(engine.catalog) - len(counts.counts))
         engine.popularity = counts
@@ -81,6 +109,7 @@ class ChangeFollower:
         self.poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shelfwise-changes", daemon=True)
+        self.counts = EventCounts()
 
     def start(self) -> ChangeFollower:
         self._thread.start()
@@ -99,7 +128,7 @@ class ChangeFollower:
                     pass
                 now = time.monotonic()
                 if now - counted > POPULARITY_SECONDS:
-                    refresh_popularity(engine)
+                    refresh_popularity(engine, self.counts)
                     counted = now
                 if now - pruned > 600:
                     engine.store.prune_changes(time.time() - RETENTION_SECONDS)

@@ -135,6 +135,11 @@ class Store(Protocol):
 
     def item_event_counts(self) -> dict[str, int]: ...
 
+    def item_event_counts_after(self, after_id: int) -> tuple[dict[str, int], int]:
+        """Event counts per item of the events numbered after `after_id` (0: all), and the highest
+        number among them (`after_id` when there are none)."""
+        ...
+
     def delete_user(self, user_id: str) -> DeletionReport: ...
 
     # segments

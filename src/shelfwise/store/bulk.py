@@ -1,7 +1,7 @@
 """Loading a training set's events into an empty store as one resumable job.
 
 The events table's secondary indexes are dropped first and created once after the last row (one
-sort instead of millions of index updates); rows are committed in chunks, each with the job's
+sort instead of millions of index updates), and the table analysed; rows are committed in chunks, each with the job's
 progress in the same transaction (`bulk_loads`), so a load cut short (a crash, kill -9, a full disk)
 goes on from the last committed chunk when it is run again. Several processes starting on one empty
 store at once do not load it twice: the first one owns the job and the others wait for it, taking it
@@ -69,6 +69,7 @@ def load_events(
     with store.lock, store.engine.begin() as conn:
         for statement in EVENT_INDEXES.values():
             conn.execute(sa.text(statement))
+        conn.execute(sa.text("ANALYZE events"))  # the planner's statistics now, not from a later autovacuum
         conn.execute(bulk_loads.update().where(bulk_loads.c.key == key).values(finished=True, updated_at=time.time()))
     return stored
 

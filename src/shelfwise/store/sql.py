@@ -304,9 +304,15 @@ class SQLStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
 
     def item_event_counts(self) -> dict[str, int]:
-        query = sa.select(events.c.item_id, sa.func.count()).group_by(events.c.item_id)
+        return self.item_event_counts_after(0)[0]
+
+    def item_event_counts_after(self, after_id: int) -> tuple[dict[str, int], int]:
+        query = sa.select(events.c.item_id, sa.func.count(), sa.func.max(events.c.id))
+        if after_id:  # a range of the primary key, not a scan of every event
+            query = query.where(events.c.id > int(after_id))
         with self.engine.connect() as conn:
-            return {item: int(count) for item, count in conn.execute(query)}
+            rows = conn.execute(query.group_by(events.c.item_id)).all()
+        return {item: int(count) for item, count, _ in rows}, max((int(r[2]) for r in rows), default=int(after_id))
 
     def delete_user(self, user_id: str) -> DeletionReport:
         with self._lock, self.engine.begin() as conn:
