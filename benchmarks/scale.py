@@ -619,7 +619,7 @@ def render() -> None:
         ("BM25 index build, s", "index", ("bm25", "build_seconds")),
         ("index stage peak memory, MB", "index", ("peak_mb",)),
         (
-            "service start on an empty store (loads every event, maps the serving artifacts), s",
+            "service start on an empty store (loads every event; M maps the serving artifacts, S and L built them), s",
             "serve",
             ("start_seconds",),
         ),
@@ -756,11 +756,12 @@ Each of these grew worse than the data, or would not run at all, before this ben
   removing the L serve line re-measures the table's row).
 - **Every start rebuilt the text side**: encoding lookups, the HNSW graph and the BM25 index, 16.8 s
   of a restart at 100k items and most of the 881 s first start at 1M. `shelfwise train` now writes
-  them into the model folder's `serving/` (the "write the serving artifacts" row) and a start maps
-  them (the restart row). The first start on an empty store also loads every event: a resumable bulk
+  them into the model folder's `serving/` (18 s at 100k items) and a start maps them (the restart
+  row). The first start on an empty store also loads every event: a resumable bulk
   job now, the events' two secondary indexes built once after the last row (1M events into SQLite:
   12 s, 21 s before). Sizes S and L were not measured again with this code (L's train stage alone
-  takes half an hour); their serve rows are from the older code.
+  takes half an hour); their serve rows are from the older code, so the growth exponents of the
+  serve rows compare M's new code with L's old one and say nothing about growth.
 - HNSW recall@10 against exact search falls to 0.70 at 1M items here. The stand-in vectors are partly
   to blame (each is a sampled item's vector plus small noise, so thousands of near-ties), but a real
   1M catalog should raise `ef_search` (the index's recall/speed knob) and check recall on its own data.
