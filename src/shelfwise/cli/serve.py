@@ -135,28 +135,16 @@ def load(
     from rich.progress import Progress
 
     from shelfwise.data.dataset import Dataset
-    from shelfwise.engine.seeding import event_records, item_records, load_key
+    from shelfwise.engine.seeding import seed_store
     from shelfwise.settings import load_settings
     from shelfwise.store import open_store
 
     dataset = Dataset.load(model / "dataset")
     opened = open_store(store or load_settings().store or None)
     try:
-        known = {r.item_id for r in opened.all_items()}
-        missing = [r for r in item_records(dataset) if r.item_id not in known]
-        if missing:
-            opened.upsert_items(missing)
         with Progress(console=console) as bar:
             task = bar.add_task("events", total=dataset.n_interactions)
-            count = opened.bulk_load_events(
-                load_key(dataset),
-                event_records(dataset),
-                total=dataset.n_interactions,
-                progress=lambda done: bar.update(task, completed=done),
-            )
-        console.print(
-            f"{opened.url}: {len(missing):,} catalog items added, {count:,} events loaded "
-            f"({opened.event_count():,} in the store)"
-        )
+            items = seed_store(opened, dataset, progress=lambda done: bar.update(task, completed=done))
+        console.print(f"{opened.url}: {len(items):,} catalog items and {opened.event_count():,} events in the store")
     finally:
         opened.close()

@@ -110,16 +110,14 @@ def make_generation(
     model_dir: Path,
     catalog: CatalogSnapshot,
     index_kind: str,
-    *,
-    artifacts: bool = True,
 ) -> Generation:
     """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
     over its scoring vectors where its scores are inner products (mapped from the folder's serving
-    artifacts where they hold it for these vectors and `artifacts`, built otherwise)."""
+    artifacts where they hold it for these vectors, built otherwise)."""
     positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
     to_model = np.full(len(catalog), -1, dtype=np.int64)
     to_model[positions] = np.arange(len(positions))
-    index = (mapped_model_index(model, model_dir, index_kind) if artifacts else None) or model_index(model, index_kind)
+    index = mapped_model_index(model, model_dir, index_kind) or model_index(model, index_kind)
     return Generation(
         model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
     )

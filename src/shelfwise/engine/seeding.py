@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -72,9 +72,9 @@ def event_records(dataset: Dataset) -> Iterator[EventRecord]:
     )
 
 
-def seed_store(store: Store, dataset: Dataset) -> list[ItemRecord]:
-    """Fill an empty store with the training catalog and histories; add catalog items it lacks.
-    Returns the store's catalog (read once)."""
+def seed_store(store: Store, dataset: Dataset, *, progress: Callable[[int], None] | None = None) -> list[ItemRecord]:
+    """Fill an empty store with the training catalog and histories (a resumable bulk load; `progress`
+    hears how many events are in); add catalog items it lacks. Returns the store's catalog (read once)."""
     existing = store.all_items()
     known = {r.item_id for r in existing}
     lacking = np.array([str(i) not in known for i in dataset.item_ids], dtype=bool)
@@ -83,7 +83,9 @@ def seed_store(store: Store, dataset: Dataset) -> list[ItemRecord]:
         store.upsert_items(missing)
         logger.info("store: added %d catalog items from the model's data set", len(missing))
     if dataset.n_interactions:
-        count = store.bulk_load_events(load_key(dataset), event_records(dataset), total=dataset.n_interactions)
+        count = store.bulk_load_events(
+            load_key(dataset), event_records(dataset), total=dataset.n_interactions, progress=progress
+        )
         if count:
             logger.info("store: loaded %d training events of %d shoppers", count, dataset.n_users)
     return existing + missing
