@@ -410,6 +410,7 @@ def test_a_transformer_only_fit_scores_as_inner_products_the_engine_can_index(cy
     then retrieves from a vector index); with another part blended in, the model says it has none."""
     from copy import copy
 
+    from shelfwise.errors import ConfigError
     from shelfwise.models.sequential.blend import BlendWeights
     from shelfwise.models.sequential.cold import ColdPolicy
 
@@ -419,8 +420,13 @@ def test_a_transformer_only_fit_scores_as_inner_products_the_engine_can_index(cy
     vectors = alone.scoring_vectors()
     assert vectors is not None and vectors.shape[0] == alone.n_items_
     assert np.allclose(alone.query_vectors(histories) @ vectors.T, alone.score_histories(histories), atol=1e-4)
+    # an item it never saw gets what its table holds without the ID part: the projected text
+    ids = alone.network_.item_ids.weight[:-1].detach().numpy()
+    np.testing.assert_allclose(alone.text_item_vectors(alone.text_vectors_), vectors - ids, atol=1e-5)
+    with pytest.raises(ConfigError):
+        alone.query_vectors([np.array([alone.n_items_])])
     blended = copy(cycle_model)
     blended.blend_ = BlendWeights(transformer=1.0, transitions=0.5)
-    assert blended.scoring_vectors() is None
+    assert blended.scoring_vectors() is None and blended.text_item_vectors(alone.text_vectors_) is None
     with pytest.raises(NotImplementedError):
         blended.query_vectors(histories)

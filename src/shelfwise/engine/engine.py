@@ -102,10 +102,17 @@ class Engine:
             artifacts_from=model_dir if artifacts else None,
         )
         self.index_kind = self.text.index_kind
-        self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
+        self._generation = self._make_generation(model, dataset, model_dir)
         self._warming = self.text.warm() if self.text.from_artifacts else None
 
     # ------------------------------------------------------------------------------- loading
+    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> Generation:
+        """`model` over the current catalog, with the items it does not know placed in its space."""
+        catalog = self.catalog
+        generation = make_generation(model, dataset, model_dir, catalog, self.index_kind)
+        generation.place_cold(generation.cold_positions(len(catalog)), self.text.index)
+        return generation
+
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
         with self.write_lock:
             return catalog_records(self.store, dataset)
@@ -147,7 +154,7 @@ class Engine:
                 if announce:  # told by another replica: it stored them
                     self.store.upsert_items(new_items)
                 self._publish_items(staged)
-            self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind)
+            self._generation = self._make_generation(model, dataset, model_dir)
             version = self.model_version
             if announce:
                 self.store.record_change("reload", {"model_dir": str(model_dir), "version": version})
@@ -195,6 +202,8 @@ class Engine:
             generation.catalog_to_model = np.concatenate(
                 [generation.catalog_to_model, np.full(added, -1, dtype=np.int64)]
             )
+        if added or staged.changed:
+            self._generation.place_cold(np.array(staged.added + staged.changed, dtype=np.int64), self.text.index)
         self._catalog.publish(staged.snapshot)
         self.popularity.refresh()
 
@@ -450,9 +459,7 @@ class Engine:
         """The best `depth` allowed catalog positions (and scores) after a history of catalog
         positions: through the model's vector index where it has one (`exact`: by scoring every
         item, as models without one always do)."""
-        retrieved = (
-            None if exact else retrieve(generation, positions, mask, depth, self.text.view(), self.popularity.counts)
-        )
+        retrieved = None if exact else retrieve(generation, positions, mask, depth)
         if retrieved is not None:
             return retrieved
         return masked_topk(self._scores(generation, positions, len(mask)), mask, depth)

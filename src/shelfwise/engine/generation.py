@@ -17,6 +17,7 @@ import numpy as np
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.engine.catalog import CatalogSnapshot
+from shelfwise.engine.cold_items import ColdPlacement, place_items
 from shelfwise.errors import DataFormatError, ShelfwiseError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.retrieval import VectorIndex
@@ -39,6 +40,8 @@ class Generation:
     loaded_at: float = field(default_factory=time.time)
     user_ids: np.ndarray | None = None  # the model's shoppers (model user index -> external id)
     _user_hashes: dict[str, int] | None = field(default=None, repr=False)
+    #: Items the model does not know, in its vector space (models with an index; see `place_cold`)
+    placed: ColdPlacement | None = None
     _cold: tuple[int, int, np.ndarray] | None = field(default=None, repr=False)
     _reference: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
     _reference_model: np.ndarray | None = field(default=None, repr=False)
@@ -96,6 +99,19 @@ class Generation:
         cold = np.ones(n, dtype=bool)
         cold[: min(n, len(to_model))] = to_model[:n] < 0
         return cold | recent
+
+    def place_cold(self, positions: np.ndarray, text: VectorIndex) -> None:
+        """Place (or place again, after their text changed) the catalog `positions` the model does not
+        know in its vector space (`cold_items`), for a model with a vector index; `text` is the
+        catalog's text index. Callers hold the engine's write lock; readers see the whole new placement."""
+        if self.index is None:
+            return
+        positions = np.unique(np.asarray(positions, dtype=np.int64))
+        positions = positions[self.model_index_of(positions) < 0]
+        if len(positions) == 0:
+            return
+        vectors = place_items(self.model, self.index.vectors, positions, self.catalog_to_model, text)
+        self.placed = (self.placed or ColdPlacement.empty(self.index.dim)).with_items(positions, vectors)
 
     def model_index_of(self, positions: np.ndarray) -> np.ndarray:
         out = np.full(len(positions), -1, dtype=np.int64)
@@ -297,4 +313,5 @@ def map_by_quantile(cold_text: np.ndarray, reference_text: np.ndarray, reference
     """Each cold item's text score, as its quantile among the reference items' text scores, read off
     the reference items' model scores at that quantile."""
     quantile = np.searchsorted(np.sort(reference_text), cold_text, side="right") / max(len(reference_text), 1)
-    return np.quantile(reference_model, np.clip(quantile, 0.0, 1.0))
+    ordered = np.sort(reference_model)  # np.quantile's linear method, one sort for every quantile
+    return np.interp(np.clip(quantile, 0.0, 1.0) * (len(ordered) - 1), np.arange(len(ordered)), ordered)

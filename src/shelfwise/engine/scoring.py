@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shelfwise.engine.generation import Generation, map_by_quantile
-from shelfwise.models.content import text_profiles
+from shelfwise.models.content import text_profile
 
 #: How many candidates the model index returns per answer (before filters already applied inside).
 RETRIEVE_DEPTH = 100
@@ -23,6 +23,14 @@ def catalog_scores(
     """Scores over the first `n` catalog positions after a history of catalog positions."""
     model_positions = generation.model_index_of(positions)
     known = model_positions[model_positions >= 0]
+    placement = generation.placed
+    if len(known) and placement is not None and generation.index is not None:
+        query = generation.model.query_vectors([known])[0]  # inner products: placed items score alike
+        scores = np.full(n, -np.inf)
+        scores[generation.model_items] = generation.index.vectors @ query
+        placed, placed_scores = placement.scores(query, n)
+        scores[placed] = placed_scores
+        return scores
     if len(known):
         model_scores = generation.model.score_histories([known])[0]
     else:  # no history the model knows: popularity over the model's items
@@ -48,7 +56,7 @@ class TextScorer:
         self.popularity = popularity
         self.empty = len(positions) == 0
         if not self.empty:  # the profile and the last ten items side by side: one matrix product
-            profile = text_profiles([positions], vectors)[0]
+            profile = text_profile(positions, vectors)
             self.anchors = np.ascontiguousarray(np.column_stack([profile, vectors[positions[-10:]].T]), np.float32)
 
     def __call__(self, targets: np.ndarray, target_vectors: np.ndarray) -> np.ndarray:
@@ -85,16 +93,11 @@ def similar_scores(generation: Generation, position: int, text: TextVectors, n: 
 
 
 def retrieve(
-    generation: Generation,
-    positions: np.ndarray,
-    mask: np.ndarray,
-    depth: int,
-    text: TextVectors,
-    popularity: np.ndarray,
+    generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The best `depth` allowed catalog positions through the model's vector index (None when
-    the model has no index, or the history holds nothing the model knows). Cold items join with
-    their text score mapped onto the model's score distribution, as in `with_cold`."""
+    the model has no index, or the history holds nothing the model knows). Items added after
+    training join from their placement in the model's space (`Generation.place_cold`)."""
     if generation.index is None:
         return None
     model_positions = generation.model_index_of(positions)
@@ -105,16 +108,11 @@ def retrieve(
     model_items = generation.model_items
     ids, scores = generation.index.search(query, max(depth, RETRIEVE_DEPTH), mask[model_items])
     candidates, values = model_items[ids], scores.astype(np.float64)
-    cold = generation.cold_positions(len(mask))
-    cold = cold[mask[cold]]
-    if len(cold):
-        scorer = TextScorer(positions, text.vectors, popularity)
-        sample = generation.calibration_sample()
-        reference = scorer(model_items[sample], generation.reference_vectors(text.vectors, text.revision))
-        cold_text = scorer(cold, cold_vectors(text.vectors, cold))
-        mapped = map_by_quantile(cold_text, reference, generation.reference_model_vectors() @ query)
+    placement = generation.placed
+    if placement is not None:
+        cold, cold_scores = placement.search(query, mask, depth)
         candidates = np.concatenate([candidates, cold])
-        values = np.concatenate([values, mapped])
+        values = np.concatenate([values, cold_scores])
     order = np.lexsort((candidates, -values))[:depth]
     return candidates[order], values[order]
 

@@ -203,6 +203,12 @@ class Recommender(ABC):
         instead of scoring every item); None for the others."""
         return None
 
+    def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
+        """Scoring vectors (as `scoring_vectors`) for items the model never saw, from their text
+        vectors alone; None where the model has no text side (the serving engine then places such
+        items by their nearest trained items in text)."""
+        return None
+
     def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         """The query vector of each history (see `scoring_vectors`)."""
         raise NotImplementedError(f"{type(self).__name__} scores are not inner products of vectors")

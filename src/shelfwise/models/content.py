@@ -58,6 +58,18 @@ def text_profiles(sequences: list[np.ndarray], item_vectors: np.ndarray) -> np.n
     return profile_vectors(weights, item_vectors)
 
 
+def text_profile(sequence: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
+    """One history's text profile, as `text_profiles` computes it, from the vectors of its latest
+    distinct items alone (no matrix over the whole catalog: the engine asks once per answer)."""
+    last_seen = list(dict.fromkeys(np.asarray(sequence)[::-1].tolist()))[:PROFILE_HISTORY]
+    if not last_seen:
+        return np.zeros(item_vectors.shape[1], dtype=np.float32)
+    weights = (PROFILE_RECENCY ** np.arange(len(last_seen), dtype=np.float64)).astype(np.float32)
+    vector = weights @ item_vectors[np.asarray(last_seen)]
+    norm = np.linalg.norm(vector)
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
 def text_profile_scores(sequences: list[np.ndarray], item_vectors: np.ndarray) -> np.ndarray:
     """Every item's cosine to each history's text profile (histories × items)."""
     return text_profiles(sequences, item_vectors) @ item_vectors.T
@@ -142,6 +154,14 @@ class ContentKNN(Recommender):
 
     def scoring_vectors(self) -> np.ndarray:
         return self.item_vectors_
+
+    def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
+        """An item's scoring vector is its (normalised) text vector, seen in training or not."""
+        self._require_fitted()
+        if text_vectors.shape[1] != self.item_vectors_.shape[1]:
+            return None
+        norms = np.linalg.norm(text_vectors, axis=1, keepdims=True)
+        return (text_vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
     def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         self._require_fitted()

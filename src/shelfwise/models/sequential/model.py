@@ -413,14 +413,25 @@ class SequentialRecommender(Recommender):
         self._require_fitted()
         return self.item_table_ if self.blend_.transformer_only and not self.cold_.factor else None
 
+    def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
+        """What the network's item table holds for an item with no interactions: its projected text
+        (the ID part is empty), as for the items no training history held."""
+        if self.scoring_vectors() is None or text_vectors.shape[1] != self.network_.text_projection.in_features:
+            return None
+        with torch.no_grad():
+            projected = self.network_.text_projection(torch.from_numpy(np.ascontiguousarray(text_vectors, np.float32)))
+        return projected.numpy()
+
     def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         """The last hidden state after each history (see `scoring_vectors`)."""
         if self.scoring_vectors() is None:
             raise NotImplementedError(
                 "this fit blends other parts with the transformer: its scores are not inner products"
             )
-        self._rows_of(histories)  # range check
         sequences = [distinct_in_order(np.asarray(h, dtype=np.int64)) for h in histories]
+        for sequence in sequences:  # range check
+            if len(sequence) and (sequence.min() < 0 or sequence.max() >= self.n_items_):
+                raise ConfigError(f"History item indices must be in [0, {self.n_items_ - 1}].")
         return last_hidden(self.network_, self.item_table_, pad(sequences, self.max_len, self.n_items_))
 
     def _forget_user_state(self, user: int) -> None:
