@@ -497,6 +497,7 @@ class Engine:
             "schema_version": self.store.schema_version(),
             "pid": os.getpid(),
             "change_id": self.change_id,
+            "text_ready": self._warming is None or not self._warming.is_alive(),
         }
 
     def close(self) -> None:

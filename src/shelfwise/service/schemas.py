@@ -418,6 +418,10 @@ class StatusOut(HealthOut):
     schema_version: int
     pid: int = Field(description="the process that answered (one of the workers)")
     change_id: int = Field(description="the last change of the store's feed this process has applied")
+    text_ready: bool = Field(
+        description="whether this process has loaded its text encoder and spelling index (a start from the "
+        "serving artifacts loads them in the background; until then a search or a new item waits for them)"
+    )
 
 
 ErrorOut.model_rebuild()
