@@ -181,6 +181,35 @@ def test_ease_weights_are_row_major_when_fitted_and_when_loaded(tmp_path):
     assert Recommender.load(tmp_path / "ease").weights_.flags.c_contiguous
 
 
+def test_large_model_arrays_are_mapped_from_the_file_and_copied_only_when_changed(tmp_path):
+    """Worker processes share one copy of a model's large arrays (the page cache): they are mapped
+    copy-on-write, so a change stays in the process that made it."""
+    import mmap
+
+    import scipy.sparse as sp
+
+    from shelfwise.models.arrays import MAP_FROM_BYTES
+    from shelfwise.models.ease import EASE
+
+    n = 600  # 600 × 600 float32: over MAP_FROM_BYTES
+    matrix = sp.random(50, n, density=0.05, format="csr", random_state=1, dtype=np.float32)
+    matrix.data[:] = 1.0
+    model = EASE(regularization=10.0)
+    model.n_users_, model.n_items_, model.user_items_ = 50, n, matrix
+    model.weights_ = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    assert model.weights_.nbytes >= MAP_FROM_BYTES
+    model.save(tmp_path / "ease")
+    first, second = (Recommender.load(tmp_path / "ease") for _ in range(2))
+    base = first.weights_
+    while not isinstance(base, mmap.mmap) and getattr(base, "base", None) is not None:
+        base = base.base
+    assert isinstance(base, mmap.mmap)  # mapped, not read
+    np.testing.assert_array_equal(first.weights_, model.weights_)
+    first.weights_[0, 0] = 1e6  # copy-on-write: neither the file nor another load sees it
+    assert second.weights_[0, 0] == model.weights_[0, 0]
+    assert Recommender.load(tmp_path / "ease").weights_[0, 0] == model.weights_[0, 0]
+
+
 def test_cosine_similarity_follows_new_item_vectors():
     """Unit vectors are computed once per set of item vectors, and again when the vectors change."""
     from shelfwise.models.base import Recommender

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, DataFormatError, NotFittedError
+from shelfwise.models.arrays import read_arrays
 from shelfwise.ranking import topk
 
 logger = logging.getLogger(__name__)
@@ -358,10 +359,9 @@ class Recommender(ABC):
         if cls is not Recommender and not issubclass(model_cls, cls):
             raise DataFormatError(f"{path} holds a {config['model']!r} model, not a {cls.name!r} model.")
         model = model_cls(**config["params"])
-        with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
-            # row-major, whatever order they were saved in: models read item rows (a Fortran-ordered
-            # matrix makes each row a strided read)
-            data = {key: np.require(arrays[key], requirements="C") for key in arrays.files}
+        # mapped, not read (`arrays.read_arrays`); row-major, whatever order they were saved in:
+        # models read item rows (a Fortran-ordered matrix makes each row a strided read)
+        data = {key: np.require(value, requirements="C") for key, value in read_arrays(path / "arrays.npz").items()}
         model.n_users_ = int(config["n_users"])
         model.n_items_ = int(config["n_items"])
         indices = data["history_indices"]
