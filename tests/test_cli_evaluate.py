@@ -69,10 +69,26 @@ def test_evaluate_rejects_unknown_models_and_protocols(tmp_path, shop_dataset, c
     assert "No such data set folder" in capsys.readouterr().err
 
 
-def test_demo_runs_and_prints_recommendations(capsys):
-    assert main(["demo", "--items", "300", "--users", "200", "--shoppers", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "recommended (EASE)" in out and "popularity" in out
+def test_demo_shows_the_flagship_served_and_the_command_that_serves_it(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--items", "300", "--users", "200", "--budget", "10", "--out", str(out_dir)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "shelfwise (sequential)" in out and "EASE (baseline)" in out
+    assert "after one purchase" in out and "no refit" in out
+    assert "posted a new item with text only" in out
+    command = f"shelfwise serve --model {out_dir / 'model'} --store sqlite:///{out_dir / 'shop.db'}"
+    assert command in out
+    assert (out_dir / "model" / "serving" / "manifest.json").is_file()
+
+
+def test_evaluate_help_names_the_registered_models(capsys):
+    from shelfwise.cli.options import MODEL_NAMES
+    from shelfwise.models import model_names
+
+    assert sorted(MODEL_NAMES.split(", ")) == sorted(model_names())
+    assert main(["evaluate", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert MODEL_NAMES in shown
 
 
 def test_train_then_recommend(tmp_path, shop_dataset, capsys):

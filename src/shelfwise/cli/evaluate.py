@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
-from shelfwise.cli.options import RayAddress, Workers, check_backend, split_names
+from shelfwise.cli.options import MODEL_NAMES, RayAddress, Workers, check_backend, split_names
 
 
 def results_table(records: list[dict]) -> Table:
@@ -49,7 +49,7 @@ def evaluate(
     ],
     protocol: Annotated[str, typer.Option("--protocol", help="p1 (leave-last-out) or p2 (temporal).")],
     models: Annotated[
-        str, typer.Option("--models", help="Comma-separated: popularity, itemknn, als, bpr, ease, mf.")
+        str, typer.Option("--models", help=f"Comma-separated, any of: {MODEL_NAMES}.")
     ] = "popularity,itemknn,als,bpr,ease,mf",
     format: Annotated[
         str | None,

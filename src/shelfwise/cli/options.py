@@ -55,3 +55,12 @@ Workers = Annotated[int, typer.Option("--workers", min=1, help="Ray workers (wit
 RayAddress = Annotated[
     str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: a local one).")
 ]
+
+
+#: The --store help every command that opens a store shows (the default is `settings.Settings.store`).
+STORE_HELP = (
+    "Store URL: sqlite:///path/to/shop.db or postgresql://user@host:5432/db "
+    "(default: SHELFWISE_STORE, else SQLite at <home>/store.db, home being SHELFWISE_HOME or ~/.shelfwise)."
+)
+#: The models `--models` takes (a test checks them against the registry, which imports torch).
+MODEL_NAMES = "popularity, itemknn, als, bpr, ease, mf, content, sequential"

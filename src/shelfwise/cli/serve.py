@@ -11,14 +11,13 @@ from typing import Annotated
 import typer
 
 from shelfwise.cli import app, console
+from shelfwise.cli.options import STORE_HELP
 
 
 @app.command()
 def serve(
     model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
-    store: Annotated[
-        str | None, typer.Option("--store", help="Store URL (default: SQLite in the data directory).")
-    ] = None,
+    store: Annotated[str | None, typer.Option("--store", help=STORE_HELP)] = None,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
     index: Annotated[
@@ -126,7 +125,7 @@ def load(
     model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
     store: Annotated[
         str | None,
-        typer.Option("--store", help="Store URL: sqlite:///path/to/file.db or postgresql://… (default: the setting)."),
+        typer.Option("--store", help=STORE_HELP),
     ] = None,
 ) -> None:
     """Fill an empty store with a model folder's catalog and training histories, as its own step:

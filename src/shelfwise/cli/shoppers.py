@@ -12,11 +12,10 @@ import typer
 from rich.table import Table
 
 from shelfwise.cli import app, console
+from shelfwise.cli.options import STORE_HELP
 
 ModelOption = Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")]
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store URL (default: SHELFWISE_STORE or SQLite in the data directory).")
-]
+StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 
 
 def _engine(model: Path, store: str | None):
