@@ -77,15 +77,31 @@ def browser():
         launched.close()
 
 
+#: The sizes the page fixes are checked at: a desktop window and a phone.
+SIZES = {"desktop": ({"width": 1280, "height": 900}, False), "phone": ({"width": 375, "height": 740}, True)}
+
+
 @pytest.fixture
 def page(browser, site, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield from _tab(browser, site, request, "desktop")
+
+
+@pytest.fixture(params=sorted(SIZES))
+def sized_page(browser, site, request):
+    """The page at desktop and at phone size (the tab's `size` says which)."""
+    yield from _tab(browser, site, request, request.param)
+
+
+def _tab(browser, site, request, size: str):
+    viewport, mobile = SIZES[size]
+    context = browser.new_context(viewport=viewport, is_mobile=mobile)
     context.add_init_script(f"localStorage.setItem('shelfwise.apiKey', '{KEY}')")
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     tab.site = site
+    tab.size = size
     folder = ARTIFACTS / request.node.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -283,3 +299,110 @@ def test_every_plot_of_the_evaluation_report_renders(browser, tmp_path, shop_dat
     assert curve.bounding_box()["width"] > 200 and curve.locator("path, use, line").count() > 5
     tab.screenshot(path=str(folder / "02-training-summary.png"), full_page=True)
     context.close()
+
+
+# ---------------------------------------------------------------------------- page fixes, both sizes
+def _page_height(tab) -> int:
+    return tab.evaluate("document.documentElement.scrollHeight")
+
+
+def test_the_item_just_viewed_does_not_come_back_as_a_recommendation(sized_page, shop_dataset):
+    tab = sized_page
+    tab.goto(tab.site + "/")
+    _choose(tab, str(shop_dataset.user_ids[6]))
+    tab.shot("shopper")
+    loaded = tab.locator("#recommendations").get_attribute("data-loaded")
+    first = tab.locator("#recommendations .card-open").first
+    viewed = first.get_attribute("data-item-id")
+    first.click()
+    expect(tab.locator("#recommendations")).not_to_have_attribute("data-loaded", loaded)
+    expect(tab.locator("#recommendations .cards > li").first).to_be_visible()
+    assert viewed not in _card_ids(tab, "recommendations")  # it is under "Similar to …" instead
+    expect(tab.locator("#similar-title")).to_contain_text("Similar to")
+    tab.shot("after-view")
+
+
+def test_goes_with_says_why_it_is_empty_for_an_item_without_a_category(sized_page):
+    tab = sized_page
+    item_id = f"NO-CATEGORY-{tab.size}"
+    body = {"title": f"Plain enamel camping mug {tab.size}", "description": "a mug without a category"}
+    reply = tab.request.put(f"{tab.site}/v1/items/{item_id}", data=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert reply.ok, reply.text()
+    tab.goto(tab.site + "/")
+    tab.fill("#q", body["title"])
+    tab.press("#q", "Enter")
+    card = tab.locator(f'#search .card-open[data-item-id="{item_id}"]')
+    card.click()
+    expect(tab.locator("#goes-with .state")).to_have_text(
+        f"“{body['title']}” has no category, so there are no other categories to suggest from."
+    )
+    expect(tab.locator("#goes-with .cards > li")).to_have_count(0)
+    expect(tab.locator("#similar .cards > li").first).to_be_visible()
+    tab.shot("no-category")
+
+
+def test_the_key_panel_opens_over_the_page_and_closes_once_saved(sized_page):
+    tab = sized_page
+    tab.goto(tab.site + "/")
+    header = tab.locator("header.top").bounding_box()["height"]
+    tab.click("details.key summary")
+    expect(tab.locator("#api-key")).to_be_visible()
+    assert tab.locator("header.top").bounding_box()["height"] == pytest.approx(header, abs=2)  # over, not in
+    assert tab.evaluate("document.documentElement.scrollWidth") <= SIZES[tab.size][0]["width"]
+    tab.shot("key-open")
+    tab.fill("#api-key", KEY)
+    tab.click("#key-form button[type=submit]")
+    expect(tab.locator("#notice")).to_have_text("API key saved in this browser.")
+    expect(tab.locator("#api-key")).to_be_hidden()
+    assert tab.evaluate("document.querySelector('details.key').open") is False
+    tab.shot("key-saved")
+
+
+def test_the_add_product_form_is_cleared_once_the_product_is_added(sized_page):
+    tab = sized_page
+    tab.goto(tab.site + "/")
+    fold = tab.locator("#admin .fold")
+    if tab.size == "phone":  # folded on a phone until opened
+        expect(fold).to_have_attribute("aria-expanded", "false")
+        expect(tab.locator("#item-id")).to_be_hidden()
+        fold.click()
+    expect(tab.locator("#item-id")).to_be_visible()
+    item_id = f"CLEARED-{tab.size}"
+    tab.fill("#item-id", item_id)
+    tab.fill("#item-title", "Stoneware pour-over coffee dripper")
+    tab.fill("#item-category", "Home > Kitchen > Mug")
+    tab.fill("#item-price", "21")
+    tab.shot("filled")
+    tab.click("#item-form button[type=submit]")
+    expect(tab.locator("#admin .state")).to_have_text(f"Added {item_id}. It is recommendable now.")
+    for field in ("#item-id", "#item-title", "#item-category", "#item-price", "#item-description", "#item-tags"):
+        expect(tab.locator(field)).to_have_value("")
+    expect(tab.locator("#item-stock")).to_be_checked()
+    tab.shot("cleared")
+
+
+def test_panels_fold_to_their_title_and_stay_folded(sized_page, shop_dataset):
+    tab = sized_page
+    tab.goto(tab.site + f"/?user={shop_dataset.user_ids[2]}")
+    expect(tab.locator("#profile .profile-body dl")).to_be_visible()
+    expect(tab.locator("#arrivals .cards > li").first).to_be_visible()
+    for panel in ("admin", "profile", "arrivals"):  # open every one first (a phone folds the form)
+        if tab.locator(f"#{panel} .fold").get_attribute("aria-expanded") == "false":
+            tab.click(f"#{panel} .fold")
+    tall = _page_height(tab)
+    tab.shot("unfolded")
+    for panel in ("profile", "arrivals", "admin"):
+        tab.click(f"#{panel} .fold")
+        expect(tab.locator(f"#{panel} .fold")).to_have_attribute("aria-expanded", "false")
+    expect(tab.locator("#profile .profile-body")).to_be_hidden()
+    expect(tab.locator("#profile-title")).to_be_visible()  # the title stays, to open it again
+    short = _page_height(tab)
+    assert short < tall - 300, (tall, short)
+    tab.shot("folded")
+    tab.reload()
+    expect(tab.locator("#recommendations .cards > li").first).to_be_visible()
+    expect(tab.locator("#profile .fold")).to_have_attribute("aria-expanded", "false")  # remembered
+    expect(tab.locator("#item-id")).to_be_hidden()
+    tab.click("#profile .fold")
+    expect(tab.locator("#profile .profile-body dl")).to_be_visible()
+    tab.shot("reopened")

@@ -264,3 +264,14 @@ def test_times_without_an_offset_are_utc(service):
     body = {"user_id": "clock", "item_id": "SKU-00001", "timestamp": "2026-01-02T03:04:05"}
     assert service.post("/v1/events", json=body, headers=AUTH).status_code == 201
     assert service.engine.store.user_events("clock")[0].timestamp == 1767323045.0
+
+
+def test_goes_with_has_nothing_for_an_item_without_a_category(service):
+    """With no category of its own, no other category can be told apart: an empty list, not
+    whatever items happen to have one."""
+    body = {"title": "Plain ceramic mug with a wide handle", "description": "a mug"}
+    assert service.put("/v1/items/NO-CATEGORY", json=body, headers=AUTH).status_code == 200
+    assert _ids(service.get("/v1/items/NO-CATEGORY/similar?cross_category=true")) == []
+    assert _ids(service.get("/v1/items/NO-CATEGORY/similar"))  # similar items still come
+    others = service.get("/v1/items/SKU-00001/similar?cross_category=true&k=20").json()["items"]
+    assert others and all(item["category"] for item in others)

@@ -325,7 +325,8 @@ class Engine:
         self, item_id: str, k: int = 10, *, filters: Filters | None = None, cross_category: bool = False
     ) -> list[Recommendation]:
         """Items like `item_id`: the model's similarity for items it knows, text for new ones. With
-        `cross_category`, only items of other categories ("goes with": what shoppers take beside it)."""
+        `cross_category`, only items of other categories ("goes with": what shoppers take beside it);
+        none where the item has no category, since then no other category can be told from its own."""
         check_k(k)
         catalog = self.catalog
         position = catalog.positions_of([item_id], field_name="item_id")[0]
@@ -335,9 +336,9 @@ class Engine:
         scores = similar_scores(generation, position, text, len(catalog))
         mask = self.allowed(catalog, filters or Filters())
         mask[position] = False
-        if cross_category:
+        if cross_category:  # other categories than its own; none for an item without a category
             categories = catalog.categories
-            mask &= categories != categories[position]
+            mask &= (categories != categories[position]) & (categories != "") & bool(categories[position])
         if scores is None:  # an item the model does not know: nearest by text (faiss HNSW when enabled)
             ids, top = self.text.index.search(vectors[position], k, mask)
         else:

@@ -127,7 +127,9 @@ async function loadRecommendations() {
     setState(section, "Choose a shopper to see their recommendations.");
     return;
   }
-  await load(section, `/v1/users/${encode(state.shopper)}/recommendations?k=12`, "No recommendations for this shopper.");
+  // items the shopper has seen stay out: the one just opened is under "Similar to …" already
+  const path = `/v1/users/${encode(state.shopper)}/recommendations?k=12&exclude_seen=true`;
+  await load(section, path, "No recommendations for this shopper.");
 }
 
 async function loadArrivals() {
@@ -157,9 +159,17 @@ async function loadSimilar(item) {
   $("#similar-title").textContent = `Similar to ${name}`;
   $("#goes-with-title").textContent = `Goes with ${name} (other categories)`;
   const path = `/v1/items/${encode(item.item_id)}/similar?k=6`;
+  const goesWith = $("#goes-with");
+  if (!item.category) {  // no category of its own: no other category can be told apart
+    goesWith.hidden = false;
+    $(".cards", goesWith).replaceChildren();
+    setState(goesWith, `“${name}” has no category, so there are no other categories to suggest from.`, "empty");
+    await load($("#similar"), path, "No similar items in stock.");
+    return;
+  }
   await Promise.all([
     load($("#similar"), path, "No similar items in stock."),
-    load($("#goes-with"), `${path}&cross_category=true`, "Nothing from other categories in stock."),
+    load(goesWith, `${path}&cross_category=true`, "Nothing from other categories in stock."),
   ]);
 }
 
@@ -308,6 +318,7 @@ async function addProduct(event) {
   try {
     const result = await api(`/v1/items/${encode(id)}`, { method: "PUT", body: item });
     setState(section, `${result.created ? "Added" : "Updated"} ${id}. It is recommendable now.`, "done");
+    form.reset();  // ready for the next product
     $("#q").value = item.title;
     state.query = item.title;
     await Promise.all([loadSearch(), loadRecommendations(), loadArrivals()]);
@@ -325,14 +336,56 @@ async function showModel() {
   }
 }
 
+// ------------------------------------------------------------------------------------ collapsing
+// Every panel can be folded to its title (remembered in this browser); on a phone "Add a product"
+// starts folded, until the shopper opens it once.
+const FOLDED = "shelfwise.folded";
+
+function foldedPanels() {
+  const saved = localStorage.getItem(FOLDED);
+  if (saved !== null) return new Set(JSON.parse(saved));
+  return new Set(window.matchMedia("(max-width: 760px)").matches ? ["admin"] : []);
+}
+
+function fold(section, folded) {
+  section.dataset.folded = String(folded);
+  const button = $(".fold", section);
+  const name = $("h2", section).textContent;
+  button.setAttribute("aria-expanded", String(!folded));
+  button.setAttribute("aria-label", `${folded ? "Show" : "Hide"} ${name}`);
+  button.textContent = folded ? "Show" : "Hide";
+}
+
+function setUpCollapsing() {
+  const folded = foldedPanels();
+  for (const section of document.querySelectorAll("section.panel")) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "fold quiet";
+    button.setAttribute("aria-controls", section.id);
+    button.addEventListener("click", () => {
+      const now = section.dataset.folded !== "true";
+      fold(section, now);
+      const saved = foldedPanels();
+      if (now) saved.add(section.id);
+      else saved.delete(section.id);
+      localStorage.setItem(FOLDED, JSON.stringify([...saved]));
+    });
+    section.prepend(button);
+    fold(section, folded.has(section.id));
+  }
+}
+
 // ------------------------------------------------------------------------------------ start
 document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").value = apiKey();
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem("shelfwise.apiKey", $("#api-key").value.trim());
+    $("details.key").open = false;
     notice("API key saved in this browser.");
   });
+  setUpCollapsing();
   $("#shopper-form").addEventListener("submit", (event) => {
     event.preventDefault();
     chooseShopper($("#shopper").value.trim());
