@@ -88,4 +88,64 @@ def test_p2_cutoff_order_is_checked(tiny_dataset):
     with pytest.raises(ConfigError, match="tuning cutoff"):
         make_splits(tiny_dataset, "p2", cutoff="2024-01-02", tune_cutoff="2024-01-03")
     with pytest.raises(ConfigError, match="valid protocols"):
+        make_splits(tiny_dataset, "p9")
+
+
+def _training_parts(dataset) -> dict[int, set[int]]:
+    """Every interaction but each user's last two (all of a user with fewer than 3 distinct items)."""
+    rows = dataset.interactions.iloc[dataset.time_order()].drop_duplicates(["user", "item"])
+    parts: dict[int, list[int]] = {}
+    for user, item in zip(rows["user"], rows["item"], strict=True):
+        parts.setdefault(int(user), []).append(int(item))
+    return {u: set(items if len(items) < 3 else items[:-2]) for u, items in parts.items()}
+
+
+def test_p3_draws_19_items_the_user_has_not_taken_beside_the_target(shop_dataset):
+    test = make_splits(shop_dataset, "p3")["test"]
+    again = make_splits(shop_dataset, "p3")["test"]
+    other = make_splits(shop_dataset, "p3", seed=1)["test"]
+    parts = _training_parts(shop_dataset)
+    assert test.sampled.shape == (len(test.users), 20)
+    np.testing.assert_array_equal(test.sampled, again.sampled)  # seeded
+    assert not np.array_equal(test.sampled, other.sampled)
+    positions = []
+    for user, target, candidates in zip(test.users, test.targets, test.sampled, strict=True):
+        assert len(set(candidates.tolist())) == 20 and (candidates == target[0]).sum() == 1
+        others = set(candidates.tolist()) - {int(target[0])}
+        assert not others & parts[int(user)]
+        positions.append(int(np.flatnonzero(candidates == target[0])[0]))
+    assert len(set(positions)) > 5  # shuffled: the target is not always in one place
+    occurrences = np.bincount([i for items in parts.values() for i in items], minlength=shop_dataset.n_items)
+    targets = np.array([t[0] for t in test.targets])
+    np.testing.assert_array_equal(test.cold_users, occurrences[targets] <= 5)
+
+
+def test_p3_ranks_the_target_among_its_candidates_with_ties_against_it(shop_dataset):
+    test = make_splits(shop_dataset, "p3")["test"]
+    model = Popularity().fit(test.train)
+    metrics = score_split(model, test)
+    scores = model.score(test.users)
+    ranks = []
+    for row, (target, candidates) in enumerate(zip(test.targets, test.sampled, strict=True)):
+        own = scores[row, target[0]]
+        ranks.append(sum(1 for c in candidates if scores[row, c] >= own))
+    ranks = np.array(ranks)
+    assert metrics["hit@1"] == pytest.approx((ranks <= 1).mean())
+    assert metrics["hit@10"] == pytest.approx((ranks <= 10).mean())
+    expected = np.where(ranks <= 5, 1 / np.log2(ranks + 1), 0).mean()
+    assert metrics["ndcg@5"] == pytest.approx(expected)
+    cold = test.cold_users
+    assert metrics["cold_hit@5"] == pytest.approx((ranks[cold] <= 5).mean())
+    assert metrics["warm_hit@5"] == pytest.approx((ranks[~cold] <= 5).mean())
+
+    class Flat(Popularity):  # every candidate scores alike: the target ranks last
+        def _score(self, users, user_items):
+            return np.zeros((len(users), self.n_items_))
+
+    flat = score_split(Flat().fit(test.train), test)
+    assert flat["hit@10"] == 0.0 and flat["ndcg@10"] == 0.0
+
+
+def test_p3_needs_enough_items(tiny_dataset):
+    with pytest.raises(ConfigError, match="Protocol p3 needs 19 items"):
         make_splits(tiny_dataset, "p3")

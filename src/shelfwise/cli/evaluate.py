@@ -12,6 +12,7 @@ from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
 from shelfwise.cli.options import MODEL_NAMES, RayAddress, Workers, check_backend, split_names
+from shelfwise.errors import ConfigError
 
 
 def results_table(records: list[dict]) -> Table:
@@ -47,7 +48,14 @@ def evaluate(
             ", or its bare name) or a folder from `shelfwise ingest`.",
         ),
     ],
-    protocol: Annotated[str, typer.Option("--protocol", help="p1 (leave-last-out) or p2 (temporal).")],
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="p1 (leave-last-out), p2 (temporal) or p3 (20 sampled candidates: for comparison with "
+            "published tables only; tuned on p1's validation targets).",
+        ),
+    ],
     models: Annotated[
         str, typer.Option("--models", help=f"Comma-separated, any of: {MODEL_NAMES}.")
     ] = "popularity,itemknn,als,bpr,ease,mf",
@@ -75,7 +83,7 @@ def evaluate(
     workers: Workers = 2,
     ray_address: RayAddress = None,
 ) -> None:
-    """Fit, tune and score models under protocol P1 or P2; print a table and write JSON records."""
+    """Fit, tune and score models under protocol P1, P2 or P3; print a table and write JSON records."""
     from shelfwise.data.adapters import load_dataset
     from shelfwise.evaluation.runner import evaluate as run_evaluate
     from shelfwise.models import get_model_class
@@ -89,6 +97,8 @@ def evaluate(
 
         connect(ray_address)
         recommend = ray_recommend(workers=workers, address=ray_address)
+    if protocol.lower() == "p3" and report is not None:
+        raise ConfigError("--report: p3 has no report (its figures are for comparison tables only); use p1 or p2")
     dataset = load_dataset(data, format)
     options = {}
     if protocol.lower() == "p2":

@@ -90,29 +90,21 @@ class Engine:
         model_dir = Path(model_dir)
         model, dataset = read_model_dir(model_dir)
         self._catalog = Catalog(self._bootstrap(dataset))
-        catalog = self.catalog
-        self.popularity = Popularity.of_store(self.store, catalog)
+        self.popularity = Popularity.of_store(self.store, self.catalog)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
         self.text = CatalogText(
-            catalog,
+            self.catalog,
             encoder=encoder or load_settings().encoder,
             index=index,
             cache_dir=cache_dir,
             artifacts_from=model_dir if artifacts else None,
         )
         self.index_kind = self.text.index_kind
-        self._generation = self._make_generation(model, dataset, model_dir)
+        self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind, self.text.index)
         self._warming = self.text.warm() if self.text.from_artifacts else None
 
     # ------------------------------------------------------------------------------- loading
-    def _make_generation(self, model: Recommender, dataset: Dataset, model_dir: Path) -> Generation:
-        """`model` over the current catalog, with the items it does not know placed in its space."""
-        catalog = self.catalog
-        generation = make_generation(model, dataset, model_dir, catalog, self.index_kind)
-        generation.place_cold(generation.cold_positions(len(catalog)), self.text.index)
-        return generation
-
     def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
         with self.write_lock:
             return catalog_records(self.store, dataset)
@@ -154,7 +146,8 @@ class Engine:
                 if announce:  # told by another replica: it stored them
                     self.store.upsert_items(new_items)
                 self._publish_items(staged)
-            self._generation = self._make_generation(model, dataset, model_dir)
+            catalog, kind = self.catalog, self.index_kind
+            self._generation = make_generation(model, dataset, model_dir, catalog, kind, self.text.index)
             version = self.model_version
             if announce:
                 self.store.record_change("reload", {"model_dir": str(model_dir), "version": version})
@@ -238,9 +231,7 @@ class Engine:
 
     def item(self, item_id: str) -> ItemRecord:
         """One catalog item (`UnknownIdError` for an id the catalog does not hold)."""
-        catalog = self.catalog
-        position = catalog.positions_of([item_id], field_name="item_id")[0]
-        return catalog.records[position]
+        return (catalog := self.catalog).records[catalog.positions_of([item_id], field_name="item_id")[0]]
 
     def positions_of(self, item_ids: Iterable[str], *, field_name: str = "items") -> np.ndarray:
         """Catalog positions of item ids (see `CatalogSnapshot.positions_of`)."""

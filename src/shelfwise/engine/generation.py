@@ -126,17 +126,22 @@ def make_generation(
     model_dir: Path,
     catalog: CatalogSnapshot,
     index_kind: str,
+    text: VectorIndex | None = None,
 ) -> Generation:
     """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
     over its scoring vectors where its scores are inner products (mapped from the folder's serving
-    artifacts where they hold it for these vectors, built otherwise)."""
+    artifacts where they hold it for these vectors, built otherwise), and the catalog's items it does
+    not know placed in its space (`Generation.place_cold`) by `text`, the catalog's text index."""
     positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
     to_model = np.full(len(catalog), -1, dtype=np.int64)
     to_model[positions] = np.arange(len(positions))
     index = mapped_model_index(model, model_dir, index_kind) or model_index(model, index_kind)
-    return Generation(
+    generation = Generation(
         model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
     )
+    if text is not None:
+        generation.place_cold(generation.cold_positions(len(catalog)), text)
+    return generation
 
 
 def model_index(model: Recommender, kind: str) -> VectorIndex | None:

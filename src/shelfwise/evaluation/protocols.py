@@ -1,4 +1,5 @@
-"""Protocols P1 (leave-last-out) and P2 (temporal), exactly as ../shared/PROTOCOLS.md writes them.
+"""Protocols P1 (leave-last-out), P2 (temporal) and P3 (20 sampled candidates, for comparison with
+published tables only), exactly as ../shared/PROTOCOLS.md writes them.
 
 A protocol turns a `Dataset` into two `Split`s: ``tune`` (for choosing hyperparameters) and ``test``
 (for the reported figures). A split's `train` holds only the rows a model may see in `fit`;
@@ -7,7 +8,7 @@ A protocol turns a `Dataset` into two `Split`s: ``tune`` (for choosing hyperpara
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,12 @@ import scipy.sparse as sp
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, LeakageError
 
-PROTOCOLS = ("p1", "p2")
-DEFAULT_K = {"p1": 10, "p2": 20}
+PROTOCOLS = ("p1", "p2", "p3")
+DEFAULT_K = {"p1": 10, "p2": 20, "p3": 10}
+#: P3: candidates per evaluated user (the target and this many minus one sampled items), and the
+#: most times a target may occur in the training parts for its user to count as cold.
+P3_CANDIDATES = 20
+P3_COLD_MAX = 5
 #: Online Retail cutoffs from PROTOCOLS.md.
 RETAIL_CUTOFF = pd.Timestamp("2011-11-09 00:00:00", tz="UTC")
 RETAIL_TUNE_CUTOFF = pd.Timestamp("2011-10-10 00:00:00", tz="UTC")
@@ -35,7 +40,8 @@ class Split:
     candidates: np.ndarray  # bool per item: may appear in a list
     k: int
     heldout_orders: np.ndarray  # `order` of the held-out rows (never in train)
-    cold_users: np.ndarray | None = None  # P1: bool per evaluated user, target unseen in train
+    cold_users: np.ndarray | None = None  # P1: bool per evaluated user, target unseen in train (P3: rare)
+    sampled: np.ndarray | None = None  # P3: the candidates of each evaluated user (users × 20), shuffled
     cold_items: np.ndarray | None = None  # P2: bool per item, first seen at or after the cutoff
     cutoff: pd.Timestamp | None = None
     notes: dict[str, int] = field(default_factory=dict)
@@ -90,6 +96,44 @@ def p1_splits(dataset: Dataset, *, k: int = DEFAULT_K["p1"]) -> dict[str, Split]
     return {
         "tune": build("tune", val_mask, test_mask | val_mask),
         "test": build("test", test_mask, test_mask),
+    }
+
+
+def p3_splits(dataset: Dataset, *, k: int = DEFAULT_K["p3"], seed: int = 0) -> dict[str, Split]:
+    """P1's splits; the test split also holds, per evaluated user, the target and 19 items drawn
+    uniformly from those neither the target nor in the user's training part (every interaction but
+    the last two), shuffled; cold = the target occurs at most `P3_COLD_MAX` times in the training
+    parts of all users. Tuning stays P1's full ranking on the validation targets."""
+    splits = p1_splits(dataset, k=k)
+    test = splits["test"]
+    rows = _dedup_in_time_order(dataset)
+    position_from_end = rows.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
+    counts = rows["user"].map(rows["user"].value_counts()).to_numpy()
+    training_part = rows.loc[(counts < 3) | (position_from_end >= 2)]
+    occurrences = np.bincount(training_part["item"].to_numpy(), minlength=dataset.n_items)
+    parts = training_part.groupby("user", sort=True)["item"].agg(lambda items: set(items.tolist()))
+    rng = np.random.default_rng(seed)
+    n_items = dataset.n_items
+    targets = np.array([int(t[0]) for t in test.targets], dtype=np.int64)
+    sampled = np.empty((len(test.users), P3_CANDIDATES), dtype=np.int64)
+    for row in np.argsort(test.users, kind="stable"):  # users in ascending index order
+        target = int(targets[row])
+        excluded = parts.get(int(test.users[row]), set()) | {target}
+        if n_items - len(excluded) < P3_CANDIDATES - 1:
+            raise ConfigError(
+                f"Protocol p3 needs {P3_CANDIDATES - 1} items a user has not taken; {dataset.name!r} has too few."
+            )
+        drawn: list[int] = []
+        while len(drawn) < P3_CANDIDATES - 1:
+            item = int(rng.integers(0, n_items))
+            if item not in excluded and item not in drawn:
+                drawn.append(item)
+        candidates = np.array([target, *drawn], dtype=np.int64)
+        rng.shuffle(candidates)
+        sampled[row] = candidates
+    return {
+        "tune": replace(splits["tune"], protocol="p3"),
+        "test": replace(test, protocol="p3", sampled=sampled, cold_users=occurrences[targets] <= P3_COLD_MAX),
     }
 
 
@@ -163,12 +207,14 @@ def _as_utc(value: pd.Timestamp | str) -> pd.Timestamp:
 
 
 def make_splits(dataset: Dataset, protocol: str, **options: object) -> dict[str, Split]:
-    """The tune and test splits of `protocol` ("p1" or "p2") for `dataset`."""
+    """The tune and test splits of `protocol` ("p1", "p2" or "p3") for `dataset`."""
     protocol = protocol.lower()
     if protocol == "p1":
         return p1_splits(dataset, **options)  # type: ignore[arg-type]
     if protocol == "p2":
         return p2_splits(dataset, **options)  # type: ignore[arg-type]
+    if protocol == "p3":
+        return p3_splits(dataset, **options)  # type: ignore[arg-type]
     raise ConfigError(f"Unknown protocol {protocol!r}; valid protocols are {PROTOCOLS}.")
 
 

@@ -42,6 +42,8 @@ def score_split(
     With an `analysis` dict, also fills it with NDCG at several K, warm against cold, popularity bias
     and catalog coverage (what the HTML report plots). `recommend` ranks elsewhere (a Ray cluster,
     `shelfwise.distributed.ray_recommend`); it must answer as ``model.recommend`` does."""
+    if split.sampled is not None:  # P3: the target's rank among its 20 candidates
+        return sampled_metrics(model, split, batch_size=batch_size)
     k = split.k
     depth = max(k, *CURVE_KS) if analysis is not None else k
     recommend = recommend or _local_recommend
@@ -62,6 +64,35 @@ def score_split(
         metrics[f"cold_recall@{k}"] = pooled_recall_at_k(ids, cold_targets, k)
     if analysis is not None:
         analysis.update(_analysis(deep, ids, split, ndcg, recall))
+    return metrics
+
+
+#: P3's cut-offs (PROTOCOLS.md): Hit@1/5/10 and NDCG@5/10.
+P3_HITS = (1, 5, 10)
+P3_NDCGS = (5, 10)
+
+
+def sampled_metrics(model: Recommender, split: Split, *, batch_size: int = 512) -> dict[str, float]:
+    """P3: each evaluated user's 20 candidates ranked by the model's scores (history not removed; ties
+    count against the target); Hit and NDCG at P3's cut-offs, overall, cold and warm."""
+    assert split.sampled is not None
+    ranks = np.empty(len(split.users), dtype=np.int64)
+    for start in range(0, len(split.users), batch_size):
+        users = split.users[start : start + batch_size]
+        candidates = split.sampled[start : start + batch_size]
+        scores = np.take_along_axis(model.score(users), candidates, axis=1)
+        targets = np.array([t[0] for t in split.targets[start : start + batch_size]])
+        own = scores[candidates == targets[:, None]]
+        ranks[start : start + len(users)] = (scores >= own[:, None]).sum(axis=1)  # ties rank above
+    cold = split.cold_users if split.cold_users is not None else np.zeros(len(ranks), dtype=bool)
+    metrics: dict[str, float] = {}
+    for name, rows in (("", slice(None)), ("cold_", cold), ("warm_", ~cold)):
+        chosen = ranks[rows]
+        for k in P3_HITS:
+            metrics[f"{name}hit@{k}"] = float((chosen <= k).mean()) if len(chosen) else float("nan")
+        for k in P3_NDCGS:
+            gains = np.where(chosen <= k, 1.0 / np.log2(chosen + 1.0), 0.0)
+            metrics[f"{name}ndcg@{k}"] = float(gains.mean()) if len(chosen) else float("nan")
     return metrics
 
 

@@ -31,6 +31,15 @@ class ColdPolicy:
     neighbours: int = 0
     offset: float = 0.0
 
+    @classmethod
+    def of_state(cls, state: dict[str, np.ndarray]) -> ColdPolicy:
+        """The policy a saved model holds (a model saved before the cold policy: no inheritance)."""
+        return cls(
+            float(state.get("cold_factor", 0.0)),
+            int(state.get("cold_neighbour_count", 0)),
+            float(state.get("cold_offset", 0.0)),
+        )
+
     def with_offset(self, offset: float) -> ColdPolicy:
         return ColdPolicy(self.factor, self.neighbours, offset)
 

@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from shelfwise.data.dataset import Dataset
+from shelfwise.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,16 @@ def distinct_in_order(sequence: np.ndarray) -> np.ndarray:
     keep = np.ones(len(sequence), dtype=bool)
     keep[1:] = sequence[1:] != sequence[:-1]
     return sequence[keep]
+
+
+def checked_distinct(histories: list[np.ndarray], n_items: int) -> list[np.ndarray]:
+    """Each history's distinct items in order of first occurrence; an index outside [0, n_items) is a
+    `ConfigError`."""
+    sequences = [distinct_in_order(np.asarray(h, dtype=np.int64)) for h in histories]
+    for sequence in sequences:
+        if len(sequence) and (sequence.min() < 0 or sequence.max() >= n_items):
+            raise ConfigError(f"History item indices must be in [0, {n_items - 1}].")
+    return sequences
 
 
 def pad(sequences: list[np.ndarray], length: int, pad_index: int) -> np.ndarray:

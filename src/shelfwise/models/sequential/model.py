@@ -33,6 +33,7 @@ from shelfwise.models.sequential.blend import (
 from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy, choose_cold_policy
 from shelfwise.models.sequential.histories import (
     Holdout,
+    checked_distinct,
     distinct_in_order,
     item_counts,
     make_holdout,
@@ -419,19 +420,14 @@ class SequentialRecommender(Recommender):
         if self.scoring_vectors() is None or text_vectors.shape[1] != self.network_.text_projection.in_features:
             return None
         with torch.no_grad():
-            projected = self.network_.text_projection(torch.from_numpy(np.ascontiguousarray(text_vectors, np.float32)))
-        return projected.numpy()
+            text = torch.from_numpy(np.ascontiguousarray(text_vectors, np.float32))
+            return self.network_.text_projection(text).numpy()
 
     def query_vectors(self, histories: list[np.ndarray]) -> np.ndarray:
         """The last hidden state after each history (see `scoring_vectors`)."""
         if self.scoring_vectors() is None:
-            raise NotImplementedError(
-                "this fit blends other parts with the transformer: its scores are not inner products"
-            )
-        sequences = [distinct_in_order(np.asarray(h, dtype=np.int64)) for h in histories]
-        for sequence in sequences:  # range check
-            if len(sequence) and (sequence.min() < 0 or sequence.max() >= self.n_items_):
-                raise ConfigError(f"History item indices must be in [0, {self.n_items_ - 1}].")
+            raise NotImplementedError("this fit blends other parts in: its scores are not inner products")
+        sequences = checked_distinct(histories, self.n_items_)
         return last_hidden(self.network_, self.item_table_, pad(sequences, self.max_len, self.n_items_))
 
     def _forget_user_state(self, user: int) -> None:
@@ -469,12 +465,7 @@ class SequentialRecommender(Recommender):
         self.blend_ = BlendWeights.of(state["blend_weights"].tolist())
         self.trend_half_life_ = float(state.get("trend_half_life", 0.0))
         self.seen_ = state["seen"].astype(bool)
-        # models saved before the cold policy: no inheritance
-        self.cold_ = ColdPolicy(
-            float(state.get("cold_factor", 0.0)),
-            int(state.get("cold_neighbour_count", 0)),
-            float(state.get("cold_offset", 0.0)),
-        )
+        self.cold_ = ColdPolicy.of_state(state)
         self._set_cold_neighbours()
         transitions = sp.csr_matrix(
             (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),

@@ -32,6 +32,7 @@ class Network(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         self.max_len = max_len
+        self._causal: dict[int, torch.Tensor] = {}
 
     @property
     def pad(self) -> int:
@@ -68,7 +69,9 @@ class Network(nn.Module):
         length = embeddings.shape[1]
         hidden = hidden + self.positions.weight[self.max_len - length :][None]
         hidden = self.dropout(hidden)
-        causal = torch.triu(torch.full((length, length), float("-inf")), diagonal=1)
+        causal = self._causal.get(length)
+        if causal is None:  # built once per length (a request's one history paid for it every time)
+            causal = self._causal[length] = torch.triu(torch.full((length, length), float("-inf")), diagonal=1)
         # no key-padding mask: with left padding a fully masked row would give NaN; pads are zero vectors
         out = self.encoder(hidden, mask=causal, is_causal=True)
         return self.norm(out)
