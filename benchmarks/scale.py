@@ -619,7 +619,7 @@ def render() -> None:
         ("BM25 index build, s", "index", ("bm25", "build_seconds")),
         ("index stage peak memory, MB", "index", ("peak_mb",)),
         (
-            "service start on an empty store (loads every event; M maps the serving artifacts, S and L built them), s",
+            "service start on an empty store (loads every event, maps the serving artifacts), s",
             "serve",
             ("start_seconds",),
         ),
@@ -748,20 +748,24 @@ Each of these grew worse than the data, or would not run at all, before this ben
 - Encoding is the largest cost: about 100 items/s on 2 cores, so 1M new items take about three hours
   (extrapolated). It is paid once per item (the cache) and spreads over a Ray cluster
   (`shelfwise encode --backend ray`, README).
-- **Answers at 1M items were slow: recommend p50 319 ms in the table** (10 ms at 100k items). A
-  profile showed the transformer appending a zero padding row to the item table on every call, which
-  copied the whole 1M × 64 table (184 ms of each answer). Padding is now masked instead. Measured
-  after the fix, the same 1M-item engine and store, one thread per request, 200 shoppers: p50 52 ms,
-  p95 73 ms (an ad-hoc run; `python benchmarks/scale.py --sizes L --stages serve --resume` after
-  removing the L serve line re-measures the table's row).
+- **Answers at 1M items were slow** (recommend p50 319 ms in an older run): the transformer appended a
+  zero padding row to the item table on every call, copying the whole 1M × 64 table (184 ms of each
+  answer); padding is masked instead, and a transformer-only fit now retrieves from an HNSW index over
+  its item table rather than scoring every item. The table's L row, measured again: p50 7.4 ms.
 - **Every start rebuilt the text side**: encoding lookups, the HNSW graph and the BM25 index, 16.8 s
   of a restart at 100k items and most of the 881 s first start at 1M. `shelfwise train` now writes
   them into the model folder's `serving/` (18 s at 100k items) and a start maps them (the restart
   row). The first start on an empty store also loads every event: a resumable bulk
   job now, the events' two secondary indexes built once after the last row (1M events into SQLite:
-  12 s, 21 s before). Sizes S and L were not measured again with this code (L's train stage alone
-  takes half an hour); their serve rows are from the older code, so the growth exponents of the
-  serve rows compare M's new code with L's old one and say nothing about growth.
+  12 s, 21 s before). Sizes S and L were measured again with this code on a later day (generate to
+  serve): at 1M items a restart from the artifacts takes 24.3 s and the first start on an empty store,
+  10M events loaded, 281 s (881 s before). L's train stage ran while the test suite ran beside it on
+  the same 2 cores, so its time (and the artifacts' 473 s within it) is an upper bound, not
+  comparable with the other sizes.
+- **Recommend is slower at 10,000 items (p50 11.3 ms) than at 100,000 (1.4 ms)**: below 50,000 items
+  the sequential model blends EASE, transitions, the text profile and trends with the transformer
+  and scores every item per answer; above it the transformer alone scores, through the HNSW index
+  over its item table. The blend is what makes it accurate on small catalogs (accuracy.md).
 - HNSW recall@10 against exact search falls to 0.70 at 1M items here. The stand-in vectors are partly
   to blame (each is a sampled item's vector plus small noise, so thousands of near-ties), but a real
   1M catalog should raise `ef_search` (the index's recall/speed knob) and check recall on its own data.
@@ -770,11 +774,10 @@ Each of these grew worse than the data, or would not run at all, before this ben
 
 ## Code measured
 
-Generate and ingest (every size) and the 1M-item train stage ran at commit 834830a; the 1M-item
-encode, steps and index stages at ab66fe9 (4 KiB cache pages); the 10k and 100k encode to index
-stages at b1bd0c4; the serve stage of size L at 4976c1d. The serve stage of size M was measured again
-with the serving artifacts (the folder's `serving/`, written by `shelfwise build` in 18 s) on the date
-above, at the commit its record names in `scale.json`; size S's serve row is from 4976c1d.
+Each record in `scale.json` names the commit it ran at. Sizes S and L (generate, ingest, encode, train
+and serve) and M's generate, ingest and encode were measured last, with the serving artifacts; M's
+train stage ran at an older commit and its serve stage with the artifacts at 261577b; the steps and
+index stages of every size are older still (see their records).
 """
 
 
