@@ -86,9 +86,10 @@ def _titles(engine, item_ids: list[str]) -> list[str]:
 
 
 def _side_by_side(engine, dataset, baseline, user: str) -> None:
+    """Both lists leave out what the shopper has seen (as the web page's list does)."""
     recent = list(dict.fromkeys(e.item_id for e in reversed(engine.store.user_events(user))))[:4]
     console.print(f"\nshopper [bold]{user}[/] recently looked at: " + "; ".join(_titles(engine, recent)))
-    ours = engine.recommend(user, 10)
+    ours = engine.recommend(user, 10, exclude_seen=True)
     candidates = dataset.items["in_stock"].to_numpy()
     ids, _ = baseline.recommend(int(dataset.user_index(user)), 10, candidates=candidates)
     theirs = [str(dataset.item_ids[i]) for i in ids if i >= 0]
@@ -119,7 +120,7 @@ def _one_event(engine, dataset, user: str) -> None:
     next list reflects it without any refit."""
     from shelfwise.store import EventRecord
 
-    before = [r.item_id for r in engine.recommend(user, 10)]
+    before = [r.item_id for r in engine.recommend(user, 10, exclude_seen=True)]
     history = {e.item_id for e in engine.store.user_events(user)}
     catalog = engine.catalog
     usual = {catalog.records[catalog.index[i]].category.split(" > ")[0] for i in history}
@@ -132,7 +133,7 @@ def _one_event(engine, dataset, user: str) -> None:
     )
     engine.record_events([EventRecord(user, item, "purchase", time.time())])
     title = catalog.records[catalog.index[item]].title
-    _show(f"after one purchase ({title}), no refit", engine.recommend(user, 10), before)
+    _show(f"after one purchase ({title}), no refit", engine.recommend(user, 10, exclude_seen=True), before)
 
 
 def _new_item(engine, user: str) -> None:
@@ -140,7 +141,7 @@ def _new_item(engine, user: str) -> None:
     shopper looks at: it is placed in their list at once."""
     from dataclasses import replace
 
-    before = [r.item_id for r in engine.recommend(user, 10)]
+    before = [r.item_id for r in engine.recommend(user, 10, exclude_seen=True)]
     catalog = engine.catalog
     events = list(reversed(engine.store.user_events(user)))
     looked = [e.item_id for e in events if e.event_type != "purchase"] or [e.item_id for e in events]
@@ -152,7 +153,7 @@ def _new_item(engine, user: str) -> None:
         created_at=time.time(),
     )
     engine.upsert_items([new])
-    recs = engine.recommend(user, 10)
+    recs = engine.recommend(user, 10, exclude_seen=True)
     console.print(f"\nposted a new item with text only: [bold]{new.title}[/] (no sales; the model never saw it)")
     _show("the shopper's list right after", recs, before, mark=new.item_id)
     if new.item_id not in [r.item_id for r in recs]:
