@@ -44,7 +44,6 @@ class Generation:
     placed: ColdPlacement | None = None
     _cold: tuple[int, int, np.ndarray] | None = field(default=None, repr=False)
     _reference: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
-    _reference_model: np.ndarray | None = field(default=None, repr=False)
 
     def user_index_by_hash(self, digest: str) -> int | None:
         """The model's index of the shopper whose id hashes to `digest` (`store.sql.user_hash`)."""
@@ -76,14 +75,6 @@ class Generation:
             known = (key, np.ascontiguousarray(vectors[self.model_items[self.calibration_sample()]]))
             self._reference = known
         return known[1]
-
-    def reference_model_vectors(self) -> np.ndarray:
-        """The model index's vectors of the calibration sample's items, one contiguous matrix."""
-        if self.index is None:
-            raise ValueError("this model has no vector index")
-        if self._reference_model is None:
-            self._reference_model = np.ascontiguousarray(self.index.vectors[self.calibration_sample()])
-        return self._reference_model
 
     def calibration_sample(self) -> np.ndarray:
         """Model item indices (at most about `CALIBRATION_SAMPLE`) cold items are calibrated against."""
