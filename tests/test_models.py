@@ -1,10 +1,13 @@
 """One contract every model passes: fit, history excluded, save/load gives identical lists."""
 
+from dataclasses import replace
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, NotFittedError
 from shelfwise.evaluation import make_splits, score_split
 from shelfwise.models import BASELINES, Recommender, create_model, topk
@@ -281,3 +284,36 @@ def test_tuning_scores_each_rescoring_value_on_the_fitted_model_without_a_refit(
     assert result.best_params == {"sign": 1.0} and result.trials[1][1] > result.trials[0][1]
     popularity = score_split(Popularity().fit(split.train), split)["ndcg@10"]
     assert result.trials[1][1] == pytest.approx(popularity)
+
+
+def test_tuning_skips_a_temporal_holdout_on_data_without_timestamps(shop_dataset, monkeypatch):
+    """Without timestamps a temporal holdout falls back to the default's: that trial is not fitted."""
+    from shelfwise.evaluation import runner
+    from shelfwise.models.popularity import Popularity
+    from shelfwise.models.sequential import SequentialRecommender
+
+    fits = []
+
+    class Holdouts(Popularity):
+        name = "holdouts"
+        tuning_grid = ({}, {"holdout": "temporal"})
+        trial_differs = SequentialRecommender.trial_differs  # the flagship's rule, on a cheap model
+
+        def __init__(self, holdout: str = "last") -> None:
+            self.holdout = holdout
+
+        def _fit(self, dataset, *, progress):
+            fits.append(self.holdout)
+            super()._fit(dataset, progress=progress)
+
+    monkeypatch.setattr(runner, "get_model_class", lambda name: Holdouts)
+    split = make_splits(shop_dataset, "p1")["tune"]
+    assert split.train.interactions["timestamp"].notna().all()
+    runner.tune("holdouts", split)
+    assert fits == ["last", "temporal"]
+    train = split.train
+    untimed_train = Dataset(train.interactions.assign(timestamp=pd.NaT), train.user_ids, train.items, name=train.name)
+    untimed = replace(split, train=untimed_train)
+    fits.clear()
+    result = runner.tune("holdouts", untimed)
+    assert fits == ["last"] and [trial for trial, _ in result.trials] == [{}]

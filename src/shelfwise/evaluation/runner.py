@@ -167,7 +167,8 @@ def tune(
     prepare: Callable[[Recommender], None] | None = None,
 ) -> TuningResult:
     """Try each configuration of `grid` (default: the model's `tuning_grid`) on the tuning split and
-    keep the one with the best NDCG@K. Ties keep the earlier configuration. Each fitted configuration
+    keep the one with the best NDCG@K. Ties keep the earlier configuration; a configuration that cannot
+    differ from the default on this data (`Recommender.trial_differs`) is skipped. Each fitted configuration
     is also scored with every value of the model's `rescoring_grid` that applies to it, without a refit."""
     model_cls = get_model_class(model_name)
     grid = list(grid if grid is not None else model_cls.tuning_grid) or [{}]
@@ -175,6 +176,9 @@ def tune(
     trials: list[tuple[dict[str, Any], float]] = []
     for params in grid:
         full = {**(base_params or {}), **params}
+        if params and not model_cls.trial_differs(full, split.train):
+            logger.info("tune %s %s: skipped, it cannot differ from the default on this data", model_name, params)
+            continue
         model = model_cls(**full)
         if prepare:
             prepare(model)

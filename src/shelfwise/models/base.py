@@ -87,6 +87,12 @@ class Recommender(ABC):
     n_items_: int
     user_items_: sp.csr_matrix
 
+    @classmethod
+    def trial_differs(cls, params: dict[str, Any], dataset: Dataset) -> bool:
+        """Whether fitting `params` on `dataset` can differ from the default configuration's fit.
+        Tuning skips a trial that cannot (an option the data lacks what it needs for)."""
+        return True
+
     # ------------------------------------------------------------------------------- parameters
     def get_params(self) -> dict[str, Any]:
         signature = inspect.signature(type(self).__init__)

@@ -97,6 +97,12 @@ class Holdout:
         return Holdout(self.train, [self.users[i] for i in picks], [self.targets[i] for i in picks], self.events)
 
 
+def has_timestamps(dataset: Dataset) -> bool:
+    """Every interaction has a time (what a temporal holdout and the trending part need)."""
+    stamps = dataset.interactions["timestamp"]
+    return bool(len(stamps)) and bool(stamps.notna().all())
+
+
 def make_holdout(dataset: Dataset, sequences: list[np.ndarray], kind: str) -> Holdout:
     """The holdout of a fit.
 
@@ -104,8 +110,7 @@ def make_holdout(dataset: Dataset, sequences: list[np.ndarray], kind: str) -> Ho
     first took in the last 10% of the time span are held out (what a temporal protocol asks); without
     timestamps, ``last``.
     """
-    stamps = dataset.interactions["timestamp"]
-    timed = bool(len(stamps)) and bool(stamps.notna().all())
+    timed = has_timestamps(dataset)
     if kind == "temporal" and timed:
         return _temporal_holdout(dataset, sequences)
     if kind == "temporal":

@@ -35,6 +35,7 @@ from shelfwise.models.sequential.histories import (
     Holdout,
     checked_distinct,
     distinct_in_order,
+    has_timestamps,
     item_counts,
     make_holdout,
     pad,
@@ -129,6 +130,13 @@ class SequentialRecommender(Recommender):
     tuning_grid = ({}, {"holdout": "temporal", "cold_offset": 1.0})
     # How strong that prior is changes only the scores: tried on the fitted model, no refit.
     rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"cold_offset": (0.5, 1.0, 1.5, 2.0, 3.0)}
+
+    @classmethod
+    def trial_differs(cls, params: dict[str, Any], dataset: Dataset) -> bool:
+        """A temporal holdout needs timestamps: without them the fit would fall back to the last-item
+        holdout and repeat the default fit but for the prior for new items, which only data split at
+        a date asks for (see `tuning_grid`)."""
+        return params.get("holdout") != "temporal" or has_timestamps(dataset)
 
     #: Fitted state (see `_fit`).
     text_vectors_: np.ndarray
