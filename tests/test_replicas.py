@@ -5,6 +5,7 @@ events because every answer reads the store)."""
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,18 @@ def _until(check, seconds: float) -> float:
         assert time.monotonic() - started < seconds, f"not within {seconds} s"
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def _anonymous_shared_mb(pid: int) -> float:
+    """MB of memory not backed by a file that process `pid` shares with others (from /proc/PID/smaps)."""
+    shared_kb, anonymous = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            anonymous = len(fields) < 6 or fields[5].startswith("[")
+        elif anonymous and fields[0] in ("Shared_Clean:", "Shared_Dirty:"):
+            shared_kb += int(fields[1])
+    return shared_kb / 1024
 
 
 def _ids(response: httpx.Response) -> list[str]:
@@ -95,6 +108,10 @@ def test_workers_on_one_port_answer_alike(trained_model_dir, tmp_path, store_url
                 assert "WOMBAT" in _ids(fresh)
             pids = {httpx.get(f"{base}/v1/admin/status", headers=AUTH).json().get("pid") for _ in range(30)}
             assert len(pids) == 2, pids
+        # the workers were forked from a parent that loaded the encoder: they share its weights' pages
+        # (spawned workers share no anonymous memory at all)
+        for pid in pids:
+            assert _anonymous_shared_mb(pid) > 50, pid
     finally:
         server.terminate()
         server.wait(timeout=30)

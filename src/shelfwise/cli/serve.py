@@ -97,7 +97,8 @@ def _serve_workers(
 
     from shelfwise.data.dataset import Dataset
     from shelfwise.engine.seeding import seed_store
-    from shelfwise.service.worker import SERVE_ENV
+    from shelfwise.service.worker import SERVE_ENV, fork_workers, preload
+    from shelfwise.settings import load_settings
     from shelfwise.store import default_store_url, open_store
 
     url = store or default_store_url()
@@ -108,6 +109,8 @@ def _serve_workers(
         opened.close()
     os.environ.update({SERVE_ENV["model"]: str(model), SERVE_ENV["store"]: url, SERVE_ENV["index"]: index})
     os.environ["SHELFWISE_API_KEY"] = key  # one key for every worker (generated here when none is set)
+    preload(load_settings().encoder)
+    fork_workers()
     console.print(f"serving {model} with {workers} workers on http://{host}:{port}")
     uvicorn.run(
         "shelfwise.service.worker:make_app",

@@ -1,14 +1,19 @@
 """One worker process of `shelfwise serve --workers N`: uvicorn starts N of these on one port.
 
-Each worker builds its own engine over the shared store and model folder from the environment the
-parent set (`SERVE_ENV`), follows the store's change feed (so a catalog write, a deletion or a reload
-made through one worker reaches the others), and serves with the key the parent chose.
+The parent loads what every worker needs and never changes (the libraries, the text encoder's
+weights) once (`preload`), then forks the workers, so they share those pages instead of each holding
+a copy; the model's arrays are memory-mapped from the model folder and shared through the page cache.
+Each worker then builds its own engine over the shared store and model folder from the environment
+the parent set (`SERVE_ENV`), follows the store's change feed (so a catalog write, a deletion or a
+reload made through one worker reaches the others), and serves with the key the parent chose.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import multiprocessing
 import os
 from collections.abc import AsyncIterator
 
@@ -33,6 +38,35 @@ def one_thread_per_request() -> None:
     threadpool_limits(limits=1)
     faiss.omp_set_num_threads(1)
     torch.set_num_threads(1)
+
+
+def preload(encoder: str) -> None:
+    """In the parent, before the workers are forked: import the serving code and load the text encoder
+    (`encoder`, a spec) once, single-threaded (a thread pool started before a fork does not survive
+    it), then move every object made so far out of the garbage collector's sight (`gc.freeze`), so
+    the workers' collections do not write to, and so copy, the pages they share with the parent."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer's pool is not fork-safe
+    one_thread_per_request()
+    import shelfwise.engine
+    import shelfwise.service  # noqa: F401  (imported here to be shared)
+    from shelfwise.text import create_encoder
+    from shelfwise.text.encoder import SentenceTransformerEncoder
+
+    text = create_encoder(encoder)
+    if isinstance(text, SentenceTransformerEncoder):
+        text.preload()
+    gc.collect()
+    gc.freeze()
+
+
+def fork_workers() -> None:
+    """Make uvicorn's supervisor fork its workers from this process instead of spawning fresh
+    interpreters (which would each import and load everything again). uvicorn has no option for
+    it; its workers are made by the context `uvicorn._subprocess.spawn` names, so that is replaced
+    (checked by tests/test_replicas.py: the workers share the parent's encoder)."""
+    import uvicorn._subprocess
+
+    uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
 
 
 def make_app() -> FastAPI:

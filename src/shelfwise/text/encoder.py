@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "default"
 BACKENDS = ("torch", "torch-int8")
+#: Models loaded once for the whole process by `preload` (the serving parent, before it forks its
+#: workers: they share the weights' pages). Only these are shared; any other `load` is private.
+_PRELOADED: dict[tuple[str, str, int | None], object] = {}
 
 
 class EncoderError(ShelfwiseError):
@@ -123,7 +126,18 @@ class SentenceTransformerEncoder:
         length = f"@{self.max_seq_length}" if self.max_seq_length else ""
         return f"{base}:{fingerprint}{length}{suffix}"
 
+    @property
+    def _key(self) -> tuple[str, str, int | None]:
+        return (str(self.path) if self.path is not None else self.model, self.backend, self.max_seq_length)
+
+    def preload(self) -> None:
+        """Load the model and keep it for every encoder of the same spec in this process and in
+        processes forked from it (which share its pages until they write to them)."""
+        _PRELOADED[self._key] = self.load()
+
     def load(self):
+        if self._model is None and self._key in _PRELOADED:
+            self._model = _PRELOADED[self._key]
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import torch
