@@ -170,10 +170,12 @@ class Server:
         return total
 
     def memory(self) -> dict:
-        """RSS and PSS (shared pages split between the processes that map them) per worker, MB."""
+        """RSS and PSS (shared pages split between the processes that map them) per process of the
+        server, MB: the workers and the parent (which, with workers, holds the pages they share)."""
         out = []
-        for pid in self.pids():
-            values = {"rss_mb": _rss_mb(pid)}
+        everyone = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True)
+        for pid in [int(p) for p in everyone.stdout.split()]:
+            values = {"pid": pid, "rss_mb": _rss_mb(pid)}
             try:
                 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                     if line.startswith("Pss:"):
@@ -580,7 +582,12 @@ def render(payload: dict) -> str:
                 f"{m['after_start']['pss_mb_total']} | {m['after_load']['rss_mb_total']} | "
                 f"{m['after_load']['pss_mb_total']} |"
             )
-        lines += ["", "MB, summed over the workers. PSS splits each shared page between the processes that map it."]
+        lines += [
+            "",
+            "MB, summed over the server's processes (the workers and, with workers, the parent that loaded "
+            "what they share). PSS splits each shared page between the processes that map it; RSS counts "
+            "a shared page once per process.",
+        ]
     if payload.get("soak"):
         soak = payload["soak"]
         errors = sum(r["errors"] for r in soak["runs"])

@@ -430,3 +430,39 @@ def test_a_transformer_only_fit_scores_as_inner_products_the_engine_can_index(cy
     assert blended.scoring_vectors() is None and blended.text_item_vectors(alone.text_vectors_) is None
     with pytest.raises(NotImplementedError):
         blended.query_vectors(histories)
+
+
+def test_the_ablations_leave_out_the_text_or_the_ids(cycle_dataset):
+    """`item_inputs`: ``ids`` reads no text anywhere (cold items ranked last), ``text`` no item IDs."""
+    params = {**SMALL, "epochs": 30, "patience": 30}
+    ids_only = SequentialRecommender(**params, item_inputs="ids").fit(cycle_dataset)
+    network = ids_only.network_
+    assert np.allclose(ids_only.item_table_, network.item_ids.weight[:-1].detach().numpy())
+    assert ids_only.blend_.text == 0 and ids_only.cold_.factor == 0
+    new = cycle_dataset.item_index("new")
+    scores = ids_only.score_histories([np.array([0, 1, 2])])
+    assert scores[0, new] < np.delete(scores[0], new).min()
+    assert ids_only.scoring_vectors() is None
+    index = {item: i for i, item in enumerate(cycle_dataset.item_ids)}
+    correct = sum(
+        cycle_dataset.item_ids[top_after(ids_only, [index[f"i{i:02d}"], index[f"i{(i + 1) % 20:02d}"]], 1)[0][0]]
+        == f"i{(i + 2) % 20:02d}"
+        for i in range(20)
+    )
+    assert correct >= 16, f"IDs only: {correct} of 20 next items right"
+
+    text_only = SequentialRecommender(**params, item_inputs="text").fit(cycle_dataset)
+    assert not text_only.network_.item_ids.weight.detach().any()  # the ID embedding never learned
+    assert text_only.blend_.ease == text_only.blend_.transitions == text_only.blend_.trending == 0
+    import torch
+
+    with torch.no_grad():
+        projected = text_only.network_.text_projection(torch.from_numpy(text_only.text_vectors_)).numpy()
+    assert np.allclose(text_only.item_table_, projected, atol=1e-6)
+
+
+def test_unknown_item_inputs_are_refused(shop_dataset):
+    from shelfwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="item_inputs"):
+        SequentialRecommender(item_inputs="pictures").fit(shop_dataset)

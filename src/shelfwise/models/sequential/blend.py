@@ -237,11 +237,14 @@ def choose_blend(
     text_vectors: np.ndarray,
     *,
     seed: int,
+    allowed: Sequence[str] = BLEND_PARTS,
 ) -> BlendChoice:
     """Pick the part weights, EASE's regularisation and the trending half-life on (at most 2,000 of)
     the held-out shoppers: a grid over the first four parts for each regularisation, then coordinate
     ascent over all five from the best grid point, for each half-life. Above `EASE_MAX_ITEMS` the
-    blend has no EASE part. `transformer` scores histories with the network of the holdout phase."""
+    blend has no EASE part. `transformer` scores histories with the network of the holdout phase.
+    `allowed` names the parts the blend may use (the others keep weight 0)."""
+    unused = [i for i, name in enumerate(BLEND_PARTS) if name not in allowed]
     holdout = holdout.sample(min(2000, max(500, BLEND_SCORE_BUDGET // n_items)), seed)
     truncated = sequence_matrix(holdout.train, n_items)
     parts_of = BlendParts(n_items, text_vectors, transition_matrix(holdout.train, n_items))
@@ -253,21 +256,22 @@ def choose_blend(
 
     best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
     chosen_parts: Parts = []
-    with_ease = n_items <= EASE_MAX_ITEMS
+    with_ease = n_items <= EASE_MAX_ITEMS and "ease" in allowed
     for regularization in EASE_REGULARIZATIONS if with_ease else (0.0,):
         parts_of.cf_weights = ease_weights(truncated, regularization) if with_ease else None
-        parts = parts_of.scores(inputs, transformer_scores, None)
+        scores = parts_of.scores(inputs, transformer_scores, None)
+        scores = [None if i in unused else part for i, part in enumerate(scores)]
         for grid_weights in BLEND_GRID:
-            if grid_weights[1] and not with_ease:
+            if any(grid_weights[i] for i in unused if i < len(grid_weights)):
                 continue
-            value = judge(judge.total((*grid_weights, 0.0), parts))
+            value = judge(judge.total((*grid_weights, 0.0), scores))
             if value > best[0]:
                 best = (value, (*grid_weights, 0.0), regularization)
         if best[2] == regularization:
-            chosen_parts = parts
+            chosen_parts = scores
     grid_best = best
     half_lives: tuple[float | None, ...] = (None,)
-    if holdout.events is not None and len(holdout.events[0]):
+    if holdout.events is not None and len(holdout.events[0]) and "trending" in allowed:
         half_lives = TREND_HALF_LIVES
     chosen_half_life = None
     final_parts = chosen_parts

@@ -60,6 +60,15 @@ BLEND_MAX_ITEMS = 50_000
 #: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
 HOLDOUT_SCORE_BUDGET = 1_000_000_000
 
+#: What an item's vector may be made of (`item_inputs`): the shipped model, and its two ablations.
+ITEM_INPUTS = ("text+ids", "ids", "text")
+#: The blend's parts each `item_inputs` may use (`BLEND_PARTS` names).
+ITEM_INPUT_PARTS = {
+    "text+ids": BLEND_PARTS,
+    "ids": ("transformer", "ease", "transitions", "trending"),
+    "text": ("transformer", "text"),
+}
+
 #: Trains one phase: `train_network` here, or a Ray Train job (`shelfwise.distributed`).
 TrainRunner = Callable[[TrainingJob, np.random.Generator], TrainResult]
 
@@ -108,6 +117,11 @@ class SequentialRecommender(Recommender):
         holdout: which training items early stopping and blending are judged on: ``last`` (each
             history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
             10% of the time span, as in a temporal split).
+        item_inputs: what an item's vector is made of: ``text+ids`` (the shipped model: projected text
+            plus an ID embedding), or, to measure what each brings (ablations), ``ids`` (no language
+            model anywhere: ID embeddings only, no text part in the blend, cold items unranked) or
+            ``text`` (no IDs anywhere: projected text only, the blend of the transformer and the text
+            profile only, without EASE, transitions or trending, which are functions of item IDs).
         cold_offset: a prior that new items sell, for shops where new arrivals do (chosen on the
             tuning split, not inside the fit): cold items always inherit their text neighbours' score
             and score this many of the shopper's score standard deviations above it. 0: no prior, and
@@ -172,6 +186,7 @@ class SequentialRecommender(Recommender):
         cache_dir: str | None = None,
         blend: bool = True,
         holdout: str = "last",
+        item_inputs: str = "text+ids",
         cold_offset: float = 0.0,
         seed: int = 42,
     ) -> None:
@@ -192,6 +207,7 @@ class SequentialRecommender(Recommender):
         self.cache_dir = cache_dir
         self.blend = blend
         self.holdout = holdout
+        self.item_inputs = item_inputs
         self.cold_offset = cold_offset
         self.seed = seed
 
@@ -211,6 +227,8 @@ class SequentialRecommender(Recommender):
         self._check_param("cold_offset", float, 0.0, 100.0)
         if self.holdout not in ("last", "temporal"):
             raise ConfigError(f"'holdout' must be 'last' or 'temporal'. Got {self.holdout!r} instead.")
+        if self.item_inputs not in ITEM_INPUTS:
+            raise ConfigError(f"'item_inputs' must be one of {ITEM_INPUTS}. Got {self.item_inputs!r} instead.")
         if self.dim % self.heads:
             raise ConfigError(f"'dim' ({self.dim}) must be a multiple of 'heads' ({self.heads}).")
 
@@ -240,7 +258,7 @@ class SequentialRecommender(Recommender):
         clock["encode and prepare"] = round(time.perf_counter() - started, 1)
         mark = time.perf_counter()
         evaluate = functools.partial(
-            holdout_ndcg, text_vectors=self.text_vectors_, max_len=self.max_len, holdout=holdout, seed=self.seed
+            holdout_ndcg, text_vectors=self._network_text(), max_len=self.max_len, holdout=holdout, seed=self.seed
         )
         best_epochs = self._train_phase(
             "holdout",
@@ -298,14 +316,14 @@ class SequentialRecommender(Recommender):
         on the holdout (or the epochs run without one). The trained network becomes this model's."""
         job = TrainingJob(
             make_network=self._network_factory(),
-            text_vectors=self.text_vectors_,
+            text_vectors=self._network_text(),
             sequences=sequences,
             counts=counts,
             settings=TrainSettings(
                 epochs=self.epochs,
                 batch_size=self.batch_size,
                 learning_rate=self.learning_rate,
-                id_dropout=self.id_dropout,
+                id_dropout={"ids": 0.0, "text": 1.0}.get(self.item_inputs, self.id_dropout),
                 patience=self.patience,
                 negatives=self.negatives,
             ),
@@ -332,15 +350,26 @@ class SequentialRecommender(Recommender):
         self.cf_regularization_, self.trend_half_life_ = 0.0, 0.0
         if self.blend and holdout.users and self.n_items_ <= BLEND_MAX_ITEMS:
             choice = blending.choose_blend(
-                holdout, self.n_items_, self._transformer_scores, self.text_vectors_, seed=self.seed
+                holdout,
+                self.n_items_,
+                self._transformer_scores,
+                self.text_vectors_,
+                seed=self.seed,
+                allowed=ITEM_INPUT_PARTS[self.item_inputs],
             )
             self.blend_, self.cf_regularization_ = choice.weights, choice.cf_regularization
             self.trend_half_life_ = choice.half_life
             # Items no training history holds (cold) have no collaborative, transition or trending
             # signal: they inherit the blended score of their nearest warm items in text.
-            self.cold_ = choose_cold_policy(
-                choice.scores, choice.seen, choice.holdout.targets, choice.cold, self.text_vectors_, self.cold_offset
-            )
+            if self.item_inputs != "ids":  # without text, no neighbours in text
+                self.cold_ = choose_cold_policy(
+                    choice.scores,
+                    choice.seen,
+                    choice.holdout.targets,
+                    choice.cold,
+                    self.text_vectors_,
+                    self.cold_offset,
+                )
         self.parts_ = BlendParts(self.n_items_, self.text_vectors_, transition_matrix(sequences, self.n_items_))
         if self.blend_.trending:
             events = dataset.interactions
@@ -361,12 +390,19 @@ class SequentialRecommender(Recommender):
             self.heads,
             self.max_len + 1,
             self.dropout,
+            id_std=0.02 if self.item_inputs == "ids" else 0.0,
         )
+
+    def _network_text(self) -> np.ndarray:
+        """The text vectors the network reads: none (zeros) where items are IDs only."""
+        if self.item_inputs == "ids":
+            return np.zeros_like(self.text_vectors_)
+        return self.text_vectors_
 
     def _use_network(self, network: Network) -> None:
         """Serve with `network`: its inference item table is computed once (no ID dropout)."""
         self.network_ = network
-        self.item_table_ = frozen_table(network, self.text_vectors_)
+        self.item_table_ = frozen_table(network, self._network_text())
 
     def _set_cold_neighbours(self) -> None:
         """The text neighbours of the items no fitted history holds, as the cold policy says."""
@@ -378,6 +414,13 @@ class SequentialRecommender(Recommender):
         return score_padded(self.network_, self.item_table_, pad(sequences, self.max_len, self.n_items_))
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
+        if self.item_inputs == "ids":  # no text: an item no history held has nothing to be ranked by
+            scores = self._blended_parts(sequences)
+            scores[:, ~self.seen_] = scores.min(axis=1, keepdims=True) - 1.0 if scores.size else 0.0
+            return scores
+        return self._blended_parts(sequences)
+
+    def _blended_parts(self, sequences: list[np.ndarray]) -> np.ndarray:
         if self.blend_.transformer_only and not self.cold_.factor:
             return self._transformer_scores(sequences)
         parts = self.parts_.scores(sequences, self._transformer_scores(sequences), self.blend_)
@@ -420,12 +463,18 @@ class SequentialRecommender(Recommender):
         part and no prior for new items): then a score is the history's last hidden state against it,
         and the serving engine retrieves from a vector index instead of scoring every item."""
         self._require_fitted()
+        if self.item_inputs == "ids":  # an ablation: its untrained items are ranked last, not by vectors
+            return None
         return self.item_table_ if self.blend_.transformer_only and not self.cold_.factor else None
 
     def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
         """What the network's item table holds for an item with no interactions: its projected text
         (the ID part is empty), as for the items no training history held."""
-        if self.scoring_vectors() is None or text_vectors.shape[1] != self.network_.text_projection.in_features:
+        if (
+            self.scoring_vectors() is None
+            or self.item_inputs == "ids"
+            or text_vectors.shape[1] != self.network_.text_projection.in_features
+        ):
             return None
         with torch.no_grad():
             text = torch.from_numpy(np.ascontiguousarray(text_vectors, np.float32))

@@ -17,12 +17,26 @@ class Network(nn.Module):
     transformer whose hidden state at the last position scores every item."""
 
     def __init__(
-        self, n_items: int, text_dim: int, dim: int, layers: int, heads: int, max_len: int, dropout: float
+        self,
+        n_items: int,
+        text_dim: int,
+        dim: int,
+        layers: int,
+        heads: int,
+        max_len: int,
+        dropout: float,
+        *,
+        id_std: float = 0.0,
     ) -> None:
+        """`id_std`: the ID embedding starts at zero (the text part carries an item at first; an item
+        never trained keeps only its text), or, where there is no text, random with this deviation."""
         super().__init__()
         self.text_projection = nn.Linear(text_dim, dim, bias=False)
         self.item_ids = nn.Embedding(n_items + 1, dim, padding_idx=n_items)  # last row: padding
         nn.init.zeros_(self.item_ids.weight)
+        if id_std:
+            with torch.no_grad():
+                self.item_ids.weight[:-1].normal_(std=id_std)
         self.positions = nn.Embedding(max_len, dim)
         nn.init.normal_(self.positions.weight, std=0.02)
         layer = nn.TransformerEncoderLayer(
