@@ -62,7 +62,8 @@ REFERENCE = {
 }
 
 
-def markdown(records: list[dict], meta: dict) -> str:
+def markdown(records: list[dict], meta: dict, ablations: dict | None = None) -> str:
+    """The page; `ablations`: ablation.json's content, rendered as its own section (ablation.py)."""
     lines = [
         "# Accuracy benchmark",
         "",
@@ -111,6 +112,16 @@ def markdown(records: list[dict], meta: dict) -> str:
         lines.append("")
     if meta.get("peers_note"):
         lines += [f"Peers: {meta['peers_note']}", ""]
+    if ablations:
+        from ablation import section
+
+        content = {r["dataset"]: r["metrics"] for r in records if r["model"] == "content"}
+        when = ablations["meta"]
+        lines += [
+            section(ablations["records"], content),
+            f"Ablations measured {when['date']} by `{when['command']}` in {when['seconds']:.0f} s.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -176,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             saved["meta"]["peers"] = json.loads(args.peers_from.read_text())["records"]
             saved["meta"]["peers_note"] = args.peers_note or f"the peers' rows come from {args.peers_from}."
             (args.out / "accuracy.json").write_text(json.dumps(saved, indent=2))
-        (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"]))
+        (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"], _ablations(args.out)))
         _report(saved["records"], saved["meta"], args.out)
         return 0
     datasets = [d for d in args.datasets.split(",") if d]
@@ -233,9 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         peers=peers,
         peers_note=peers_note,
     )
-    write_results(args.out, "accuracy", {"meta": meta, "records": records}, markdown(records, meta))
+    page = markdown(records, meta, _ablations(args.out))
+    write_results(args.out, "accuracy", {"meta": meta, "records": records}, page)
     _report(records, meta, args.out)
     return 0
+
+
+def _ablations(out: Path) -> dict | None:
+    """ablation.json's content where ablation.py has written it."""
+    path = out / "ablation.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _report(records: list[dict], meta: dict, out: Path) -> None:

@@ -89,24 +89,27 @@ def serve(
 def _serve_workers(
     model: Path, store: str | None, host: str, port: int, index: str, log_level: str, workers: int, key: str
 ) -> None:
-    """`workers` processes on one port (uvicorn's supervisor restarts one that dies). The store is
+    """`workers` processes on one port (uvicorn's supervisor restarts one that dies), forked from this
+    one once it has read the model folder and loaded the encoder, which they then share. The store is
     filled once here, before the workers start, so they do not all fill an empty store at once."""
     import os
 
     import uvicorn
 
-    from shelfwise.data.dataset import Dataset
+    from shelfwise.engine.generation import preload_model_dir
     from shelfwise.engine.seeding import seed_store
     from shelfwise.service.worker import SERVE_ENV, fork_workers, preload
     from shelfwise.settings import load_settings
     from shelfwise.store import default_store_url, open_store
 
     url = store or default_store_url()
+    _, dataset = preload_model_dir(model)  # read once here; the workers share it (see `preload`)
     opened = open_store(url)
     try:
-        seed_store(opened, Dataset.load(model / "dataset"))
+        seed_store(opened, dataset)
     finally:
         opened.close()
+    del dataset
     os.environ.update({SERVE_ENV["model"]: str(model), SERVE_ENV["store"]: url, SERVE_ENV["index"]: index})
     os.environ["SHELFWISE_API_KEY"] = key  # one key for every worker (generated here when none is set)
     preload(load_settings().encoder)

@@ -180,9 +180,39 @@ def model_version(model_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+#: Model folders read once by `preload_model_dir` (the serving parent, before it forks its workers),
+#: with the stamp of the files they were read from.
+_PRELOADED: dict[Path, tuple[str, Recommender, Dataset]] = {}
+
+
+def _folder_stamp(model_dir: Path) -> str:
+    """The model's version and the size and time of its data set's files: what a preloaded read
+    must still match (a retrain or a privacy deletion changes it)."""
+    stamps = [model_version(model_dir)]
+    for path in sorted((model_dir / "dataset").glob("*")):
+        stat = path.stat()
+        stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(stamps)
+
+
+def preload_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
+    """Read a model folder once for this process and the processes forked from it: their first
+    `read_model_dir` of the unchanged folder takes this read (its pages shared until written)
+    instead of holding a copy of the model and the data set each."""
+    model_dir = Path(model_dir).resolve()
+    with folder_lock(model_dir, exclusive=False):
+        stamp = _folder_stamp(model_dir)
+        model, dataset = _read_model_files(model_dir)
+    _PRELOADED[model_dir] = (stamp, model, dataset)
+    return model, dataset
+
+
 def read_model_dir(model_dir: Path) -> tuple[Recommender, Dataset]:
     try:
         with folder_lock(model_dir, exclusive=False):
+            preloaded = _PRELOADED.pop(Path(model_dir).resolve(), None)
+            if preloaded is not None and preloaded[0] == _folder_stamp(model_dir):
+                return preloaded[1], preloaded[2]
             return _read_model_files(model_dir)
     except ShelfwiseError:
         raise

@@ -51,7 +51,9 @@ def _epochs(stamps) -> np.ndarray:
 
 
 def event_records(dataset: Dataset) -> Iterator[EventRecord]:
-    """The data set's events in time order, made one at a time (the store reads them in chunks)."""
+    """The data set's events in time order, made one at a time (the store reads them in chunks).
+    Nothing is computed before the first is asked for: a store that holds them already asks for none
+    (every start of every worker called this, and sorted and copied every event for nothing)."""
     frame = dataset.interactions.sort_values("order", kind="stable")
     users = dataset.user_ids[frame["user"].to_numpy()]
     items = dataset.item_ids[frame["item"].to_numpy()]
@@ -66,10 +68,8 @@ def event_records(dataset: Dataset) -> Iterator[EventRecord]:
     seconds[undated] = np.arange(int(undated.sum()), dtype=float)
     values = frame["value"].to_numpy(dtype=float)
     kinds = frame["event_type"].astype(str).to_numpy()
-    return (
-        EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
-        for u, i, k, t, v in zip(users, items, kinds, seconds, values, strict=True)
-    )
+    for u, i, k, t, v in zip(users, items, kinds, seconds, values, strict=True):
+        yield EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
 
 
 def seed_store(store: Store, dataset: Dataset, *, progress: Callable[[int], None] | None = None) -> list[ItemRecord]:
