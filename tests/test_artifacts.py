@@ -105,3 +105,27 @@ def test_shelfwise_build_writes_the_serving_folder(tmp_path, shop_dataset, capsy
         assert engine.text.from_artifacts
     finally:
         engine.close()
+
+
+def test_a_preloaded_model_folder_is_taken_once_and_only_while_unchanged(trained_model_dir, tmp_path):
+    """The serving parent reads the folder once (`preload_model_dir`); a worker's first read takes
+    that read while the folder is as it was, and a later read (a reload) reads the files again."""
+    import os
+    import shutil
+
+    from shelfwise.engine.generation import preload_model_dir, read_model_dir
+
+    folder = shutil.copytree(trained_model_dir, tmp_path / "model")
+    model, dataset = preload_model_dir(folder)
+    again, same_data = read_model_dir(folder)
+    assert again is model and same_data is dataset
+    assert read_model_dir(folder)[0] is not model  # taken once: a reload reads the folder
+
+    preload_model_dir(folder)
+    arrays = folder / "arrays.npz"
+    os.utime(arrays, ns=(arrays.stat().st_atime_ns, arrays.stat().st_mtime_ns + 10**9))  # retrained
+    assert read_model_dir(folder)[0] is not model
+    model, _ = preload_model_dir(folder)
+    items = folder / "dataset" / "items.parquet"
+    os.utime(items, ns=(items.stat().st_atime_ns, items.stat().st_mtime_ns + 10**9))  # a privacy rewrite
+    assert read_model_dir(folder)[0] is not model
