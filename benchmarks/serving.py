@@ -154,10 +154,9 @@ class Server:
 
     def pids(self) -> list[int]:
         """The server's processes that hold an engine (the workers, or the one process)."""
-        out = subprocess.run(["pgrep", "-s", str(self.process.pid)], capture_output=True, text=True)
-        pids = [int(p) for p in out.stdout.split()]
-        workers = [p for p in pids if p != self.process.pid and _name(p).startswith("python")]
-        return [p for p in workers if _rss_mb(p) > 200] or [self.process.pid]
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        children = [int(p) for p in out.stdout.split()]  # forked workers carry the parent's name
+        return [p for p in children if _rss_mb(p) > 200] or [self.process.pid]
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -200,13 +199,6 @@ class Server:
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {KEY}"}
-
-
-def _name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
 
 
 def _rss_mb(pid: int) -> float:
