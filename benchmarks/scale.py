@@ -343,8 +343,7 @@ def serve(work: Path) -> dict:
     started = time.perf_counter()
     engine = Engine(work / "model", f"sqlite:///{store}", cache_dir=str(work / "cache"))
     out: dict = {"start_seconds": round(time.perf_counter() - started, 1), "index": engine.index_kind}
-    if engine._warming is not None:  # the encoder loads in the background: answers timed after it
-        engine._warming.join()
+    engine.wait_until_text_ready()  # the encoder loads in the background: answers timed after it
     out["start_peak_mb"] = round(peak_mb(), 0)
     one_thread_per_request()  # as `shelfwise serve` answers: one thread per request
     rng = np.random.default_rng(2)

@@ -37,10 +37,7 @@ def test_an_engine_started_from_artifacts_answers_as_one_that_built_everything(a
     try:
         assert mapped.text.from_artifacts and not built.text.from_artifacts
         assert built.stats()["text_ready"]  # built at start: nothing loads in the background
-        deadline = time.monotonic() + 120
-        while not mapped.stats()["text_ready"]:  # the encoder loads in the background
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert mapped.wait_until_text_ready(timeout=120)  # the encoder loads in the background
         assert mapped.text.index.graph_size == len(mapped.catalog)  # the mapped graph, not a new one
         assert mapped.catalog.ids == built.catalog.ids
         assert np.allclose(mapped.text.vectors, built.text.vectors, atol=1e-6)

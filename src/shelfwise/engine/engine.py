@@ -492,6 +492,13 @@ class Engine:
             "text_ready": self._warming is None or not self._warming.is_alive(),
         }
 
+    def wait_until_text_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the encoder and the spelling index to load (a start from the serving artifacts
+        loads them in the background); True once they have (`stats()["text_ready"]`)."""
+        if self._warming is not None:
+            self._warming.join(timeout)
+        return bool(self.stats()["text_ready"])
+
     def close(self) -> None:
         if self._warming is not None:  # a thread inside torch at interpreter exit aborts the process
             self._warming.join()
