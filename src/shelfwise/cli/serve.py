@@ -98,11 +98,12 @@ def _serve_workers(
 
     from shelfwise.engine.generation import preload_model_dir
     from shelfwise.engine.seeding import seed_store
-    from shelfwise.service.worker import SERVE_ENV, fork_workers, preload
+    from shelfwise.service.worker import SERVE_ENV, fork_workers, one_thread_per_request, preload
     from shelfwise.settings import load_settings
     from shelfwise.store import default_store_url, open_store
 
     url = store or default_store_url()
+    one_thread_per_request()  # before any torch or BLAS work here: a thread pool does not survive a fork
     _, dataset = preload_model_dir(model)  # read once here; the workers share it (see `preload`)
     opened = open_store(url)
     try:
