@@ -2,11 +2,8 @@
 
 The store is the one source of truth for shoppers: every answer reads the shopper's recent events
 from it and scores them with the model (`Recommender.score_histories`), so an event recorded a
-moment ago shapes the next answer with no refit. Items the model was not trained on (added to the
-catalog later) are placed by their text: their cosine to the shopper's text profile is mapped onto
-the model's score scale by quantile, so a new item that matches a shopper's history as well as the
-model's best candidates do ranks among them.
-"""
+moment ago shapes the next answer with no refit. Items the model was not trained on are placed in
+its space by their text when they arrive (`engine/cold_items.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
 from shelfwise.engine.answers import Recommendation, build_answer, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
@@ -89,7 +85,8 @@ class Engine:
         self.change_id = self.store.last_change_id()
         model_dir = Path(model_dir)
         model, dataset = read_model_dir(model_dir)
-        self._catalog = Catalog(self._bootstrap(dataset))
+        with self.write_lock:
+            self._catalog = Catalog(catalog_records(self.store, dataset))
         self.popularity = Popularity.of_store(self.store, self.catalog)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
@@ -105,10 +102,6 @@ class Engine:
         self._warming = self.text.warm() if self.text.from_artifacts else None
 
     # ------------------------------------------------------------------------------- loading
-    def _bootstrap(self, dataset: Dataset) -> list[ItemRecord]:
-        with self.write_lock:
-            return catalog_records(self.store, dataset)
-
     @property
     def catalog(self) -> CatalogSnapshot:
         """The catalog as published now: a read takes it once and uses only that snapshot."""
@@ -489,15 +482,14 @@ class Engine:
             "schema_version": self.store.schema_version(),
             "pid": os.getpid(),
             "change_id": self.change_id,
-            "text_ready": self._warming is None or not self._warming.is_alive(),
+            "text_ready": self.wait_until_text_ready(timeout=0),
         }
 
     def wait_until_text_ready(self, timeout: float | None = None) -> bool:
-        """Wait for the encoder and the spelling index to load (a start from the serving artifacts
-        loads them in the background); True once they have (`stats()["text_ready"]`)."""
+        """Wait for what a start from the serving artifacts loads in the background; True once loaded."""
         if self._warming is not None:
             self._warming.join(timeout)
-        return bool(self.stats()["text_ready"])
+        return self._warming is None or not self._warming.is_alive()
 
     def close(self) -> None:
         if self._warming is not None:  # a thread inside torch at interpreter exit aborts the process
