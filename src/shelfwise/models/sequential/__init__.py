@@ -16,9 +16,11 @@ One job per module:
 
 - `network`: the torch modules, the sampled-softmax step and the scoring forward;
 - `histories`: deduplicated, padded and windowed histories, and the fit's holdout;
-- `training`: `train_network`, the training loop (early stopping, time budget, data-parallel hooks);
+- `training`: `train_network`, the training loop (early stopping on the holdout, time budget,
+  data-parallel hooks);
 - `blend`: the parts, `BlendWeights`, and the grid and coordinate ascent that choose them;
 - `cold`: text neighbours and the cold-item policy;
+- `state`: the fitted state as named arrays (what `save` writes and `load` reads);
 - `model`: `SequentialRecommender`, which runs a fit in order and holds the fitted state.
 """
 

@@ -31,6 +31,15 @@ EASE_REGULARIZATIONS = (50.0, 250.0, 1000.0)
 BLEND_SCORE_BUDGET = 40_000_000
 #: The parts of the blend, in the order of `BlendWeights`.
 BLEND_PARTS = ("transformer", "ease", "text", "transitions", "trending")
+#: What an item's vector may be made of (`item_inputs`): the shipped model, and its two ablations.
+ITEM_INPUTS = ("text+ids", "ids", "text")
+#: The blend's parts each `item_inputs` may use (`BLEND_PARTS` names).
+ITEM_INPUT_PARTS = {
+    "text+ids": BLEND_PARTS,
+    "ids": ("transformer", "ease", "transitions", "trending"),
+    "text": ("transformer", "text"),
+}
+
 #: (transformer, collaborative, text, transition) weights tried on the holdout first; the trending part
 #: and finer weights are then found by coordinate ascent from the best of them (`ASCENT_VALUES`).
 BLEND_GRID = tuple(

@@ -24,6 +24,8 @@ from shelfwise.models.ease import ease_weights
 from shelfwise.models.sequential import blend as blending
 from shelfwise.models.sequential.blend import (
     BLEND_PARTS,
+    ITEM_INPUT_PARTS,
+    ITEM_INPUTS,
     BlendParts,
     BlendWeights,
     blended,
@@ -42,8 +44,14 @@ from shelfwise.models.sequential.histories import (
     sequence_matrix,
 )
 from shelfwise.models.sequential.network import Network, frozen_table, last_hidden, score_padded
-from shelfwise.models.sequential.training import TrainingJob, TrainResult, TrainSettings, train_network
-from shelfwise.ranking import mean_ndcg, topk
+from shelfwise.models.sequential.state import fitted_state, saved_sequences, saved_transitions
+from shelfwise.models.sequential.training import (
+    TrainingJob,
+    TrainResult,
+    TrainSettings,
+    holdout_ndcg,
+    train_network,
+)
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
 from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
@@ -56,38 +64,9 @@ logger = logging.getLogger(__name__)
 #: 30,000 items and 300,000 events, the blend chosen in 59 s on 1,333 held-out shoppers, peak memory
 #: 2.9 GB, a recommendation 13 ms; 50,000 items and 500,000 events, 66 s on 800 shoppers, 3.5 GB, 16 ms.
 BLEND_MAX_ITEMS = 50_000
-#: Early stopping scores its held-out shoppers against every item: at most this many user × item
-#: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
-HOLDOUT_SCORE_BUDGET = 1_000_000_000
-
-#: What an item's vector may be made of (`item_inputs`): the shipped model, and its two ablations.
-ITEM_INPUTS = ("text+ids", "ids", "text")
-#: The blend's parts each `item_inputs` may use (`BLEND_PARTS` names).
-ITEM_INPUT_PARTS = {
-    "text+ids": BLEND_PARTS,
-    "ids": ("transformer", "ease", "transitions", "trending"),
-    "text": ("transformer", "text"),
-}
 
 #: Trains one phase: `train_network` here, or a Ray Train job (`shelfwise.distributed`).
 TrainRunner = Callable[[TrainingJob, np.random.Generator], TrainResult]
-
-
-def holdout_ndcg(network: Network, text_vectors: np.ndarray, max_len: int, holdout: Holdout, *, seed: int) -> float:
-    """NDCG@10 of the held-out items under the network alone (a fixed sample of the shoppers on a
-    large catalog; see `HOLDOUT_SCORE_BUDGET`), scored in chunks so no shoppers × items matrix is held.
-    Leaves the network in eval mode."""
-    table = frozen_table(network, text_vectors)
-    n_items = len(table)
-    holdout = holdout.sample(max(2000, HOLDOUT_SCORE_BUDGET // max(n_items, 1)), seed)
-    found = []
-    for start in range(0, len(holdout.users), 256):
-        chunk = holdout.users[start : start + 256]
-        scores = score_padded(network, table, pad([holdout.train[u] for u in chunk], max_len, n_items))
-        for row, user in enumerate(chunk):
-            scores[row, holdout.train[user]] = -np.inf
-        found.append(topk(scores, 10)[0])
-    return mean_ndcg(np.vstack(found) if found else np.zeros((0, 10), np.int64), holdout.targets)
 
 
 @register
@@ -147,9 +126,8 @@ class SequentialRecommender(Recommender):
 
     @classmethod
     def trial_differs(cls, params: dict[str, Any], dataset: Dataset) -> bool:
-        """A temporal holdout needs timestamps: without them the fit would fall back to the last-item
-        holdout and repeat the default fit but for the prior for new items, which only data split at
-        a date asks for (see `tuning_grid`)."""
+        """A temporal holdout needs timestamps: without them the fit would repeat the default fit but
+        for the prior for new items, which only data split at a date asks for (see `tuning_grid`)."""
         return params.get("holdout") != "temporal" or has_timestamps(dataset)
 
     #: Fitted state (see `_fit`).
@@ -395,9 +373,7 @@ class SequentialRecommender(Recommender):
 
     def _network_text(self) -> np.ndarray:
         """The text vectors the network reads: none (zeros) where items are IDs only."""
-        if self.item_inputs == "ids":
-            return np.zeros_like(self.text_vectors_)
-        return self.text_vectors_
+        return np.zeros_like(self.text_vectors_) if self.item_inputs == "ids" else self.text_vectors_
 
     def _use_network(self, network: Network) -> None:
         """Serve with `network`: its inference item table is computed once (no ID dropout)."""
@@ -414,11 +390,10 @@ class SequentialRecommender(Recommender):
         return score_padded(self.network_, self.item_table_, pad(sequences, self.max_len, self.n_items_))
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
-        if self.item_inputs == "ids":  # no text: an item no history held has nothing to be ranked by
-            scores = self._blended_parts(sequences)
-            scores[:, ~self.seen_] = scores.min(axis=1, keepdims=True) - 1.0 if scores.size else 0.0
-            return scores
-        return self._blended_parts(sequences)
+        scores = self._blended_parts(sequences)
+        if self.item_inputs == "ids" and scores.size:  # no text: an item no history held is ranked last
+            scores[:, ~self.seen_] = scores.min(axis=1, keepdims=True) - 1.0
+        return scores
 
     def _blended_parts(self, sequences: list[np.ndarray]) -> np.ndarray:
         if self.blend_.transformer_only and not self.cold_.factor:
@@ -441,8 +416,7 @@ class SequentialRecommender(Recommender):
         return self._blended(sequences).astype(np.float64)
 
     def rescored(self, **params: Any) -> bool:
-        """Another `cold_offset` for a model fitted with a prior for new items (the neighbours and
-        the factor its holdout chose stay)."""
+        """Another `cold_offset` for a model fitted with a prior for new items (same neighbours, factor)."""
         offset = params.pop("cold_offset", None)
         if params or offset is None or not self.cold_offset or not self.cold_.factor:
             return False
@@ -493,29 +467,7 @@ class SequentialRecommender(Recommender):
 
     # ------------------------------------------------------------------------------- storage
     def _state(self) -> dict[str, np.ndarray]:
-        lengths = np.array([len(s) for s in self.sequences_], dtype=np.int64)
-        state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
-        if self.blend_.ease and self.parts_.cf_weights is not None:
-            state["cf_weights"] = self.parts_.cf_weights
-        if self.blend_.trending and self.parts_.trending is not None:
-            state["trending"] = self.parts_.trending
-            state["trend_half_life"] = np.array(self.trend_half_life_)
-        transitions = self.parts_.transitions
-        state.update(
-            transitions_data=transitions.data,
-            transitions_indices=transitions.indices,
-            transitions_indptr=transitions.indptr,
-            blend_weights=self.blend_.array(),
-            cold_factor=np.array(self.cold_.factor),
-            cold_neighbour_count=np.array(self.cold_.neighbours),
-            cold_offset=np.array(self.cold_.offset),
-            seen=self.seen_,
-            cf_regularization=np.array(self.cf_regularization_),
-            text_vectors=self.text_vectors_,
-            seq_lengths=lengths,
-            seq_items=np.concatenate(self.sequences_ or [np.zeros(0, np.int64)]).astype(np.int64),
-        )
-        return state
+        return fitted_state(self)
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self.text_vectors_ = state["text_vectors"]
@@ -524,16 +476,12 @@ class SequentialRecommender(Recommender):
         self.seen_ = state["seen"].astype(bool)
         self.cold_ = ColdPolicy.of_state(state)
         self._set_cold_neighbours()
-        transitions = sp.csr_matrix(
-            (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"]),
-            shape=(self.n_items_, self.n_items_),
-        )
+        transitions = saved_transitions(state, self.n_items_)
         self.parts_ = BlendParts(
             self.n_items_, self.text_vectors_, transitions, state.get("cf_weights"), state.get("trending")
         )
         self.cf_regularization_ = float(state["cf_regularization"])
-        bounds = np.concatenate([[0], np.cumsum(state["seq_lengths"])])
-        self.sequences_ = [state["seq_items"][bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+        self.sequences_ = saved_sequences(state)
         network = self._network_factory()()
         network.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
         self._use_network(network)
@@ -543,10 +491,6 @@ class SequentialRecommender(Recommender):
     def weights_(self) -> np.ndarray:
         """The blend's weights in `BLEND_PARTS` order."""
         return self.blend_.array()
-
-    @property
-    def cold_factor_(self) -> float:
-        return self.cold_.factor
 
     @property
     def cold_offset_(self) -> float:

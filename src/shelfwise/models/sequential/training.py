@@ -15,8 +15,16 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
-from shelfwise.models.sequential.histories import windows
-from shelfwise.models.sequential.network import Network, TrainStep, deterministic, sampled_logits
+from shelfwise.models.sequential.histories import Holdout, pad, windows
+from shelfwise.models.sequential.network import (
+    Network,
+    TrainStep,
+    deterministic,
+    frozen_table,
+    sampled_logits,
+    score_padded,
+)
+from shelfwise.ranking import mean_ndcg, topk
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +55,28 @@ class World(Protocol):
     def wrap(self, module: nn.Module) -> nn.Module: ...
 
     def agree(self, flag: bool) -> bool: ...
+
+
+#: Early stopping scores its held-out shoppers against every item: at most this many user × item
+#: scores per check (and never fewer than 2,000 shoppers), a sample of them when there are more.
+HOLDOUT_SCORE_BUDGET = 1_000_000_000
+
+
+def holdout_ndcg(network: Network, text_vectors: np.ndarray, max_len: int, holdout: Holdout, *, seed: int) -> float:
+    """NDCG@10 of the held-out items under the network alone (a fixed sample of the shoppers on a
+    large catalog; see `HOLDOUT_SCORE_BUDGET`), scored in chunks so no shoppers × items matrix is held.
+    Leaves the network in eval mode."""
+    table = frozen_table(network, text_vectors)
+    n_items = len(table)
+    holdout = holdout.sample(max(2000, HOLDOUT_SCORE_BUDGET // max(n_items, 1)), seed)
+    found = []
+    for start in range(0, len(holdout.users), 256):
+        chunk = holdout.users[start : start + 256]
+        scores = score_padded(network, table, pad([holdout.train[u] for u in chunk], max_len, n_items))
+        for row, user in enumerate(chunk):
+            scores[row, holdout.train[user]] = -np.inf
+        found.append(topk(scores, 10)[0])
+    return mean_ndcg(np.vstack(found) if found else np.zeros((0, 10), np.int64), holdout.targets)
 
 
 @dataclass(frozen=True)
