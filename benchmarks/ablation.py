@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import run_meta, write_results
-from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from common import available_datasets, run_meta, write_results
+from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.evaluation.runner import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -131,13 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--resume", action="store_true", help=f"keep the records a stopped run left in {PARTIAL}")
     args = parser.parse_args(argv)
-    datasets = [d for d in args.datasets.split(",") if d]
-    missing = [d for d in datasets if not (data_dir() / d).is_dir()]
-    if missing:
-        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
-        datasets = [d for d in datasets if d not in missing]
-        if not datasets:
-            return 0
+    datasets = available_datasets(args.datasets)
+    if not datasets:
+        return 0
     started = time.perf_counter()
     done: dict[tuple[str, str], dict] = {}
     if args.resume and PARTIAL.is_file():

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_meta, write_results
-from shelfwise.data.adapters import KNOWN_DATASETS, data_dir, load_dataset
+from common import available_datasets, run_meta, write_results
+from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.evaluation.runner import evaluate
 from shelfwise.models import BASELINES
 
@@ -190,14 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "accuracy.md").write_text(markdown(saved["records"], saved["meta"], _ablations(args.out)))
         _report(saved["records"], saved["meta"], args.out)
         return 0
-    datasets = [d for d in args.datasets.split(",") if d]
+    datasets = available_datasets(args.datasets)
     models = [m for m in args.models.split(",") if m]
-    missing = [d for d in datasets if not (data_dir() / d).is_dir()]
-    if missing:
-        print(f"skipped: data set(s) {missing} not found in {data_dir()} (set SHELFWISE_DATA_DIR)")
-        datasets = [d for d in datasets if d not in missing]
-        if not datasets:
-            return 0
+    if not datasets:
+        return 0
     started = time.perf_counter()
     done: dict[tuple[str, str], list[dict]] = {}
     if args.resume and PARTIAL.is_file():
