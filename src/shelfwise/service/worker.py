@@ -1,8 +1,9 @@
 """One worker process of `shelfwise serve --workers N`: uvicorn starts N of these on one port.
 
-The parent loads what every worker needs and never changes (the libraries, the text encoder's
-weights) once (`preload`), then forks the workers, so they share those pages instead of each holding
-a copy; the model's arrays are memory-mapped from the model folder and shared through the page cache.
+The parent loads what every worker needs and does not change (the libraries, the model folder's
+model and data set, the text encoder's weights) once (`preload`, `generation.preload_model_dir`),
+then forks the workers, so they share those pages instead of each holding a copy; the model's large
+arrays and the serving artifacts are memory-mapped and shared through the page cache.
 Each worker then builds its own engine over the shared store and model folder from the environment
 the parent set (`SERVE_ENV`), follows the store's change feed (so a catalog write, a deletion or a
 reload made through one worker reaches the others), and serves with the key the parent chose.
@@ -63,7 +64,7 @@ def fork_workers() -> None:
     """Make uvicorn's supervisor fork its workers from this process instead of spawning fresh
     interpreters (which would each import and load everything again). uvicorn has no option for
     it; its workers are made by the context `uvicorn._subprocess.spawn` names, so that is replaced
-    (checked by tests/test_replicas.py: the workers share the parent's encoder)."""
+    (checked by tests/test_replicas.py: the workers share memory with their parent)."""
     import uvicorn._subprocess
 
     uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
