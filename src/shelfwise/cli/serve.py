@@ -96,24 +96,20 @@ def _serve_workers(
 
     import uvicorn
 
-    from shelfwise.engine.generation import preload_model_dir
     from shelfwise.engine.seeding import seed_store
-    from shelfwise.service.worker import SERVE_ENV, fork_workers, one_thread_per_request, preload
+    from shelfwise.service.worker import SERVE_ENV, fork_workers, preload
     from shelfwise.settings import load_settings
     from shelfwise.store import default_store_url, open_store
 
     url = store or default_store_url()
-    one_thread_per_request()  # before any torch or BLAS work here: a thread pool does not survive a fork
-    _, dataset = preload_model_dir(model)  # read once here; the workers share it (see `preload`)
+    dataset = preload(model, load_settings().encoder)  # read and loaded once here; the workers share it
     opened = open_store(url)
     try:
         seed_store(opened, dataset)
     finally:
         opened.close()
-    del dataset
     os.environ.update({SERVE_ENV["model"]: str(model), SERVE_ENV["store"]: url, SERVE_ENV["index"]: index})
     os.environ["SHELFWISE_API_KEY"] = key  # one key for every worker (generated here when none is set)
-    preload(load_settings().encoder)
     fork_workers()
     console.print(f"serving {model} with {workers} workers on http://{host}:{port}")
     uvicorn.run(

@@ -17,8 +17,13 @@ import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from shelfwise.data.dataset import Dataset
 
 #: What the parent passes to its workers.
 SERVE_ENV = {
@@ -41,23 +46,27 @@ def one_thread_per_request() -> None:
     torch.set_num_threads(1)
 
 
-def preload(encoder: str) -> None:
-    """In the parent, before the workers are forked: import the serving code and load the text encoder
-    (`encoder`, a spec) once, single-threaded (a thread pool started before a fork does not survive
-    it), then move every object made so far out of the garbage collector's sight (`gc.freeze`), so
-    the workers' collections do not write to, and so copy, the pages they share with the parent."""
+def preload(model_dir: Path, encoder: str) -> Dataset:
+    """In the parent, before the workers are forked: read the model folder, import the serving code
+    and load the text encoder (`encoder`, a spec) once, single-threaded (a thread pool started before
+    a fork does not survive it), then move every object made so far out of the garbage collector's
+    sight (`gc.freeze`), so the workers' collections do not write to, and so copy, the pages they
+    share with the parent. Returns the model's data set (to fill the store with)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer's pool is not fork-safe
     one_thread_per_request()
     import shelfwise.engine
     import shelfwise.service  # noqa: F401  (imported here to be shared)
+    from shelfwise.engine.generation import preload_model_dir
     from shelfwise.text import create_encoder
     from shelfwise.text.encoder import SentenceTransformerEncoder
 
+    _, dataset = preload_model_dir(model_dir)
     text = create_encoder(encoder)
     if isinstance(text, SentenceTransformerEncoder):
         text.preload()
     gc.collect()
     gc.freeze()
+    return dataset
 
 
 def fork_workers() -> None:

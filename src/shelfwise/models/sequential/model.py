@@ -444,11 +444,7 @@ class SequentialRecommender(Recommender):
     def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
         """What the network's item table holds for an item with no interactions: its projected text
         (the ID part is empty), as for the items no training history held."""
-        if (
-            self.scoring_vectors() is None
-            or self.item_inputs == "ids"
-            or text_vectors.shape[1] != self.network_.text_projection.in_features
-        ):
+        if self.scoring_vectors() is None or text_vectors.shape[1] != self.network_.text_projection.in_features:
             return None
         with torch.no_grad():
             text = torch.from_numpy(np.ascontiguousarray(text_vectors, np.float32))
