@@ -2,13 +2,15 @@
 space, retrieval ranks them as the catalog-wide scores do; the text shortcuts give what the
 catalog-wide computation gives."""
 
+import time
+
 import numpy as np
 
 from shelfwise.engine import Engine
 from shelfwise.engine.generation import map_by_quantile
 from shelfwise.models import create_model
 from shelfwise.models.content import text_profile, text_profiles
-from shelfwise.store import ItemRecord
+from shelfwise.store import EventRecord, ItemRecord
 
 
 def test_one_text_profile_is_the_row_text_profiles_gives():
@@ -67,3 +69,40 @@ def test_a_new_twin_is_placed_where_its_trained_original_is():
     placed = place_items(create_model("als"), model_vectors, np.array([50, 51]), np.arange(50), text)
     np.testing.assert_allclose(placed[0], model_vectors[7], atol=1e-4)  # the twin of item 7
     assert np.isfinite(placed[1]).all() and np.abs(placed[1]).sum() > 0  # a new item like no other
+
+
+def test_a_shoppers_query_vector_is_computed_once_per_history_and_never_served_stale(
+    shop_dataset, tmp_path, monkeypatch
+):
+    folder = tmp_path / "als"
+    create_model("als", factors=16, iterations=5, seed=0).fit(shop_dataset).save(folder)
+    shop_dataset.save(folder / "dataset")
+    engine = Engine(folder, f"sqlite:///{tmp_path / 's.db'}", index="exact")
+    try:
+        generation = engine.generation
+        computed = []
+        real = generation.model.query_vectors
+        monkeypatch.setattr(generation.model, "query_vectors", lambda h: computed.append(1) or real(h))
+        user = str(shop_dataset.user_ids[0])
+        first = engine.recommend(user, 10)
+        assert engine.recommend(user, 10) == first and len(computed) == 1  # the same history: kept
+        other = str(shop_dataset.user_ids[1])
+        engine.recommend(other, 10)
+        assert len(computed) == 2
+        item = next(i for i in engine.catalog.ids if i not in {e.item_id for e in engine.history(user)})
+        engine.record_events([EventRecord(user, item, "purchase", time.time())])
+        after = engine.recommend(user, 10)
+        assert len(computed) == 3  # a new event: a new history, computed again
+        positions = engine.catalog.positions_of([e.item_id for e in engine.history(user)])
+        known = generation.model_index_of(positions)
+        np.testing.assert_allclose(generation.query_vector(known[known >= 0]), real([known[known >= 0]])[0])
+        assert after != first
+        engine.delete_user(other)  # nothing derived from a deleted shopper's history stays
+        engine.recommend(user, 10)
+        assert len(computed) == 4
+        generation.query_cache = 0  # the setting `query_cache` 0: always computed
+        engine.recommend(user, 10)
+        engine.recommend(user, 10)
+        assert len(computed) == 6
+    finally:
+        engine.close()

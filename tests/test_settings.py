@@ -27,3 +27,8 @@ def test_bad_settings_are_named(tmp_path, monkeypatch):
         load_settings(config)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml")
+    monkeypatch.setenv("SHELFWISE_QUERY_CACHE", "-1")
+    with pytest.raises(ConfigError, match="'query_cache' must be 0 or more"):
+        load_settings()
+    monkeypatch.setenv("SHELFWISE_QUERY_CACHE", "0")
+    assert load_settings().query_cache == 0

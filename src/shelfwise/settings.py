@@ -42,6 +42,8 @@ class Settings:
     #: Largest request body in bytes, and most events or items in one batch.
     max_body_bytes: int = 1_048_576
     max_batch: int = 1000
+    #: Query vectors each served model keeps for histories it has seen (0: none; see `Generation`).
+    query_cache: int = 8192
 
     @property
     def datasets_available(self) -> bool:
@@ -82,6 +84,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         "read_auth": bool,
         "max_body_bytes": int,
         "max_batch": int,
+        "query_cache": int,
     }
     values: dict[str, object] = {
         "data_dir": _default_data_dir(),
@@ -117,4 +120,6 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     for name in ("max_body_bytes", "max_batch"):
         if name in coerced and int(coerced[name]) < 1:  # type: ignore[call-overload]
             raise ConfigError(f"Setting {name!r} must be a positive integer. Got {coerced[name]!r} instead.")
+    if int(coerced.get("query_cache", 0)) < 0:  # type: ignore[call-overload]
+        raise ConfigError(f"Setting 'query_cache' must be 0 or more. Got {coerced['query_cache']!r} instead.")
     return Settings(**coerced)  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +23,13 @@ from shelfwise.engine.cold_items import ColdPlacement, place_items
 from shelfwise.errors import DataFormatError, ShelfwiseError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.retrieval import VectorIndex
+from shelfwise.settings import load_settings
 from shelfwise.store.base import user_hash
 
 #: Items a quantile mapping compares cold items against (all of them below this count).
 CALIBRATION_SAMPLE = 2_000
+#: Query vectors a generation keeps, least recently used out first (``SHELFWISE_QUERY_CACHE``; 0: none).
+QUERY_CACHE = 8_192
 
 
 @dataclass
@@ -44,6 +49,45 @@ class Generation:
     placed: ColdPlacement | None = None
     _cold: tuple[int, int, np.ndarray] | None = field(default=None, repr=False)
     _reference: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
+    #: The query vectors of recent histories (`query_vector`), and how many it may keep.
+    query_cache: int = QUERY_CACHE
+    _queries: OrderedDict[bytes, np.ndarray] = field(default_factory=OrderedDict, repr=False)
+    _queries_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _items_in_order: bool | None = field(default=None, repr=False)
+
+    def query_vector(self, known: np.ndarray) -> np.ndarray:
+        """The model's query vector after a history of its item indices (read-only). The network
+        runs once per distinct history: a shopper's answers between two of their events, on any
+        page, reuse it. Keyed by a digest of the history itself, so an event (through any replica)
+        or a reload (a new generation) is never answered from a stale entry."""
+        if self.query_cache <= 0:
+            return self.model.query_vectors([known])[0]
+        key = hashlib.blake2b(np.ascontiguousarray(known, dtype=np.int64).tobytes(), digest_size=16).digest()
+        with self._queries_lock:
+            vector = self._queries.get(key)
+            if vector is not None:
+                self._queries.move_to_end(key)
+                return vector
+        vector = self.model.query_vectors([known])[0]
+        vector.setflags(write=False)
+        with self._queries_lock:
+            self._queries[key] = vector
+            while len(self._queries) > self.query_cache:
+                self._queries.popitem(last=False)
+        return vector
+
+    def model_mask(self, mask: np.ndarray) -> np.ndarray:
+        """`mask` (over catalog positions) over the model's items: a view where the model's items are
+        the catalog's first positions in order (a model trained on the catalog it serves), a gather
+        otherwise."""
+        if self._items_in_order is None:
+            self._items_in_order = bool(np.array_equal(self.model_items, np.arange(len(self.model_items))))
+        return mask[: len(self.model_items)] if self._items_in_order else mask[self.model_items]
+
+    def forget_queries(self) -> None:
+        """Drop every kept query vector (a shopper was deleted: nothing derived from their history stays)."""
+        with self._queries_lock:
+            self._queries.clear()
 
     def user_index_by_hash(self, digest: str) -> int | None:
         """The model's index of the shopper whose id hashes to `digest` (`store.sql.user_hash`)."""
@@ -118,11 +162,14 @@ def make_generation(
     catalog: CatalogSnapshot,
     index_kind: str,
     text: VectorIndex | None = None,
+    *,
+    query_cache: int | None = None,
 ) -> Generation:
     """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
     over its scoring vectors where its scores are inner products (mapped from the folder's serving
     artifacts where they hold it for these vectors, built otherwise), and the catalog's items it does
-    not know placed in its space (`Generation.place_cold`) by `text`, the catalog's text index."""
+    not know placed in its space (`Generation.place_cold`) by `text`, the catalog's text index.
+    `query_cache`: how many query vectors it keeps (default: the setting ``query_cache``)."""
     positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
     to_model = np.full(len(catalog), -1, dtype=np.int64)
     to_model[positions] = np.arange(len(positions))
@@ -130,6 +177,7 @@ def make_generation(
     generation = Generation(
         model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
     )
+    generation.query_cache = load_settings().query_cache if query_cache is None else query_cache
     if text is not None:
         generation.place_cold(generation.cold_positions(len(catalog)), text)
     return generation

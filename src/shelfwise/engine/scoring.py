@@ -25,7 +25,7 @@ def catalog_scores(
     known = model_positions[model_positions >= 0]
     placement = generation.placed
     if len(known) and placement is not None and generation.index is not None:
-        query = generation.model.query_vectors([known])[0]  # inner products: placed items score alike
+        query = generation.query_vector(known)  # inner products: placed items score alike
         scores = np.full(n, -np.inf)
         scores[generation.model_items] = generation.index.vectors @ query
         placed, placed_scores = placement.scores(query, n)
@@ -104,9 +104,9 @@ def retrieve(
     known = model_positions[model_positions >= 0]
     if len(known) == 0:
         return None
-    query = generation.model.query_vectors([known])[0]
+    query = generation.query_vector(known)
     model_items = generation.model_items
-    ids, scores = generation.index.search(query, max(depth, RETRIEVE_DEPTH), mask[model_items])
+    ids, scores = generation.index.search(query, max(depth, RETRIEVE_DEPTH), generation.model_mask(mask))
     candidates, values = model_items[ids], scores.astype(np.float64)
     placement = generation.placed
     if placement is not None:
