@@ -117,20 +117,68 @@ def test_workers_on_one_port_answer_alike(trained_model_dir, tmp_path, store_url
         server.wait(timeout=30)
 
 
-def test_event_counts_are_read_whole_now_and_then_and_by_the_new_events_in_between(store_url, monkeypatch):
-    import shelfwise.engine.replication as replication
+def test_event_counts_are_read_whole_once_then_by_the_new_events_less_what_a_deletion_removed(
+    store_url, monkeypatch
+):
+    import shelfwise.engine.popularity as popularity
+    from shelfwise.engine.popularity import EventCounts
     from shelfwise.store import EventRecord, open_store
 
     store = open_store(store_url)
     try:
         store.add_events([EventRecord("u1", "a", "view", 1.0), EventRecord("u2", "a", "view", 2.0)])
-        counts = replication.EventCounts()
+        counts = EventCounts()
         assert counts.read(store) == {"a": 2}
         store.add_events([EventRecord("u1", "b", "view", 3.0), EventRecord("u3", "a", "purchase", 4.0)])
         assert counts.read(store) == {"a": 3, "b": 1}  # only the events since: no scan of every event
-        store.delete_user("u1")  # as another replica would
-        assert counts.read(store) == {"a": 3, "b": 1}  # still counted until the next whole read
-        monkeypatch.setattr(replication, "FULL_COUNT_SECONDS", 0.0)
-        assert counts.read(store) == {"a": 2}
+        report = store.delete_user("u1")  # as another replica would; its change lists the events
+        assert sorted(item for _, item in report.removed) == ["a", "b"]
+        store.add_events([EventRecord("u4", "c", "view", 5.0)])
+        counts.apply_deletion(EventCounts.deletion_payload(report.removed))
+        assert counts.read(store) == {"a": 2, "c": 1}
+        # events deleted before a read counted them are not taken off twice
+        store.add_events([EventRecord("u5", "a", "view", 6.0)])
+        report = store.delete_user("u5")
+        counts.apply_deletion(EventCounts.deletion_payload(report.removed))
+        assert counts.read(store) == {"a": 2, "c": 1}
+        # a deletion too large to list: the next read counts every event again
+        monkeypatch.setattr(popularity, "LISTED_EVENTS", 0)
+        store.add_events([EventRecord("u6", "c", "view", 7.0)])
+        counts.read(store)
+        report = store.delete_user("u6")
+        assert EventCounts.deletion_payload(report.removed) == {"recount": True}
+        counts.apply_deletion({"recount": True})
+        assert counts.read(store) == {"a": 2, "c": 1}
     finally:
         store.close()
+
+
+def test_a_deletion_on_one_replica_stops_its_events_counting_on_the_other(trained_model_dir, tmp_path):
+    import numpy as np
+
+    from shelfwise.engine import Engine
+    from shelfwise.engine.popularity import Popularity
+    from shelfwise.engine.replication import apply_changes, refresh_popularity
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    a = Engine(trained_model_dir, url, index="exact", forget_in_model_dir=False)
+    b = Engine(trained_model_dir, url, index="exact", forget_in_model_dir=False)
+    try:
+        shopper = a.store.list_users("", 1)[0].user_id
+        taken = np.zeros(len(b.catalog), dtype=np.float64)
+        for event in a.history(shopper):
+            taken[b.catalog.index[event.item_id]] += 1
+        refresh_popularity(b)
+        before = b.popularity.counts.copy()
+        a.delete_user(shopper)
+        apply_changes(b)
+        refresh_popularity(b)
+        assert taken.sum() > 0
+        np.testing.assert_array_equal(b.popularity.counts, before - taken)
+        whole = Popularity.of_counts(b.store.item_event_counts(), b.catalog)  # a scan of every event
+        np.testing.assert_array_equal(b.popularity.counts, whole.counts)
+        refresh_popularity(a)
+        np.testing.assert_array_equal(a.popularity.counts, whole.counts)
+    finally:
+        a.close()
+        b.close()

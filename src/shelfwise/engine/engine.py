@@ -26,7 +26,7 @@ from shelfwise.engine.generation import (
     make_generation,
     read_model_dir,
 )
-from shelfwise.engine.popularity import Popularity
+from shelfwise.engine.popularity import EventCounts, Popularity
 from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
 from shelfwise.engine.seeding import catalog_records, item_records
@@ -38,7 +38,7 @@ from shelfwise.models import Recommender
 from shelfwise.ranking import masked_topk
 from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, mmr
 from shelfwise.settings import load_settings
-from shelfwise.store import DeletionReport, EventRecord, ItemRecord, Store, UserSummary, open_store, user_hash
+from shelfwise.store import EventRecord, ItemRecord, Store, UserSummary, open_store, user_hash
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +83,11 @@ class Engine:
         self.model_files_lock = threading.Lock()  # reading a model folder against rewriting it
         #: The last change of the store's feed this engine has seen (read before the catalog is)
         self.change_id = self.store.last_change_id()
-        model_dir = Path(model_dir)
-        model, dataset = read_model_dir(model_dir)
+        model, dataset = read_model_dir(model_dir := Path(model_dir))
         with self.write_lock:
             self._catalog = Catalog(catalog_records(self.store, dataset))
-        self.popularity = Popularity.of_store(self.store, self.catalog)
+        self.event_counts = EventCounts()  # read whole once here; then only what is new (replication)
+        self.popularity = Popularity.of_counts(self.event_counts.read(self.store), self.catalog)
         if index not in ("auto", "exact", "hnsw"):
             raise ConfigError(f"index must be 'auto', 'exact' or 'hnsw'. Got {index!r} instead.")
         self.text = CatalogText(
@@ -196,12 +196,13 @@ class Engine:
     def delete_user(self, user_id: str) -> dict:
         """Remove a shopper's events and state everywhere shelfwise keeps them; says what it removed."""
         with self.write_lock:
-            history = self.store.user_events(user_id)
-            if not history and not self.store.has_user(user_id):
+            report = self.store.delete_user(user_id)
+            if not report.found:
                 raise UnknownIdError(f"Unknown shopper {user_id!r}.")
-            report: DeletionReport = self.store.delete_user(user_id)
             catalog = self.catalog
-            self.popularity.remove(catalog.index[e.item_id] for e in history if e.item_id in catalog.index)
+            self.popularity.remove(catalog.index[item] for _, item in report.removed if item in catalog.index)
+            self.event_counts.forget(report.removed)  # what the next popularity refresh reads
+            self._generation.forget_queries()  # nothing derived from their history stays
             removed = {"store_events": report.events, "store_profile": report.profile}
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
@@ -209,7 +210,8 @@ class Engine:
                     removed.update(forget_in_model_dir(self._generation, user_id))
             # told to the other replicas once the folder no longer holds the shopper: one that
             # shares it then finds them gone there, and erases them only from its own memory
-            self.store.record_change("user_deleted", {"user_sha256": user_hash(user_id)})
+            payload = {"user_sha256": user_hash(user_id), **EventCounts.deletion_payload(report.removed)}
+            self.store.record_change("user_deleted", payload)
         return {"user_id": user_id, "removed": removed}
 
     # ------------------------------------------------------------------------------- reads

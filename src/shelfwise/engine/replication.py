@@ -1,7 +1,8 @@
 """Replicas over one store: each engine follows the store's change feed and applies what the other
 replicas (and worker processes) wrote: catalog items added or replaced, shoppers deleted, the model
 folder reloaded. Events need nothing: every answer reads the shopper's events from the store. Event
-counts (popularity) are re-read from the store now and then.
+counts (popularity) read the events added since the last read now and then, less those a deletion
+removed (`popularity.EventCounts`).
 
 A change is applied idempotently (an item re-read from the store and published again changes
 nothing), so a replica that starts reading the feed a little early, or replays a change, answers
@@ -11,14 +12,13 @@ the same.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from shelfwise.engine.generation import forget_model_user
 from shelfwise.engine.popularity import Popularity
-from shelfwise.store import Change, Store
+from shelfwise.store import Change
 
 if TYPE_CHECKING:
     from shelfwise.engine.engine import Engine
@@ -27,10 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a replica waits for a change before it looks again (PostgreSQL wakes it at once).
 POLL_SECONDS = 0.2
-#: How often the event counts behind "popular" are re-read from the store.
+#: How often the event counts behind "popular" are brought up to date (the events since the last read).
 POPULARITY_SECONDS = 30.0
-#: The event counts are read whole this often (in between, only the events since).
-FULL_COUNT_SECONDS = 600.0
 #: Changes older than this are dropped from the feed (a replica down longer rebuilds at start).
 RETENTION_SECONDS = 24 * 3600.0
 
@@ -55,7 +53,9 @@ def _apply(engine: Engine, change: Change) -> None:
         if records:
             engine.apply_items(records)
     elif change.kind == "user_deleted":
+        engine.event_counts.apply_deletion(change.payload)
         generation = engine.generation
+        generation.forget_queries()
         user = generation.user_index_by_hash(str(change.payload.get("user_sha256", "")))
         if user is not None:
             with engine.model_files_lock:
@@ -67,33 +67,9 @@ def _apply(engine: Engine, change: Change) -> None:
         logger.warning("replica: change %d has an unknown kind %r; skipped", change.id, change.kind)
 
 
-class EventCounts:
-    """Event counts per item as the store holds them: read whole every `FULL_COUNT_SECONDS` (so
-    shoppers deleted through other replicas stop counting), and in between only the events numbered
-    after the last one read, a range of the events' primary key. A whole read is a scan of every
-    event (on PostgreSQL a parallel one that took both cores for a moment every 30 s per worker:
-    the p99 of a 1,000,000-event store)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.last_id = 0
-        self.read_at = -math.inf
-
-    def read(self, store: Store) -> dict[str, int]:
-        now = time.monotonic()
-        if now - self.read_at > FULL_COUNT_SECONDS:
-            self.counts, self.last_id = store.item_event_counts_after(0)
-            self.read_at = now
-        else:
-            fresh, self.last_id = store.item_event_counts_after(self.last_id)
-            for item_id, count in fresh.items():
-                self.counts[item_id] = self.counts.get(item_id, 0) + count
-        return self.counts
-
-
-def refresh_popularity(engine: Engine, counts_of: EventCounts | None = None) -> None:
-    """Re-read the event counts from the store (events posted to any replica count)."""
-    by_item = (counts_of or EventCounts()).read(engine.store)  # read outside the write lock
+def refresh_popularity(engine: Engine) -> None:
+    """Bring the event counts up to date from the store (events posted to any replica count)."""
+    by_item = engine.event_counts.read(engine.store)  # read outside the write lock
     counts = Popularity.of_counts(by_item, engine.catalog)
     with engine.write_lock:  # items published meanwhile get their (empty) counts
         counts.grow(len(engine.catalog) - len(counts.counts))
@@ -109,7 +85,6 @@ class ChangeFollower:
         self.poll = poll
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shelfwise-changes", daemon=True)
-        self.counts = EventCounts()
 
     def start(self) -> ChangeFollower:
         self._thread.start()
@@ -128,7 +103,7 @@ class ChangeFollower:
                     pass
                 now = time.monotonic()
                 if now - counted > POPULARITY_SECONDS:
-                    refresh_popularity(engine, self.counts)
+                    refresh_popularity(engine)
                     counted = now
                 if now - pruned > 600:
                     engine.store.prune_changes(time.time() - RETENTION_SECONDS)

@@ -47,6 +47,8 @@ class DeletionReport:
     events: int = 0
     profile: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    #: The removed events as (event number, item id): what replicas stop counting.
+    removed: list[tuple[int, str]] = field(default_factory=list, repr=False)
 
     @property
     def found(self) -> bool:
