@@ -42,7 +42,7 @@ def serve(
     from shelfwise.engine.replication import ChangeFollower
     from shelfwise.service import create_app
     from shelfwise.service.auth import check_key
-    from shelfwise.service.worker import one_thread_per_request
+    from shelfwise.service.worker import one_thread_per_request, settle_heap
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
@@ -57,6 +57,7 @@ def serve(
     engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
     one_thread_per_request()
     web = create_app(engine, settings)
+    settle_heap(engine)
     stats = engine.stats()
     console.print(
         f"serving {stats['model']} (version {stats['model_version']}) on http://{host}:{port} "

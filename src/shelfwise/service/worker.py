@@ -16,6 +16,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from fastapi import FastAPI
 
 if TYPE_CHECKING:
     from shelfwise.data.dataset import Dataset
+    from shelfwise.engine import Engine
 
 #: What the parent passes to its workers.
 SERVE_ENV = {
@@ -69,6 +71,23 @@ def preload(model_dir: Path, encoder: str) -> Dataset:
     return dataset
 
 
+def settle_heap(engine: Engine) -> None:
+    """Once the engine is built: collect, then move every object made so far (the catalog's records,
+    the indexes' maps: hundreds of thousands of long-lived objects) out of the cyclic garbage
+    collector's sight; again once the engine has loaded its text encoder in the background. A full
+    collection walked them all, stopping the worker for 100-350 ms a few times a minute at 100,000
+    items (the p99 at 400 requests/s); it now walks what requests made."""
+    gc.collect()
+    gc.freeze()
+
+    def after_encoder() -> None:
+        if engine.wait_until_text_ready():
+            gc.collect()
+            gc.freeze()
+
+    threading.Thread(target=after_encoder, name="shelfwise-settle-heap", daemon=True).start()
+
+
 def fork_workers() -> None:
     """Make uvicorn's supervisor fork its workers from this process instead of spawning fresh
     interpreters (which would each import and load everything again). uvicorn has no option for
@@ -96,6 +115,7 @@ def make_app() -> FastAPI:
     one_thread_per_request()
     web = create_app(engine, settings)
     follower = ChangeFollower(engine)
+    settle_heap(engine)
     inner = web.router.lifespan_context
 
     @contextlib.asynccontextmanager
