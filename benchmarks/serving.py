@@ -244,11 +244,26 @@ def drive(server: Server, rate: float, duration: float, ids: tuple[Path, Path], 
     command = ["wrk", "-t", str(CONNECTIONS), "-c", str(CONNECTIONS), "-d", f"{duration:g}s", "--timeout", "10s"]
     command += ["-s", str(ROOT / "benchmarks" / "serving_mix.lua"), f"http://127.0.0.1:{server.port}"]
     cpu = server.cpu_seconds()
+    generator = _children_cpu_seconds()
     started = time.monotonic()
     subprocess.run(command, env={**os.environ, **mix}, check=True, capture_output=True)
     seconds = time.monotonic() - started
     cpu = (server.cpu_seconds() - cpu) / seconds
-    return {**summarise(out, duration), "server_cpu_cores": round(cpu, 2), "target_rate": rate}
+    generator = (_children_cpu_seconds() - generator) / seconds  # wrk's (the server has not exited)
+    return {
+        **summarise(out, duration),
+        "server_cpu_cores": round(cpu, 2),
+        "generator_cpu_cores": round(generator, 2),
+        "target_rate": rate,
+    }
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's children that have exited and been waited for."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(path: Path, duration: float) -> dict:
@@ -293,6 +308,7 @@ def matrix(args: argparse.Namespace) -> list[dict]:
                         "workers": workers,
                         "first_start_seconds": round(first.ready_seconds, 1),
                         "start_seconds": round(server.ready_seconds, 1),
+                        "measured": time.strftime("%Y-%m-%d", time.gmtime()),
                         "rates": [],
                     }
                     try:
@@ -514,8 +530,8 @@ def render(payload: dict) -> str:
             f"## Latency by rate ({duration:g} s per rate)",
             "",
             "| shop | model | store | workers | start s | rate | achieved | errors | p50 ms | p99 ms | max ms "
-            "| p99 GET ms | p99 POST ms | server CPU (cores) |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| p99 GET ms | p99 POST ms | server CPU (cores) | wrk CPU (cores) | measured |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for row in rows:
             for r in row["rates"]:
@@ -524,12 +540,13 @@ def render(payload: dict) -> str:
                     f"| {r['target_rate']:g} | {r['rate']} | {r['errors']} | {r['all']['p50']} | {r['all']['p99']} "
                     f"| {r['all']['max']} | {r.get('recommend', {}).get('p99', '')} "
                     f"| {r.get('event', {}).get('p99', '')} "
-                    f"| {r['server_cpu_cores']} |"
+                    f"| {r['server_cpu_cores']} | {r.get('generator_cpu_cores', '')} "
+                    f"| {row.get('measured', 'earlier')} |"
                 )
             if row.get("saturated_at"):
                 lines.append(
                     f"| {row['shop']} | {row['model']} | {row['store']} | {row['workers']} | | higher rates | "
-                    f"not run: saturated at {row['saturated_at']:g} | | | | | | | |"
+                    f"not run: saturated at {row['saturated_at']:g} | | | | | | | | | |"
                 )
         lines += ["", "## Highest rate with p99 under 50 ms and no errors", ""]
         lines += [
