@@ -75,8 +75,8 @@ def settle_heap(engine: Engine) -> None:
     """Once the engine is built: collect, then move every object made so far (the catalog's records,
     the indexes' maps: hundreds of thousands of long-lived objects) out of the cyclic garbage
     collector's sight; again once the engine has loaded its text encoder in the background. A full
-    collection walked them all, stopping the worker for 100-350 ms a few times a minute at 100,000
-    items (the p99 at 400 requests/s); it now walks what requests made."""
+    collection walked them all: at 100,000 items it stopped a forked worker for 0.13 s and a single
+    serving process (610,000 objects) for 0.29 s; it now walks what requests made."""
     gc.collect()
     gc.freeze()
 
