@@ -117,9 +117,7 @@ def test_workers_on_one_port_answer_alike(trained_model_dir, tmp_path, store_url
         server.wait(timeout=30)
 
 
-def test_event_counts_are_read_whole_once_then_by_the_new_events_less_what_a_deletion_removed(
-    store_url, monkeypatch
-):
+def test_event_counts_are_read_whole_once_then_by_the_new_events_less_what_a_deletion_removed(store_url, monkeypatch):
     import shelfwise.engine.popularity as popularity
     from shelfwise.engine.popularity import EventCounts
     from shelfwise.store import EventRecord, open_store
