@@ -108,8 +108,8 @@ class EventCounts:
 
     def apply_deletion(self, payload: dict) -> None:
         """Stop counting what a `user_deleted` change removed; read every event again next time where
-        it was too large to list."""
-        if payload.get("recount"):
+        it was too large to list, or does not list it (a change written before deletions listed them)."""
+        if payload.get("recount") or "events" not in payload:
             with self._lock:
                 self._whole = True
         else:
