@@ -23,13 +23,11 @@ from shelfwise.engine.cold_items import ColdPlacement, place_items
 from shelfwise.errors import DataFormatError, ShelfwiseError, UnknownIdError
 from shelfwise.models import Recommender
 from shelfwise.retrieval import VectorIndex
-from shelfwise.settings import load_settings
+from shelfwise.settings import Settings, load_settings
 from shelfwise.store.base import user_hash
 
 #: Items a quantile mapping compares cold items against (all of them below this count).
 CALIBRATION_SAMPLE = 2_000
-#: Query vectors a generation keeps, least recently used out first (``SHELFWISE_QUERY_CACHE``; 0: none).
-QUERY_CACHE = 8_192
 
 
 @dataclass
@@ -49,8 +47,9 @@ class Generation:
     placed: ColdPlacement | None = None
     _cold: tuple[int, int, np.ndarray] | None = field(default=None, repr=False)
     _reference: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
-    #: The query vectors of recent histories (`query_vector`), and how many it may keep.
-    query_cache: int = QUERY_CACHE
+    #: The query vectors of recent histories (`query_vector`), and how many it may keep, least
+    #: recently used out first (the setting ``query_cache``; 0: none).
+    query_cache: int = Settings.query_cache
     _queries: OrderedDict[bytes, np.ndarray] = field(default_factory=OrderedDict, repr=False)
     _queries_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _items_in_order: bool | None = field(default=None, repr=False)
@@ -162,22 +161,26 @@ def make_generation(
     catalog: CatalogSnapshot,
     index_kind: str,
     text: VectorIndex | None = None,
-    *,
-    query_cache: int | None = None,
 ) -> Generation:
     """`model` (trained on `dataset`) served over `catalog`, with a vector index of kind `index_kind`
     over its scoring vectors where its scores are inner products (mapped from the folder's serving
     artifacts where they hold it for these vectors, built otherwise), and the catalog's items it does
-    not know placed in its space (`Generation.place_cold`) by `text`, the catalog's text index.
-    `query_cache`: how many query vectors it keeps (default: the setting ``query_cache``)."""
+    not know placed in its space (`Generation.place_cold`) by `text`, the catalog's text index; it
+    keeps as many query vectors as the setting ``query_cache`` says."""
     positions = np.array([catalog.index[str(i)] for i in dataset.item_ids], dtype=np.int64)
     to_model = np.full(len(catalog), -1, dtype=np.int64)
     to_model[positions] = np.arange(len(positions))
     index = mapped_model_index(model, model_dir, index_kind) or model_index(model, index_kind)
     generation = Generation(
-        model, model_dir, model_version(model_dir), positions, to_model, index, user_ids=dataset.user_ids.copy()
+        model,
+        model_dir,
+        model_version(model_dir),
+        positions,
+        to_model,
+        index,
+        user_ids=dataset.user_ids.copy(),
+        query_cache=load_settings().query_cache,
     )
-    generation.query_cache = load_settings().query_cache if query_cache is None else query_cache
     if text is not None:
         generation.place_cold(generation.cold_positions(len(catalog)), text)
     return generation
