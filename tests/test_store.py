@@ -1,11 +1,13 @@
 """One contract both store backends pass (PostgreSQL skips where it is not reachable)."""
 
 import threading
+import time
 
 import pytest
 
-from shelfwise.errors import ConfigError
+from shelfwise.errors import ConfigError, WriterBusy
 from shelfwise.store import SCHEMA_VERSION, EventRecord, ItemRecord, open_store
+from shelfwise.store.connect import BUSY_MS
 
 
 @pytest.fixture
@@ -105,6 +107,35 @@ def test_concurrent_writers_lose_nothing(store):
         thread.join()
     assert store.event_count() == 100
     assert all(len(store.user_events(f"u{n}")) == 25 for n in range(4))
+
+
+def test_a_write_asked_not_to_wait_stores_nothing_while_another_writer_holds_the_lock(store):
+    event = EventRecord("u1", "a", "view", 1.0, event_id="e1")
+    with store.lock, pytest.raises(WriterBusy):
+        store.add_new_events([event], wait=False)
+    assert store.event_count() == 0
+    assert store.add_new_events([event], wait=False) == [event]
+    assert store.add_new_events([event], wait=False) == []  # stored once, by its id
+    assert store.lock.acquire(blocking=False)  # released after each write, stored or not
+    store.lock.release()
+
+
+def test_a_write_asked_not_to_wait_gives_up_soon_on_another_processs_lock(store_url):
+    """Two stores over one database stand for two processes: while one holds a write transaction
+    (SQLite's write lock; on PostgreSQL the shopper's row), the other's brief write gives up within
+    a moment, stores nothing, and waits as usual again afterwards."""
+    with open_store(store_url) as first, open_store(store_url) as second:
+        with first.engine.begin() as conn:
+            first.add_events_in(conn, [EventRecord("u1", "a", "view", 1.0)])
+            started = time.monotonic()
+            with pytest.raises(WriterBusy):
+                second.add_new_events([EventRecord("u1", "b", "view", 2.0)], wait=False)
+            assert time.monotonic() - started < 5
+        assert [e.item_id for e in second.user_events("u1")] == ["a"]
+        assert [e.item_id for e in second.add_new_events([EventRecord("u1", "b", "view", 2.0)], wait=False)] == ["b"]
+        if second.backend == "sqlite":
+            with second.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_MS
 
 
 @pytest.mark.parametrize(

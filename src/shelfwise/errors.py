@@ -53,3 +53,8 @@ class LeakageError(ShelfwiseError, AssertionError):
 
 class EmptyQueryError(ShelfwiseError, ValueError):
     """A search was asked with no words to search for."""
+
+
+class WriterBusy(ShelfwiseError, RuntimeError):
+    """A write asked not to wait found another writer of this process holding a lock; nothing was
+    stored (the caller writes again where waiting is fine)."""

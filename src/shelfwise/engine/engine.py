@@ -20,12 +20,7 @@ from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
 from shelfwise.engine.answers import Recommendation, build_answer, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
 from shelfwise.engine.catalog_text import CatalogText, StagedItems
-from shelfwise.engine.generation import (
-    Generation,
-    forget_in_model_dir,
-    make_generation,
-    read_model_dir,
-)
+from shelfwise.engine.generation import Generation, forget_in_model_dir, make_generation, read_model_dir
 from shelfwise.engine.popularity import EventCounts, Popularity
 from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
@@ -33,7 +28,7 @@ from shelfwise.engine.seeding import catalog_records, item_records
 from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
 from shelfwise.engine.understanding import build_profile
 from shelfwise.engine.validation import check_k, check_list_options, checked_events, checked_items
-from shelfwise.errors import ConfigError, UnknownIdError
+from shelfwise.errors import ConfigError, UnknownIdError, WriterBusy
 from shelfwise.models import Recommender
 from shelfwise.ranking import masked_topk
 from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, mmr
@@ -148,14 +143,19 @@ class Engine:
         return version
 
     # ------------------------------------------------------------------------------- writes
-    def record_events(self, events: Sequence[EventRecord]) -> int:
-        """Validate and store events (all or none); the shoppers' next answers include them. An
-        event whose `event_id` is stored already is not stored again. Returns how many were stored."""
+    def record_events(self, events: Sequence[EventRecord], *, wait: bool = True) -> int:
+        """Validate and store events (all or none); the shoppers' next answers include them. An event
+        whose `event_id` is stored already is not stored again. Returns how many were stored. `wait`
+        false: raise `WriterBusy` at once (nothing stored) where another writer here holds a lock."""
         catalog = self.catalog
         clean = checked_events(events, catalog)
-        with self.write_lock:
-            stored = self.store.add_new_events(clean)  # those stored before (by event id) left out
+        if not self.write_lock.acquire(blocking=wait):
+            raise WriterBusy("another writer holds the engine's lock")
+        try:
+            stored = self.store.add_new_events(clean, wait=wait)  # those stored before (by id) left out
             self.popularity.add(catalog.index[event.item_id] for event in stored)
+        finally:
+            self.write_lock.release()
         return len(stored)
 
     def upsert_items(self, records: Sequence[ItemRecord]) -> dict[str, int]:

@@ -5,8 +5,9 @@ through SQLAlchemy and share one versioned schema with migrations (`shelfwise.st
 """
 
 from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, Store, UserSummary, user_hash
+from shelfwise.store.connect import default_store_url
 from shelfwise.store.schema import SCHEMA_VERSION
-from shelfwise.store.sql import SQLStore, default_store_url, open_store
+from shelfwise.store.sql import SQLStore, open_store
 
 __all__ = [
     "SCHEMA_VERSION",

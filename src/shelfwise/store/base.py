@@ -101,8 +101,9 @@ class Store(Protocol):
         `events`) are skipped. Returns how many were stored."""
         ...
 
-    def add_new_events(self, events: list[EventRecord]) -> list[EventRecord]:
-        """`add_events`, returning the events it stored."""
+    def add_new_events(self, events: list[EventRecord], *, wait: bool = True) -> list[EventRecord]:
+        """`add_events`, returning the events it stored. `wait` false: raise `WriterBusy` (storing
+        nothing) instead of waiting where another writer of this instance holds a lock."""
         ...
 
     def bulk_load_events(

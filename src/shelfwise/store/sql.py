@@ -1,8 +1,7 @@
 """The SQL store (SQLite or PostgreSQL through SQLAlchemy Core) with a versioned schema.
 
-Opening a store migrates it to `SCHEMA_VERSION` (`shelfwise.store.schema`).
-SQLite runs in WAL mode with ``synchronous=FULL``: a committed write survives a crash of the
-process (and of the machine).
+Opening a store migrates it to `SCHEMA_VERSION` (`shelfwise.store.schema`); its connections, and
+how SQLite keeps a committed write, are `shelfwise.store.connect`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -22,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from shelfwise.errors import ConfigError, ShelfwiseError
-from shelfwise.settings import load_settings
+from shelfwise.errors import ShelfwiseError, WriterBusy
 from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, UserSummary
+from shelfwise.store.connect import brief_lock_waits, create_engine, default_store_url, normalise
 from shelfwise.store.schema import (
     MIGRATIONS,
     changes,
@@ -52,26 +51,6 @@ CHANGES_CHANNEL = "shelfwise_changes"
 _IDS_PER_CHANGE = 5_000
 
 
-def default_store_url() -> str:
-    """``sqlite:///<home>/store.db``: a file in shelfwise's data directory."""
-    return f"sqlite:///{load_settings().home / 'store.db'}"
-
-
-def _normalise(url: str) -> sa.URL:
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        raise ConfigError(f"Store URL {url!r} is not a database URL (sqlite:///path or postgresql://…).") from None
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database in (None, "", ":memory:"):
-            raise ConfigError("The SQLite store needs a file path (sqlite:///path/to/store.db), not memory.")
-        return parsed.set(drivername="sqlite")
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg")
-    raise ConfigError(f"Store URL {url!r}: only sqlite:/// and postgresql:// are supported, not {backend!r}.")
-
-
 def open_store(url: str | None = None) -> SQLStore:
     """Open (creating and migrating on first use) the store at `url` (default: `default_store_url`)."""
     return SQLStore(url or default_store_url())
@@ -81,7 +60,7 @@ class SQLStore:
     """`Store` over SQLAlchemy: SQLite (default) or PostgreSQL."""
 
     def __init__(self, url: str) -> None:
-        parsed = _normalise(url)
+        parsed = normalise(url)
         self.url = parsed.render_as_string(hide_password=True)
         self.backend = parsed.get_backend_name()
         #: This instance's name in the change feed: a replica skips the changes it wrote itself.
@@ -90,12 +69,7 @@ class SQLStore:
         self._listener: psycopg.Connection | None = None  # PostgreSQL: LISTENs to `CHANGES_CHANNEL`
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
         self._upsert: sa.Insert | None = None
-        if self.backend == "sqlite":
-            Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
-            self.engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        self.engine: Engine = create_engine(parsed)
         try:
             self.migrate()
         except sa.exc.OperationalError as exc:
@@ -132,11 +106,10 @@ class SQLStore:
 
     # ------------------------------------------------------------------------------- events
     def add_events(self, records: Iterable[EventRecord]) -> int:
-        """Add events (and their shoppers' activity) in one transaction, skipping those whose
-        `event_id` is stored already or repeats among `records`; returns how many were stored.
-        `records` is read in chunks of `_EVENT_CHUNK`, so a generator of millions of events never
-        sits in memory at once (a list is tried again when another process stored one of its
-        event ids in the meantime)."""
+        """Add events (and their shoppers' activity) in one transaction, skipping those whose `event_id`
+        is stored already or repeats among `records`; returns how many were stored. `records` is read in
+        chunks of `_EVENT_CHUNK`, so a generator of millions of events never sits in memory at once (a
+        list is tried again when another process stored one of its event ids in the meantime)."""
         return self._add(records, None)
 
     def add_events_in(self, conn: Connection, records: Iterable[EventRecord]) -> int:
@@ -162,22 +135,26 @@ class SQLStore:
         """Held by this instance's writers (SQLite allows one writer at a time)."""
         return self._lock
 
-    def add_new_events(self, records: list[EventRecord]) -> list[EventRecord]:
-        """`add_events`, returning the events it stored (those it skipped as stored already left out)."""
+    def add_new_events(self, records: list[EventRecord], *, wait: bool = True) -> list[EventRecord]:
+        """`add_events`, returning the events it stored (`wait`: as `Store.add_new_events`)."""
         stored: list[EventRecord] = []
-        self._add(records, stored)
+        self._add(records, stored, wait)
         return stored
 
-    def _add(self, records: Iterable[EventRecord], stored: list[EventRecord] | None) -> int:
+    def _add(self, records: Iterable[EventRecord], stored: list[EventRecord] | None, wait: bool = True) -> int:
         for attempt in range(_RETRIES):
+            if not self._lock.acquire(blocking=wait):
+                raise WriterBusy("another writer holds the store's lock")
             try:
-                with self._lock, self.engine.begin() as conn:
+                with self.engine.begin() as conn, brief_lock_waits(conn) if not wait else nullcontext():
                     if stored is not None:
                         stored.clear()
                     return self._add_events(conn, iter(records), stored)
             except sa.exc.IntegrityError:
                 if not isinstance(records, (list, tuple)) or attempt == _RETRIES - 1:
                     raise
+            finally:
+                self._lock.release()
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -487,11 +464,3 @@ class SQLStore:
 def _item_columns() -> list[sa.Column]:
     names = ("item_id", "title", "description", "category", "brand", "price", "tags", "in_stock", "created_at")
     return [items.c[name] for name in names]
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
