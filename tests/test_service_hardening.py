@@ -220,6 +220,32 @@ def test_an_event_sent_twice_with_one_id_is_stored_once(service, shop_dataset):
     assert service.get("/v1/users/retry/profile").json()["activity"]["events"] == 2
 
 
+def test_an_event_posted_while_another_writer_holds_the_lock_waits_off_the_event_loop(service, shop_dataset):
+    """A lone event is stored on the event loop; while another writer holds the engine's lock (a
+    catalog write encoding its items, a deletion) it waits in the thread pool, and reads answer."""
+    user = _user(shop_dataset)
+    event = {"user_id": user, "item_id": _item(shop_dataset), "event_type": "purchase"}
+    before = len(service.engine.store.user_events(user))
+    assert service.post("/v1/events", json=event, headers=AUTH).json() == {"recorded": 1, "duplicates": 0}
+    posted: list = []
+    service.engine.write_lock.acquire()
+    try:
+        poster = threading.Thread(target=lambda: posted.append(service.post("/v1/events", json=event, headers=AUTH)))
+        poster.start()
+        time.sleep(0.5)
+        assert not posted  # waiting for the lock ...
+        answered: list = []
+        reader = threading.Thread(target=lambda: answered.append(service.get(f"/v1/users/{user}/recommendations")))
+        reader.start()
+        reader.join(5)
+        assert [r.status_code for r in answered] == [200]  # ... not on the loop, where reads go on
+    finally:
+        service.engine.write_lock.release()
+    poster.join(30)
+    assert posted[0].status_code == 201 and posted[0].json() == {"recorded": 1, "duplicates": 0}
+    assert len(service.engine.store.user_events(user)) == before + 2
+
+
 def test_an_idempotency_key_makes_a_whole_request_safe_to_retry(service, shop_dataset):
     headers = {**AUTH, "Idempotency-Key": "order-77"}
     batch = {"events": [{"user_id": "idem", "item_id": _item(shop_dataset, row)} for row in range(3)]}
