@@ -92,6 +92,9 @@ class Store(Protocol):
     """Events, catalog items and shoppers. Every write is committed before the call returns."""
 
     url: str
+    #: True where a write is a call into this process (SQLite's file); False where it is a round trip
+    #: to a server whose processes share the machine's cores (PostgreSQL).
+    in_process: bool
 
     def schema_version(self) -> int: ...
 

@@ -63,6 +63,7 @@ class SQLStore:
         parsed = normalise(url)
         self.url = parsed.render_as_string(hide_password=True)
         self.backend = parsed.get_backend_name()
+        self.in_process = self.backend == "sqlite"
         #: This instance's name in the change feed: a replica skips the changes it wrote itself.
         self.origin = uuid.uuid4().hex
         self._libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -44,11 +44,13 @@ IdempotencyKey = Annotated[
 
 
 def _stored_on_the_loop(engine: Engine, records: list[EventRecord]) -> int | None:
-    """Store a few events at once, on the event loop: about a millisecond, where a hop to the thread
-    pool cost more than that in waits for the GIL beside the answers. None (nothing stored) for a
-    batch, or while another writer of this process holds a lock (a catalog write encoding its items,
-    a deletion): the caller then waits for it off the loop."""
-    if len(records) > INLINE_EVENTS:
+    """Store a few events at once, on the event loop, where the store is in this process (SQLite):
+    about a millisecond, where a hop to the thread pool cost more than that in waits for the GIL
+    beside the answers. None (nothing stored) for a batch, for a store that is a round trip away
+    (PostgreSQL: its processes need the same cores, and the answers would wait for them), or while
+    another writer holds a lock (a catalog write encoding its items, a deletion): the caller then
+    stores them off the loop."""
+    if len(records) > INLINE_EVENTS or not engine.store.in_process:
         return None
     try:
         return engine.record_events(records, wait=False)
