@@ -56,5 +56,6 @@ class EmptyQueryError(ShelfwiseError, ValueError):
 
 
 class WriterBusy(ShelfwiseError, RuntimeError):
-    """A write asked not to wait found another writer of this process holding a lock; nothing was
-    stored (the caller writes again where waiting is fine)."""
+    """A write asked not to wait found another writer holding a lock (one of this process, or another
+    process's for longer than a moment); nothing was stored (the caller writes again where waiting is
+    fine)."""

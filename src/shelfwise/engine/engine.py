@@ -146,7 +146,7 @@ class Engine:
     def record_events(self, events: Sequence[EventRecord], *, wait: bool = True) -> int:
         """Validate and store events (all or none); the shoppers' next answers include them. An event
         whose `event_id` is stored already is not stored again. Returns how many were stored. `wait`
-        false: raise `WriterBusy` at once (nothing stored) where another writer here holds a lock."""
+        false: raise `WriterBusy` (nothing stored) where another writer holds a lock (`Store.add_new_events`)."""
         catalog = self.catalog
         clean = checked_events(events, catalog)
         if not self.write_lock.acquire(blocking=wait):

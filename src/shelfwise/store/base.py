@@ -106,7 +106,8 @@ class Store(Protocol):
 
     def add_new_events(self, events: list[EventRecord], *, wait: bool = True) -> list[EventRecord]:
         """`add_events`, returning the events it stored. `wait` false: raise `WriterBusy` (storing
-        nothing) instead of waiting where another writer of this instance holds a lock."""
+        nothing) at once where another writer of this instance holds its lock, and after a brief wait
+        (`store.connect.BRIEF_WAIT_MS`) where another process holds the database's."""
         ...
 
     def bulk_load_events(

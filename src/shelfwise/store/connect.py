@@ -3,8 +3,9 @@ another process's.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed write survives a crash of the process
 and of the machine), and a write waits up to `BUSY_MS` for another process's to commit. A write that
-must not wait long (`brief_lock_waits`: an event stored on a worker's event loop) gives up after
-`BRIEF_WAIT_MS` instead, on SQLite and on PostgreSQL, and is done again off the loop.
+must not wait long (`brief_lock_waits`, for `add_new_events(wait=False)`: the service stores an
+event on a worker's event loop that way over SQLite) gives up after `BRIEF_WAIT_MS` instead, on
+SQLite and on PostgreSQL, and its caller does it again where waiting is fine.
 """
 
 from __future__ import annotations
