@@ -138,6 +138,26 @@ def test_a_write_asked_not_to_wait_gives_up_soon_on_another_processs_lock(store_
                 assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_MS
 
 
+def test_a_history_read_survives_the_server_dropping_its_connections(store_url):
+    """PostgreSQL's history reads keep connections without a ping on checkout: where the server
+    dropped them (a restart, a terminated backend), the next read still answers."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no server to drop a connection")
+    import psycopg
+
+    with open_store(store_url) as store:
+        store.add_events([EventRecord("u1", "a", "view", 1.0), EventRecord("u1", "b", "view", 2.0)])
+        assert [e.item_id for e in store.user_events("u1")] == ["a", "b"]
+        with psycopg.connect(store_url.split("?")[0], autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                (f"shelfwise-reads-{store.origin}",),
+            ).fetchall()
+        assert killed  # the read's connection was there, and is gone
+        assert [e.item_id for e in store.user_events("u1", limit=1)] == ["b"]
+        assert [e.item_id for e in store.user_events("u1")] == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
