@@ -113,4 +113,4 @@ class EventCounts:
             with self._lock:
                 self._whole = True
         else:
-            self.forget((int(pair[0]), str(pair[1])) for pair in payload.get("events", []))
+            self.forget((int(pair[0]), str(pair[1])) for pair in payload["events"])
