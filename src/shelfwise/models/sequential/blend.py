@@ -153,12 +153,16 @@ class BlendParts:
         if use[1] and self.cf_weights is not None:
             parts[1] = np.asarray(sequence_matrix(sequences, self.n_items) @ self.cf_weights)
         if use[2]:
-            parts[2] = text_profile_scores(sequences, self.text_vectors)
+            parts[2] = self.text_scores(sequences)
         if use[3]:
             parts[3] = self.next_scores(sequences)
         if use[4] and self.trending is not None:
             parts[4] = np.repeat(self.trending[None], len(sequences), axis=0)
         return [None if part is None else zscore(part) for part in parts]
+
+    def text_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """The text part: every item's cosine to each history's text profile, z-scored per history."""
+        return zscore(text_profile_scores(sequences, self.text_vectors))
 
     def next_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
         """Transition scores from the latest `NEXT_STEPS` items, the latest weighing most."""
@@ -183,14 +187,15 @@ def blended(weights: BlendWeights, parts: Parts, rows: int, n_items: int) -> np.
 @dataclass
 class BlendChoice:
     """What the holdout chose, and the evidence: `scores` are the held-out shoppers' blended scores
-    at the chosen weights (float64 where the search summed them), `seen` their training items as
-    (row, item) pairs, `cold` the items no training history holds."""
+    at the chosen weights (float64 where the search summed them), `text` their z-scored text part,
+    `seen` their training items as (row, item) pairs, `cold` the items no training history holds."""
 
     weights: BlendWeights
     cf_regularization: float
     half_life: float
     holdout: Holdout
     scores: np.ndarray
+    text: np.ndarray
     seen: tuple[np.ndarray, np.ndarray]
     cold: np.ndarray
     value: float
@@ -315,6 +320,7 @@ def choose_blend(
         half_life=float(chosen_half_life or 0.0) if values[4] else 0.0,
         holdout=holdout,
         scores=base,
+        text=parts_of.text_scores(inputs) if final_parts[2] is None else final_parts[2],
         seen=seen,
         cold=np.bincount(truncated.indices, minlength=n_items) == 0,
         value=best[0],

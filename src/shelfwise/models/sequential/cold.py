@@ -1,6 +1,9 @@
 """Cold items in the sequential model: an item no training history holds takes the blended score of
 the warm items nearest to it in text, weighted by their cosine, times a factor, so it competes on the
-same scale as the warm items. The neighbour count and the factor are chosen on the fit's holdout."""
+same scale as the warm items; to that it adds its own text score (its cosine to the shopper's text
+profile, z-scored like the blend's text part) times a weight. Behaviour reaches a cold item through
+its neighbours, the language model through both. The neighbour count, the factor and the text weight
+are chosen on the fit's holdout."""
 
 from __future__ import annotations
 
@@ -19,17 +22,21 @@ logger = logging.getLogger(__name__)
 #: items, a few percent of the targets).
 COLD_NEIGHBOURS = (5, 20)
 COLD_FACTORS = (1.0, 1.5, 2.0, 3.0)
+#: The weights of a cold item's own text score tried on the holdout (with each count and factor).
+COLD_TEXT_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 COLD_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
 class ColdPolicy:
     """How cold items are scored: `factor` × their `neighbours` nearest warm items' weighted score,
-    plus `offset` × the row's standard deviation (a prior that new items sell). Factor 0: as is."""
+    plus `offset` × the row's standard deviation (a prior that new items sell), plus `text` × their
+    own z-scored text score. Factor 0: as is."""
 
     factor: float = 0.0
     neighbours: int = 0
     offset: float = 0.0
+    text: float = 0.0
 
     @classmethod
     def of_state(cls, state: dict[str, np.ndarray]) -> ColdPolicy:
@@ -38,10 +45,11 @@ class ColdPolicy:
             float(state.get("cold_factor", 0.0)),
             int(state.get("cold_neighbour_count", 0)),
             float(state.get("cold_offset", 0.0)),
+            float(state.get("cold_text", 0.0)),
         )
 
     def with_offset(self, offset: float) -> ColdPolicy:
-        return ColdPolicy(self.factor, self.neighbours, offset)
+        return ColdPolicy(self.factor, self.neighbours, offset, self.text)
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,15 @@ class ColdNeighbours:
     def of(cls, vectors: np.ndarray, cold: np.ndarray, count: int) -> ColdNeighbours:
         return cls(*text_neighbours(vectors, cold, count))
 
-    def inherit(self, scores: np.ndarray, policy: ColdPolicy) -> None:
-        """In place: the cold items' scores as `policy` says (nothing where its factor is 0)."""
+    def inherit(self, scores: np.ndarray, policy: ColdPolicy, text: np.ndarray | None = None) -> None:
+        """In place: the cold items' scores as `policy` says (nothing where its factor is 0). `text`:
+        the rows' z-scored text scores over every item (needed where the policy's text weight is not 0)."""
         if policy.factor and len(self.items):
             inherit_cold(scores, self.items, self.neighbours, self.weights, policy.factor, policy.offset)
+            if policy.text:
+                if text is None:
+                    raise ValueError("this cold policy adds the items' own text scores: pass them")
+                scores[:, self.items] += np.float32(policy.text) * text[:, self.items]
 
 
 def text_neighbours(vectors: np.ndarray, cold: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,11 +125,13 @@ def choose_cold_policy(
     cold: np.ndarray,
     vectors: np.ndarray,
     offset: float,
+    text: np.ndarray,
 ) -> ColdPolicy:
     """The cold-item policy best on the holdout: `base` holds the blended scores of the held-out
     shoppers (rows), `seen` the (row, item) pairs their training histories hold, `cold` marks the
-    items no training history holds. With a prior for new items (`offset` > 0), cold items always
-    inherit; without cold targets, no inheritance (or the defaults, with a prior)."""
+    items no training history holds, `text` the rows' z-scored text scores. With a prior for new
+    items (`offset` > 0), cold items always inherit; without cold targets, no inheritance (or the
+    defaults, with a prior)."""
     cold_rows = np.array([bool(cold[target].any()) for target in targets], dtype=bool)
     if not (cold.any() and cold_rows.any()):
         return ColdPolicy(1.0, COLD_NEIGHBOURS[-1], offset) if offset else ColdPolicy()
@@ -126,29 +141,31 @@ def choose_cold_policy(
         return ndcg_rows(topk(scores, 10)[0], targets)
 
     plain = ndcg(base.copy())
-    options = [] if offset else [(plain.mean(), plain[cold_rows].mean(), 0.0, 0)]
+    options = [] if offset else [(plain.mean(), plain[cold_rows].mean(), 0.0, 0, 0.0)]
     for count in COLD_NEIGHBOURS:
         found = ColdNeighbours.of(vectors, cold, count)
         for factor in COLD_FACTORS:
-            scores = base.copy()
-            found.inherit(scores, ColdPolicy(factor, count, offset))
-            values = ndcg(scores)
-            options.append((values.mean(), values[cold_rows].mean(), factor, count))
-    logger.debug("sequential cold options (ndcg, cold ndcg, factor, neighbours): %s", options)
+            for weight in COLD_TEXT_WEIGHTS:
+                scores = base.copy()
+                found.inherit(scores, ColdPolicy(factor, count, offset, weight), text)
+                values = ndcg(scores)
+                options.append((values.mean(), values[cold_rows].mean(), factor, count, weight))
+    logger.debug("sequential cold options (ndcg, cold ndcg, factor, neighbours, text weight): %s", options)
     floor = max(option[0] for option in options) * (1.0 - COLD_TOLERANCE)
-    overall, cold_value, factor, count = max(
+    overall, cold_value, factor, count, weight = max(
         (option for option in options if option[0] >= floor), key=lambda option: (option[1], option[0])
     )
     logger.info(
-        "sequential cold items: %s text neighbours, factor %s, offset %s (holdout ndcg@10 %.4f, on the "
-        "%d shoppers with a cold item %.4f; without inheritance %.4f and %.4f)",
+        "sequential cold items: %s text neighbours, factor %s, offset %s, own text weight %s (holdout "
+        "ndcg@10 %.4f, on the %d shoppers with a cold item %.4f; without inheritance %.4f and %.4f)",
         count,
         factor,
         offset if factor else 0.0,
+        weight,
         overall,
         int(cold_rows.sum()),
         cold_value,
         plain.mean(),
         plain[cold_rows].mean(),
     )
-    return ColdPolicy(factor, count, offset if factor else 0.0)
+    return ColdPolicy(factor, count, offset if factor else 0.0, weight)

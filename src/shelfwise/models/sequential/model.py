@@ -274,6 +274,7 @@ class SequentialRecommender(Recommender):
             "neighbours": self.cold_.neighbours,
             "factor": self.cold_.factor,
             "offset": self.cold_.offset,
+            "text": self.cold_.text,
         }
         if self.blend_.trending:
             self.training_log_["trend_half_life_days"] = self.trend_half_life_
@@ -347,6 +348,7 @@ class SequentialRecommender(Recommender):
                     choice.cold,
                     self.text_vectors_,
                     self.cold_offset,
+                    choice.text,
                 )
         self.parts_ = BlendParts(self.n_items_, self.text_vectors_, transition_matrix(sequences, self.n_items_))
         if self.blend_.trending:
@@ -401,7 +403,8 @@ class SequentialRecommender(Recommender):
         parts = self.parts_.scores(sequences, self._transformer_scores(sequences), self.blend_)
         scores = blended(self.blend_, parts, len(sequences), self.n_items_)
         if len(sequences):
-            self.cold_neighbours_.inherit(scores, self.cold_)
+            text = parts[2] if parts[2] is not None or not self.cold_.text else self.parts_.text_scores(sequences)
+            self.cold_neighbours_.inherit(scores, self.cold_, text)
         return scores
 
     def _score(self, users: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:

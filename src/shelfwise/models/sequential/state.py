@@ -31,6 +31,7 @@ def fitted_state(model: SequentialRecommender) -> dict[str, np.ndarray]:
         cold_factor=np.array(model.cold_.factor),
         cold_neighbour_count=np.array(model.cold_.neighbours),
         cold_offset=np.array(model.cold_.offset),
+        cold_text=np.array(model.cold_.text),
         seen=model.seen_,
         cf_regularization=np.array(model.cf_regularization_),
         text_vectors=model.text_vectors_,
