@@ -151,7 +151,7 @@ def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
     assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
     assert log["best_epoch"] == 1 + curve.index(max(curve))
-    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending"}
+    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending", "popularity"}
     if log["blend"]["transformer"]:
         final = log["phases"][1]
         assert final["name"] == "final"
@@ -305,6 +305,65 @@ def test_a_cold_item_inherits_the_scores_of_its_nearest_warm_items_in_text():
     for row, values in enumerate(([2.0, -1.0], [0.0, 4.0])):
         expected = (weights * np.array(values)[neighbours]).sum(axis=1) + 2.0 * spread[row]
         np.testing.assert_allclose(scores[row, 2:], expected, rtol=1e-5)
+
+
+def test_a_cold_item_adds_its_own_text_score_to_what_it_inherits():
+    from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1], [0.6, 0.8]], dtype=np.float32)
+    found = ColdNeighbours.of(vectors, np.array([False, False, True, True]), 1)
+    scores = np.array([[2.0, -1.0, 0.0, 0.0]], dtype=np.float32)
+    text = np.array([[0.5, 0.1, -1.0, 3.0]], dtype=np.float32)
+    inherited = scores.copy()
+    found.inherit(inherited, ColdPolicy(2.0, 1))
+    found.inherit(scores, ColdPolicy(2.0, 1, text=0.5), text)
+    np.testing.assert_allclose(scores[0, :2], [2.0, -1.0])  # warm items keep theirs
+    np.testing.assert_allclose(scores[0, 2:], inherited[0, 2:] + 0.5 * text[0, 2:])
+    with pytest.raises(ValueError, match="text scores"):
+        found.inherit(scores, ColdPolicy(2.0, 1, text=0.5))
+
+
+def test_the_cold_policy_and_its_text_weight_are_chosen_on_the_holdout_and_saved(cycle_model, tmp_path):
+    from shelfwise.models.sequential.cold import COLD_TEXT_WEIGHTS
+
+    logged = cycle_model.training_log_["cold_items"]
+    assert logged["text"] in COLD_TEXT_WEIGHTS and logged["text"] == cycle_model.cold_.text
+    cycle_model.save(tmp_path / "m")
+    assert Recommender.load(tmp_path / "m").cold_ == cycle_model.cold_
+
+
+def test_a_popularity_prior_adds_the_z_scored_popularity_and_can_be_changed_without_a_refit(cycle_model):
+    from copy import copy
+
+    from shelfwise.errors import ConfigError
+    from shelfwise.models.sequential.blend import zscore
+
+    model = copy(cycle_model)
+    takers = np.zeros(model.n_items_)
+    for sequence in model.sequences_:
+        takers[np.unique(sequence)] += 1
+    np.testing.assert_allclose(model.parts_.popularity, np.log1p(takers), rtol=1e-6)
+    users = np.arange(30)
+    before = model.score(users)
+    assert model.rescored(popularity_prior=2.0) and model.popularity_prior == 2.0
+    expected = before + 2.0 * zscore(np.log1p(takers)[None].astype(np.float32))
+    np.testing.assert_allclose(model.score(users), expected, rtol=1e-5, atol=1e-5)
+    assert model.scoring_vectors() is None  # no longer inner products
+    with pytest.raises(ConfigError, match="popularity_prior"):
+        model.rescored(popularity_prior=-1.0)
+    assert model.popularity_prior == 2.0 and not model.rescored(popularity_prior=1.0, dim=8)
+
+
+def test_a_model_saved_before_the_popularity_part_counts_it_again(cycle_model, tmp_path):
+    path = cycle_model.save(tmp_path / "m") / "arrays.npz"
+    with np.load(path) as arrays:
+        assert "state_popularity" in arrays.files
+        kept = {k: arrays[k] for k in arrays.files if k != "state_popularity"}
+    np.savez(path, **kept)
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.parts_.popularity, cycle_model.parts_.popularity)
+    histories = [np.array([3, 4, 5]), np.array([7])]
+    np.testing.assert_allclose(loaded.score_histories(histories), cycle_model.score_histories(histories))
 
 
 def test_a_prior_for_new_items_lifts_them_and_survives_saving(cycle_dataset, tmp_path):

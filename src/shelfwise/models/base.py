@@ -82,6 +82,8 @@ class Recommender(ABC):
     #: Parameters that change only how a fitted model scores, not what it learns: tuning tries each
     #: value on every configuration it has fitted (`rescored`) instead of fitting again.
     rescoring_grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: More of them, tried only where the tuning split ranks a few sampled candidates (P3).
+    sampled_rescoring_grid: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     n_users_: int
     n_items_: int

@@ -20,7 +20,6 @@ import torch
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError
 from shelfwise.models.base import Recommender, register
-from shelfwise.models.ease import ease_weights
 from shelfwise.models.sequential import blend as blending
 from shelfwise.models.sequential.blend import (
     BLEND_PARTS,
@@ -29,8 +28,6 @@ from shelfwise.models.sequential.blend import (
     BlendParts,
     BlendWeights,
     blended,
-    transition_matrix,
-    trending_scores,
 )
 from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy, choose_cold_policy
 from shelfwise.models.sequential.histories import (
@@ -41,10 +38,9 @@ from shelfwise.models.sequential.histories import (
     item_counts,
     make_holdout,
     pad,
-    sequence_matrix,
 )
 from shelfwise.models.sequential.network import Network, frozen_table, last_hidden, score_padded
-from shelfwise.models.sequential.state import fitted_state, saved_sequences, saved_transitions
+from shelfwise.models.sequential.state import fitted_state, restore_state
 from shelfwise.models.sequential.training import (
     TrainingJob,
     TrainResult,
@@ -89,10 +85,10 @@ class SequentialRecommender(Recommender):
             each training phase runs about 20 epochs within it, and a slower machine runs fewer).
         blend: join the transformer with a collaborative component (EASE over the history, up to
             `EASE_MAX_ITEMS` items), a text component (cosine to the recency-weighted text profile),
-            next-item transitions and, where events have times, a trending component (time-decayed
-            sales); their weights, EASE's regularisation, the trend's half-life and the cold items'
-            inheritance are chosen on held-out items of the training data. Up to `BLEND_MAX_ITEMS`
-            items; above it the transformer alone scores.
+            next-item transitions, a popularity component (how many shoppers took the item) and,
+            where events have times, a trending component (time-decayed sales); their weights, EASE's
+            regularisation, the trend's half-life and the cold items' scoring are chosen on held-out
+            items of the training data. Up to `BLEND_MAX_ITEMS` items; above it the transformer alone.
         holdout: which training items early stopping and blending are judged on: ``last`` (each
             history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
             10% of the time span, as in a temporal split).
@@ -100,7 +96,7 @@ class SequentialRecommender(Recommender):
             plus an ID embedding), or, to measure what each brings (ablations), ``ids`` (no language
             model anywhere: ID embeddings only, no text part in the blend, cold items unranked) or
             ``text`` (no IDs anywhere: projected text only, the blend of the transformer and the text
-            profile only, without EASE, transitions or trending, which are functions of item IDs).
+            profile only, without EASE, transitions, trending or popularity: functions of item IDs).
         cold_offset: a prior that new items sell, for shops where new arrivals do (chosen on the
             tuning split, not inside the fit): cold items always inherit their text neighbours' score
             and score this many of the shopper's score standard deviations above it. 0: no prior, and
@@ -123,6 +119,9 @@ class SequentialRecommender(Recommender):
     tuning_grid = ({}, {"holdout": "temporal", "cold_offset": 1.0})
     # How strong that prior is changes only the scores: tried on the fitted model, no refit.
     rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"cold_offset": (0.5, 1.0, 1.5, 2.0, 3.0)}
+    # Ranked among a few sampled items (P3), where the full ranking's top matters less than how the
+    # many items without a signal are ordered, how much popularity counts is chosen the same way.
+    sampled_rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"popularity_prior": (0.3, 1.0, 3.0)}
 
     @classmethod
     def trial_differs(cls, params: dict[str, Any], dataset: Dataset) -> bool:
@@ -166,6 +165,7 @@ class SequentialRecommender(Recommender):
         holdout: str = "last",
         item_inputs: str = "text+ids",
         cold_offset: float = 0.0,
+        popularity_prior: float = 0.0,
         seed: int = 42,
     ) -> None:
         self.encoder = encoder
@@ -187,6 +187,7 @@ class SequentialRecommender(Recommender):
         self.holdout = holdout
         self.item_inputs = item_inputs
         self.cold_offset = cold_offset
+        self.popularity_prior = popularity_prior
         self.seed = seed
 
     def _validate_params(self) -> None:
@@ -203,6 +204,7 @@ class SequentialRecommender(Recommender):
         self._check_param("patience", int, 1, 1000)
         self._check_param("max_seconds", float, 1.0, 1e6)
         self._check_param("cold_offset", float, 0.0, 100.0)
+        self._check_param("popularity_prior", float, 0.0, 100.0)
         if self.holdout not in ("last", "temporal"):
             raise ConfigError(f"'holdout' must be 'last' or 'temporal'. Got {self.holdout!r} instead.")
         if self.item_inputs not in ITEM_INPUTS:
@@ -338,8 +340,8 @@ class SequentialRecommender(Recommender):
             )
             self.blend_, self.cf_regularization_ = choice.weights, choice.cf_regularization
             self.trend_half_life_ = choice.half_life
-            # Items no training history holds (cold) have no collaborative, transition or trending
-            # signal: they inherit the blended score of their nearest warm items in text.
+            # Items no training history holds (cold) have no collaborative, transition, trending or
+            # popularity signal: they inherit the blended score of their nearest warm items in text.
             if self.item_inputs != "ids":  # without text, no neighbours in text
                 self.cold_ = choose_cold_policy(
                     choice.scores,
@@ -350,15 +352,15 @@ class SequentialRecommender(Recommender):
                     self.cold_offset,
                     choice.text,
                 )
-        self.parts_ = BlendParts(self.n_items_, self.text_vectors_, transition_matrix(sequences, self.n_items_))
-        if self.blend_.trending:
-            events = dataset.interactions
-            self.parts_.trending = trending_scores(
-                events["item"].to_numpy(), events["timestamp"], self.n_items_, self.trend_half_life_
-            )
+        self.parts_ = BlendParts.fitted(
+            sequences,
+            dataset.interactions,
+            self.text_vectors_,
+            self.blend_,
+            self.cf_regularization_,
+            self.trend_half_life_,
+        )
         self._set_cold_neighbours()
-        if self.blend_.ease:
-            self.parts_.cf_weights = ease_weights(sequence_matrix(sequences, self.n_items_), self.cf_regularization_)
 
     def _network_factory(self) -> Callable[[], Network]:
         return functools.partial(
@@ -393,6 +395,8 @@ class SequentialRecommender(Recommender):
 
     def _blended(self, sequences: list[np.ndarray]) -> np.ndarray:
         scores = self._blended_parts(sequences)
+        if self.popularity_prior:  # after the cold items' scoring: they count as taken by nobody
+            scores = scores + self.parts_.prior(self.popularity_prior)
         if self.item_inputs == "ids" and scores.size:  # no text: an item no history held is ranked last
             scores[:, ~self.seen_] = scores.min(axis=1, keepdims=True) - 1.0
         return scores
@@ -419,17 +423,25 @@ class SequentialRecommender(Recommender):
         return self._blended(sequences).astype(np.float64)
 
     def rescored(self, **params: Any) -> bool:
-        """Another `cold_offset` for a model fitted with a prior for new items (same neighbours, factor)."""
+        """Another `popularity_prior`, or another `cold_offset` for a model fitted with a prior for new
+        items (same neighbours, factor)."""
+        if set(params) == {"popularity_prior"}:
+            return self._rescore("popularity_prior", params["popularity_prior"], 0.0)
         offset = params.pop("cold_offset", None)
         if params or offset is None or not self.cold_offset or not self.cold_.factor:
             return False
-        fitted, self.cold_offset = self.cold_offset, offset
-        try:
-            self._check_param("cold_offset", float, 1e-9, 100.0)
-        except ConfigError:
-            self.cold_offset = fitted  # the model stays as it was
-            raise
+        self._rescore("cold_offset", offset, 1e-9)
         self.cold_ = self.cold_.with_offset(float(offset))
+        return True
+
+    def _rescore(self, name: str, value: Any, low: float) -> bool:
+        fitted = getattr(self, name)
+        setattr(self, name, value)
+        try:
+            self._check_param(name, float, low, 100.0)
+        except ConfigError:
+            setattr(self, name, fitted)  # the model stays as it was
+            raise
         return True
 
     def item_vectors(self) -> np.ndarray:
@@ -442,7 +454,8 @@ class SequentialRecommender(Recommender):
         self._require_fitted()
         if self.item_inputs == "ids":  # an ablation: its untrained items are ranked last, not by vectors
             return None
-        return self.item_table_ if self.blend_.transformer_only and not self.cold_.factor else None
+        plain = self.blend_.transformer_only and not self.cold_.factor and not self.popularity_prior
+        return self.item_table_ if plain else None
 
     def text_item_vectors(self, text_vectors: np.ndarray) -> np.ndarray | None:
         """What the network's item table holds for an item with no interactions: its projected text
@@ -469,21 +482,7 @@ class SequentialRecommender(Recommender):
         return fitted_state(self)
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.text_vectors_ = state["text_vectors"]
-        self.blend_ = BlendWeights.of(state["blend_weights"].tolist())
-        self.trend_half_life_ = float(state.get("trend_half_life", 0.0))
-        self.seen_ = state["seen"].astype(bool)
-        self.cold_ = ColdPolicy.of_state(state)
-        self._set_cold_neighbours()
-        transitions = saved_transitions(state, self.n_items_)
-        self.parts_ = BlendParts(
-            self.n_items_, self.text_vectors_, transitions, state.get("cf_weights"), state.get("trending")
-        )
-        self.cf_regularization_ = float(state["cf_regularization"])
-        self.sequences_ = saved_sequences(state)
-        network = self._network_factory()()
-        network.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
-        self._use_network(network)
+        restore_state(self, state)
 
     # ------------------------------------------------------------------------------- views
     @property

@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+
+from shelfwise.models.sequential.blend import BlendParts, BlendWeights, popularity_scores
+from shelfwise.models.sequential.cold import ColdPolicy
+from shelfwise.models.sequential.histories import sequence_matrix
 
 if TYPE_CHECKING:
     from shelfwise.models.sequential.model import SequentialRecommender
@@ -22,6 +27,8 @@ def fitted_state(model: SequentialRecommender) -> dict[str, np.ndarray]:
     if model.blend_.trending and model.parts_.trending is not None:
         state["trending"] = model.parts_.trending
         state["trend_half_life"] = np.array(model.trend_half_life_)
+    if model.parts_.popularity is not None:
+        state["popularity"] = model.parts_.popularity
     transitions = model.parts_.transitions
     state.update(
         transitions_data=transitions.data,
@@ -39,6 +46,33 @@ def fitted_state(model: SequentialRecommender) -> dict[str, np.ndarray]:
         seq_items=np.concatenate(model.sequences_ or [np.zeros(0, np.int64)]).astype(np.int64),
     )
     return state
+
+
+def restore_state(model: SequentialRecommender, state: dict[str, np.ndarray]) -> None:
+    """Set a fitted `model` from the arrays `fitted_state` made (a model saved before the popularity
+    part has its popularity counted again from the fitted histories)."""
+    model.text_vectors_ = state["text_vectors"]
+    model.blend_ = BlendWeights.of(state["blend_weights"].tolist())
+    model.trend_half_life_ = float(state.get("trend_half_life", 0.0))
+    model.seen_ = state["seen"].astype(bool)
+    model.cold_ = ColdPolicy.of_state(state)
+    model._set_cold_neighbours()
+    model.sequences_ = saved_sequences(state)
+    popularity = state.get("popularity")
+    if popularity is None:
+        popularity = popularity_scores(sequence_matrix(model.sequences_, model.n_items_))
+    model.parts_ = BlendParts(
+        model.n_items_,
+        model.text_vectors_,
+        saved_transitions(state, model.n_items_),
+        state.get("cf_weights"),
+        state.get("trending"),
+        popularity,
+    )
+    model.cf_regularization_ = float(state["cf_regularization"])
+    network = model._network_factory()()
+    network.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
+    model._use_network(network)
 
 
 def saved_transitions(state: dict[str, np.ndarray], n_items: int) -> sp.csr_matrix:
