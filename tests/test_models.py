@@ -286,6 +286,40 @@ def test_tuning_scores_each_rescoring_value_on_the_fitted_model_without_a_refit(
     assert result.trials[1][1] == pytest.approx(popularity)
 
 
+def test_tuning_tries_the_sampled_rescoring_grid_only_on_sampled_candidates(shop_dataset, monkeypatch):
+    """A model's `sampled_rescoring_grid` is tried where the tuning split ranks sampled candidates
+    (P3) and not on a full ranking; each parameter's values are tried from the fit as it was."""
+    from shelfwise.evaluation import runner
+    from shelfwise.models.popularity import Popularity
+
+    class Shifted(Popularity):
+        """Popularity times `sign`, plus `shift` × the item index."""
+
+        name = "shifted-popularity"
+        rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"sign": (-1.0,)}
+        sampled_rescoring_grid: ClassVar[dict[str, tuple[float, ...]]] = {"shift": (0.5, 2.0)}
+
+        def __init__(self, sign: float = 1.0, shift: float = 0.0) -> None:
+            self.sign, self.shift = sign, shift
+
+        def _score(self, users, user_items):
+            return self.sign * super()._score(users, user_items) + self.shift * np.arange(self.n_items_)
+
+        def rescored(self, **params):
+            (name, value), *rest = params.items()
+            setattr(self, name, value)
+            return not rest
+
+    monkeypatch.setattr(runner, "get_model_class", lambda name: Shifted)
+    full = runner.tune("shifted-popularity", make_splits(shop_dataset, "p1")["tune"])
+    assert [trial for trial, _ in full.trials] == [{}, {"sign": -1.0}]
+    sampled_split = make_splits(shop_dataset, "p3")["tune"]
+    sampled = runner.tune("shifted-popularity", sampled_split)
+    assert [trial for trial, _ in sampled.trials] == [{}, {"sign": -1.0}, {"shift": 0.5}, {"shift": 2.0}]
+    fitted = Shifted(shift=2.0).fit(sampled_split.train)  # scored with sign 1, as the trial says
+    assert sampled.trials[3][1] == pytest.approx(score_split(fitted, sampled_split)["ndcg@10"])
+
+
 def test_tuning_skips_a_temporal_holdout_on_data_without_timestamps(shop_dataset, monkeypatch):
     """Without timestamps a temporal holdout falls back to the default's: that trial is not fitted."""
     from shelfwise.evaluation import runner

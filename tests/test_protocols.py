@@ -120,6 +120,26 @@ def test_p3_draws_19_items_the_user_has_not_taken_beside_the_target(shop_dataset
     np.testing.assert_array_equal(test.cold_users, occurrences[targets] <= 5)
 
 
+def test_p3_tunes_on_the_validation_targets_among_candidates_of_their_own(shop_dataset):
+    """The tuning split ranks as the test does: its target (the validation item) among 19 items drawn
+    with the next seed from those outside the user's training part, none of them held out of its fit."""
+    splits = make_splits(shop_dataset, "p3")
+    tune, test = splits["tune"], splits["test"]
+    p1 = make_splits(shop_dataset, "p1")["tune"]
+    np.testing.assert_array_equal(tune.users, p1.users)
+    assert [t.tolist() for t in tune.targets] == [t.tolist() for t in p1.targets]
+    assert tune.sampled.shape == (len(tune.users), 20) and not np.array_equal(tune.sampled, test.sampled)
+    parts = _training_parts(shop_dataset)
+    fitted = set(zip(tune.train.interactions["user"].tolist(), tune.train.interactions["item"].tolist(), strict=True))
+    for user, target, candidates in zip(tune.users, tune.targets, tune.sampled, strict=True):
+        assert (candidates == target[0]).sum() == 1 and len(set(candidates.tolist())) == 20
+        assert not (set(candidates.tolist()) - {int(target[0])}) & parts[int(user)]
+        assert (int(user), int(target[0])) not in fitted
+    occurrences = np.bincount([i for items in parts.values() for i in items], minlength=shop_dataset.n_items)
+    np.testing.assert_array_equal(tune.cold_users, occurrences[[t[0] for t in tune.targets]] <= 5)
+    assert set(score_split(Popularity().fit(tune.train), tune)) >= {"hit@1", "ndcg@10", "warm_hit@1"}
+
+
 def test_p3_ranks_the_target_among_its_candidates_with_ties_against_it(shop_dataset):
     test = make_splits(shop_dataset, "p3")["test"]
     model = Popularity().fit(test.train)

@@ -100,25 +100,44 @@ def p1_splits(dataset: Dataset, *, k: int = DEFAULT_K["p1"]) -> dict[str, Split]
 
 
 def p3_splits(dataset: Dataset, *, k: int = DEFAULT_K["p3"], seed: int = 0) -> dict[str, Split]:
-    """P1's splits; the test split also holds, per evaluated user, the target and 19 items drawn
-    uniformly from those neither the target nor in the user's training part (every interaction but
-    the last two), shuffled; cold = the target occurs at most `P3_COLD_MAX` times in the training
-    parts of all users. Tuning stays P1's full ranking on the validation targets."""
+    """P1's splits, each evaluated user also holding its target and 19 items drawn uniformly from
+    those neither the target nor in the user's training part (every interaction but the last two),
+    shuffled; cold = the target occurs at most `P3_COLD_MAX` times in the training parts of all
+    users. The test split draws with `seed`, as PROTOCOLS.md says; the tuning split (the validation
+    targets) draws its own candidates the same way with `seed` + 1, so that tuning ranks what the
+    test ranks: a few sampled items, not the whole catalog."""
     splits = p1_splits(dataset, k=k)
-    test = splits["test"]
     rows = _dedup_in_time_order(dataset)
     position_from_end = rows.groupby("user", sort=False).cumcount(ascending=False).to_numpy()
     counts = rows["user"].map(rows["user"].value_counts()).to_numpy()
     training_part = rows.loc[(counts < 3) | (position_from_end >= 2)]
     occurrences = np.bincount(training_part["item"].to_numpy(), minlength=dataset.n_items)
     parts = training_part.groupby("user", sort=True)["item"].agg(lambda items: set(items.tolist()))
+    sampled = {}
+    for stage, draw_seed in (("test", seed), ("tune", seed + 1)):
+        split = splits[stage]
+        targets = np.array([int(t[0]) for t in split.targets], dtype=np.int64)
+        sampled[stage] = replace(
+            split,
+            protocol="p3",
+            sampled=_draw_candidates(split.users, targets, parts, dataset, draw_seed),
+            cold_users=occurrences[targets] <= P3_COLD_MAX,
+        )
+    return sampled
+
+
+def _draw_candidates(
+    users: np.ndarray, targets: np.ndarray, parts: pd.Series, dataset: Dataset, seed: int
+) -> np.ndarray:
+    """Per user (ascending index order): the target and 19 distinct items drawn one at a time with
+    `numpy.random.default_rng(seed)`, rejecting the target and the user's training part (`parts`),
+    shuffled with the same generator (users × 20)."""
     rng = np.random.default_rng(seed)
     n_items = dataset.n_items
-    targets = np.array([int(t[0]) for t in test.targets], dtype=np.int64)
-    sampled = np.empty((len(test.users), P3_CANDIDATES), dtype=np.int64)
-    for row in np.argsort(test.users, kind="stable"):  # users in ascending index order
+    sampled = np.empty((len(users), P3_CANDIDATES), dtype=np.int64)
+    for row in np.argsort(users, kind="stable"):
         target = int(targets[row])
-        excluded = parts.get(int(test.users[row]), set()) | {target}
+        excluded = parts.get(int(users[row]), set()) | {target}
         if n_items - len(excluded) < P3_CANDIDATES - 1:
             raise ConfigError(
                 f"Protocol p3 needs {P3_CANDIDATES - 1} items a user has not taken; {dataset.name!r} has too few."
@@ -131,10 +150,7 @@ def p3_splits(dataset: Dataset, *, k: int = DEFAULT_K["p3"], seed: int = 0) -> d
         candidates = np.array([target, *drawn], dtype=np.int64)
         rng.shuffle(candidates)
         sampled[row] = candidates
-    return {
-        "tune": replace(splits["tune"], protocol="p3"),
-        "test": replace(test, protocol="p3", sampled=sampled, cold_users=occurrences[targets] <= P3_COLD_MAX),
-    }
+    return sampled
 
 
 def _temporal_split(rows: pd.DataFrame, dataset: Dataset, cutoff: pd.Timestamp, stage: str, k: int) -> Split:

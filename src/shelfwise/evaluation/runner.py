@@ -169,7 +169,8 @@ def tune(
     """Try each configuration of `grid` (default: the model's `tuning_grid`) on the tuning split and
     keep the one with the best NDCG@K. Ties keep the earlier configuration; a configuration that cannot
     differ from the default on this data (`Recommender.trial_differs`) is skipped. Each fitted configuration
-    is also scored with every value of the model's `rescoring_grid` that applies to it, without a refit."""
+    is also scored with every value of the model's `rescoring_grid` that applies to it (and of its
+    `sampled_rescoring_grid` where the split ranks sampled candidates), without a refit."""
     model_cls = get_model_class(model_name)
     grid = list(grid if grid is not None else model_cls.tuning_grid) or [{}]
     metric = f"ndcg@{split.k}"
@@ -184,10 +185,15 @@ def tune(
             prepare(model)
         metrics, _ = fit_and_score(model, split, recommend=recommend)
         variants = [(full, metrics)]
-        for name, values in model_cls.rescoring_grid.items():
+        rescoring = dict(model_cls.rescoring_grid)
+        if split.sampled is not None:
+            rescoring.update(model_cls.sampled_rescoring_grid)
+        for name, values in rescoring.items():
+            fitted = model.get_params()[name]
             for value in values:
-                if value != full.get(name) and model.rescored(**{name: value}):
+                if value != fitted and model.rescored(**{name: value}):
                     variants.append(({**full, name: value}, score_split(model, split, recommend=recommend)))
+            model.rescored(**{name: fitted})  # the next parameter's values are tried from the fit as it was
         for trial, measured in variants:
             trials.append((trial, measured[metric]))
             logger.info("tune %s %s: %s=%.4f", model_name, trial, metric, measured[metric])
