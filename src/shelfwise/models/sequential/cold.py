@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 COLD_NEIGHBOURS = (5, 20)
 COLD_FACTORS = (1.0, 1.5, 2.0, 3.0)
 #: The weights of a cold item's own text score tried on the holdout (with each count and factor).
-COLD_TEXT_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+COLD_TEXT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 COLD_TOLERANCE = 0.01
 
 
