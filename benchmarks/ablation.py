@@ -5,7 +5,7 @@ data set three times, under the same protocol and splits as accuracy.py:
 - ``ids``: no language model anywhere (ID embeddings only, no text part in the blend, no text
   neighbours for cold items, which are ranked last);
 - ``text``: no item IDs anywhere (projected text only; the blend of the transformer and the text
-  profile, without EASE, transitions, trending or popularity, which are functions of item IDs).
+  profile, without EASE, transitions or trending, which are functions of item IDs).
 
 Each variant is fitted with the configuration the accuracy run chose for the shipped model on the
 tuning split (accuracy.json; the defaults where it has none), `item_inputs` aside, and scored on the
@@ -83,7 +83,7 @@ def section(records: list[dict], content: dict[str, dict] | None = None) -> str:
         "The flagship three times on the same splits (`python benchmarks/ablation.py`): `text+ids` is the",
         "shipped model; `ids` leaves the language model out everywhere (ID embeddings only, no text part in",
         "the blend, cold items ranked last); `text` leaves item IDs out everywhere (projected MiniLM text only,",
-        "the transformer and the text profile without EASE, transitions, trending or popularity). Each is",
+        "the transformer and the text profile without EASE, transitions or trending). Each is",
         "fitted with the configuration chosen for the shipped model on the tuning split, `item_inputs` aside.",
         "Warm and cold are the slices of the protocol: P1, evaluated users whose test item occurs in the fitted",
         "data or not (NDCG@10); P2 (Online Retail), recall@20 pooled over relevant items seen before the cutoff",

@@ -151,7 +151,7 @@ def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
     assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
     assert log["best_epoch"] == 1 + curve.index(max(curve))
-    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending", "popularity"}
+    assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending"}
     if log["blend"]["transformer"]:
         final = log["phases"][1]
         assert final["name"] == "final"

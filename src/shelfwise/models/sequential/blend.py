@@ -1,6 +1,6 @@
 """The blend of the sequential model: the transformer beside EASE, the text profile, next-item
-transitions, what sells now and what has sold, each z-scored per shopper, in a weighted sum whose
-weights (and EASE's regularisation and the trend's half-life) are chosen on the fit's holdout."""
+transitions and what sells now, each z-scored per shopper, in a weighted sum whose weights (and
+EASE's regularisation and the trend's half-life) are chosen on the fit's holdout."""
 
 from __future__ import annotations
 
@@ -30,19 +30,18 @@ EASE_REGULARIZATIONS = (50.0, 250.0, 1000.0)
 #: this many user × item scores per part (and never fewer than 500 shoppers).
 BLEND_SCORE_BUDGET = 40_000_000
 #: The parts of the blend, in the order of `BlendWeights`.
-BLEND_PARTS = ("transformer", "ease", "text", "transitions", "trending", "popularity")
+BLEND_PARTS = ("transformer", "ease", "text", "transitions", "trending")
 #: What an item's vector may be made of (`item_inputs`): the shipped model, and its two ablations.
 ITEM_INPUTS = ("text+ids", "ids", "text")
 #: The blend's parts each `item_inputs` may use (`BLEND_PARTS` names).
 ITEM_INPUT_PARTS = {
     "text+ids": BLEND_PARTS,
-    "ids": ("transformer", "ease", "transitions", "trending", "popularity"),
+    "ids": ("transformer", "ease", "transitions", "trending"),
     "text": ("transformer", "text"),
 }
 
-#: (transformer, collaborative, text, transition) weights tried on the holdout first; the trending and
-#: popularity parts and finer weights are then found by coordinate ascent from the best of them
-#: (`ASCENT_VALUES`).
+#: (transformer, collaborative, text, transition) weights tried on the holdout first; the trending part
+#: and finer weights are then found by coordinate ascent from the best of them (`ASCENT_VALUES`).
 BLEND_GRID = tuple(
     (w_seq, w_cf, w_text, w_next)
     for w_seq in (0.0, 0.5, 1.0)
@@ -74,12 +73,10 @@ class BlendWeights:
     text: float = 0.0
     transitions: float = 0.0
     trending: float = 0.0
-    popularity: float = 0.0
 
     @classmethod
     def of(cls, values: Sequence[float]) -> BlendWeights:
-        """From values in `BLEND_PARTS` order (models saved before the trending and popularity parts
-        have fewer)."""
+        """From values in `BLEND_PARTS` order (models saved before the trending part have four)."""
         values = [float(v) for v in values]
         return cls(*values, *[0.0] * (len(BLEND_PARTS) - len(values)))
 
@@ -114,8 +111,8 @@ def trending_scores(items: np.ndarray, stamps: pd.Series, n_items: int, half_lif
 
 
 def popularity_scores(matrix: sp.csr_matrix) -> np.ndarray:
-    """log(1 + how many histories hold the item), from a histories × items matrix: what has sold,
-    at any time (for data without times too). The prior a shopper with no other signal falls back to."""
+    """log(1 + how many histories hold the item), from a histories × items matrix: what has sold, at
+    any time (for data without times too); the popularity prior (`prior`) adds it."""
     return np.log1p(np.bincount(matrix.indices, minlength=matrix.shape[1])).astype(np.float32)
 
 
@@ -147,7 +144,7 @@ class BlendParts:
     """What the parts other than the transformer read, fitted on some histories: the item text
     vectors (for the text profile, `text_profile_scores`), the transition matrix, EASE's
     item-item weights (None: no EASE part), the trending scores (None: no trending part) and the
-    popularity scores (None: no popularity part)."""
+    popularity scores (for the popularity prior; None: a model saved without them)."""
 
     n_items: int
     text_vectors: np.ndarray
@@ -174,14 +171,14 @@ class BlendParts:
             parts.cf_weights = ease_weights(matrix, cf_regularization)
         if weights.trending:
             parts.trending = trending_scores(events["item"].to_numpy(), events["timestamp"], n_items, half_life)
-        parts.popularity = popularity_scores(matrix)  # the blend's part, and a prior (`popularity_prior`)
+        parts.popularity = popularity_scores(matrix)  # for the popularity prior (`popularity_prior`)
         return parts
 
     def scores(self, sequences: list[np.ndarray], transformer: np.ndarray, weights: BlendWeights | None) -> Parts:
         """Per-shopper z-scored part scores after each history, in `BLEND_PARTS` order: every part
         this object has where `weights` is None, else those with a weight."""
         use = (1.0,) * len(BLEND_PARTS) if weights is None else astuple(weights)
-        parts: Parts = [transformer, None, None, None, None, None]
+        parts: Parts = [transformer, None, None, None, None]
         if use[1] and self.cf_weights is not None:
             parts[1] = np.asarray(sequence_matrix(sequences, self.n_items) @ self.cf_weights)
         if use[2]:
@@ -190,8 +187,6 @@ class BlendParts:
             parts[3] = self.next_scores(sequences)
         if use[4] and self.trending is not None:
             parts[4] = np.repeat(self.trending[None], len(sequences), axis=0)
-        if use[5] and self.popularity is not None:
-            parts[5] = np.repeat(self.popularity[None], len(sequences), axis=0)
         return [None if part is None else zscore(part) for part in parts]
 
     def prior(self, weight: float) -> np.ndarray:
@@ -295,21 +290,20 @@ def choose_blend(
 ) -> BlendChoice:
     """Pick the part weights, EASE's regularisation and the trending half-life on (at most 2,000 of)
     the held-out shoppers: a grid over the first four parts for each regularisation, then coordinate
-    ascent over all six from the best grid point, for each half-life. Above `EASE_MAX_ITEMS` the
+    ascent over all five from the best grid point, for each half-life. Above `EASE_MAX_ITEMS` the
     blend has no EASE part. `transformer` scores histories with the network of the holdout phase.
     `allowed` names the parts the blend may use (the others keep weight 0)."""
     unused = [i for i, name in enumerate(BLEND_PARTS) if name not in allowed]
     holdout = holdout.sample(min(2000, max(500, BLEND_SCORE_BUDGET // n_items)), seed)
     truncated = sequence_matrix(holdout.train, n_items)
     parts_of = BlendParts(n_items, text_vectors, transition_matrix(holdout.train, n_items))
-    parts_of.popularity = popularity_scores(truncated)
     inputs = [holdout.train[u] for u in holdout.users]
     seen_matrix = sequence_matrix(inputs, n_items)
     seen = (np.repeat(np.arange(len(inputs)), np.diff(seen_matrix.indptr)), seen_matrix.indices)
     judge = _Judge(len(inputs), n_items, seen, holdout.targets)
     transformer_scores = transformer(inputs)
 
-    best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+    best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
     chosen_parts: Parts = []
     with_ease = n_items <= EASE_MAX_ITEMS and "ease" in allowed
     for regularization in EASE_REGULARIZATIONS if with_ease else (0.0,):
@@ -319,9 +313,9 @@ def choose_blend(
         for grid_weights in BLEND_GRID:
             if any(grid_weights[i] for i in unused if i < len(grid_weights)):
                 continue
-            value = judge(judge.total((*grid_weights, 0.0, 0.0), scores))
+            value = judge(judge.total((*grid_weights, 0.0), scores))
             if value > best[0]:
-                best = (value, (*grid_weights, 0.0, 0.0), regularization)
+                best = (value, (*grid_weights, 0.0), regularization)
         if best[2] == regularization:
             chosen_parts = scores
     grid_best = best

@@ -85,10 +85,10 @@ class SequentialRecommender(Recommender):
             each training phase runs about 20 epochs within it, and a slower machine runs fewer).
         blend: join the transformer with a collaborative component (EASE over the history, up to
             `EASE_MAX_ITEMS` items), a text component (cosine to the recency-weighted text profile),
-            next-item transitions, a popularity component (how many shoppers took the item) and,
-            where events have times, a trending component (time-decayed sales); their weights, EASE's
-            regularisation, the trend's half-life and the cold items' scoring are chosen on held-out
-            items of the training data. Up to `BLEND_MAX_ITEMS` items; above it the transformer alone.
+            next-item transitions and, where events have times, a trending component (time-decayed
+            sales); their weights, EASE's regularisation, the trend's half-life and the cold items'
+            scoring are chosen on held-out items of the training data. Up to `BLEND_MAX_ITEMS` items;
+            above it the transformer alone scores.
         holdout: which training items early stopping and blending are judged on: ``last`` (each
             history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
             10% of the time span, as in a temporal split).
@@ -96,7 +96,7 @@ class SequentialRecommender(Recommender):
             plus an ID embedding), or, to measure what each brings (ablations), ``ids`` (no language
             model anywhere: ID embeddings only, no text part in the blend, cold items unranked) or
             ``text`` (no IDs anywhere: projected text only, the blend of the transformer and the text
-            profile only, without EASE, transitions, trending or popularity: functions of item IDs).
+            profile only, without EASE, transitions or trending, which are functions of item IDs).
         cold_offset: a prior that new items sell, for shops where new arrivals do (chosen on the
             tuning split, not inside the fit): cold items always inherit their text neighbours' score
             and score this many of the shopper's score standard deviations above it. 0: no prior, and
@@ -340,8 +340,8 @@ class SequentialRecommender(Recommender):
             )
             self.blend_, self.cf_regularization_ = choice.weights, choice.cf_regularization
             self.trend_half_life_ = choice.half_life
-            # Items no training history holds (cold) have no collaborative, transition, trending or
-            # popularity signal: they inherit the blended score of their nearest warm items in text.
+            # Items no training history holds (cold) have no collaborative, transition or trending
+            # signal: they inherit the blended score of their nearest warm items in text.
             if self.item_inputs != "ids":  # without text, no neighbours in text
                 self.cold_ = choose_cold_policy(
                     choice.scores,
