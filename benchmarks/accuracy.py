@@ -134,6 +134,8 @@ def _versus(rows: list[dict], peers: list[dict], reference: dict[str, float], me
     others = {r["model"]: r["metrics"][metric] for r in rows + peers if r["model"] != "sequential"}
     others.update({f"reference {name}": value for name, value in reference.items()})
     others = {name: value for name, value in others.items() if value is not None}
+    if not others:  # the flagship alone (accuracy.py --models sequential on a set without references)
+        return []
     name = max(others, key=others.get)
     value = ours["metrics"][metric]
     change = 100 * (value / others[name] - 1)
