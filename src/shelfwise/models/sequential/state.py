@@ -49,8 +49,8 @@ def fitted_state(model: SequentialRecommender) -> dict[str, np.ndarray]:
 
 
 def restore_state(model: SequentialRecommender, state: dict[str, np.ndarray]) -> None:
-    """Set a fitted `model` from the arrays `fitted_state` made (a model saved before the popularity
-    part has its popularity counted again from the fitted histories)."""
+    """Set a fitted `model` from the arrays `fitted_state` made (a model saved before they held the
+    items' popularity counts it again from its fitted histories)."""
     model.text_vectors_ = state["text_vectors"]
     model.blend_ = BlendWeights.of(state["blend_weights"].tolist())
     model.trend_half_life_ = float(state.get("trend_half_life", 0.0))
