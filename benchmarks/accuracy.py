@@ -119,7 +119,8 @@ def markdown(records: list[dict], meta: dict, ablations: dict | None = None) -> 
         when = ablations["meta"]
         lines += [
             section(ablations["records"], content),
-            f"Ablations measured {when['date']} by `{when['command']}` in {when['seconds']:.0f} s.",
+            f"Ablations measured {when['date']} by `{when['command']}` in {when['seconds']:.0f} s."
+            + (f" {when['note']}" if when.get("note") else ""),
             "",
         ]
     return "\n".join(lines)
