@@ -83,11 +83,11 @@ def section(records: list[dict], content: dict[str, dict] | None = None) -> str:
         "The flagship three times on the same splits (`python benchmarks/ablation.py`): `text+ids` is the",
         "shipped model; `ids` leaves the language model out everywhere (ID embeddings only, no text part in",
         "the blend, cold items ranked last); `text` leaves item IDs out everywhere (projected MiniLM text only,",
-        "the transformer and the text profile without EASE, transitions or trending). Each is",
-        "fitted with the configuration chosen for the shipped model on the tuning split, `item_inputs` aside.",
-        "Warm and cold are the slices of the protocol: P1, evaluated users whose test item occurs in the fitted",
-        "data or not (NDCG@10); P2 (Online Retail), recall@20 pooled over relevant items seen before the cutoff",
-        "or first seen after it.",
+        "the transformer and the text profile without EASE, transitions or trending). Each is fitted with the",
+        "configuration chosen for the shipped model on the tuning split, `item_inputs` aside. Warm and cold",
+        "are the slices of the protocol: P1, evaluated users whose test item occurs in the fitted data or not",
+        "(NDCG@10); P2 (Online Retail), recall@20 pooled over relevant items seen before the cutoff or first",
+        "seen after it.",
         "",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in records):

@@ -113,17 +113,17 @@ def p3_splits(dataset: Dataset, *, k: int = DEFAULT_K["p3"], seed: int = 0) -> d
     training_part = rows.loc[(counts < 3) | (position_from_end >= 2)]
     occurrences = np.bincount(training_part["item"].to_numpy(), minlength=dataset.n_items)
     parts = training_part.groupby("user", sort=True)["item"].agg(lambda items: set(items.tolist()))
-    sampled = {}
+    drawn = {}
     for stage, draw_seed in (("test", seed), ("tune", seed + 1)):
         split = splits[stage]
         targets = np.array([int(t[0]) for t in split.targets], dtype=np.int64)
-        sampled[stage] = replace(
+        drawn[stage] = replace(
             split,
             protocol="p3",
             sampled=_draw_candidates(split.users, targets, parts, dataset, draw_seed),
             cold_users=occurrences[targets] <= P3_COLD_MAX,
         )
-    return sampled
+    return drawn
 
 
 def _draw_candidates(

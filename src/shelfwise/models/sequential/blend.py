@@ -4,6 +4,7 @@ EASE's regularisation and the trend's half-life) are chosen on the fit's holdout
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -191,9 +192,13 @@ class BlendParts:
 
     def prior(self, weight: float) -> np.ndarray:
         """`weight` × the z-scored popularity (one row): a prior that what many took sells."""
+        return np.float32(weight) * self._zscored_popularity
+
+    @functools.cached_property
+    def _zscored_popularity(self) -> np.ndarray:  # once, not at every answer
         if self.popularity is None:
             raise ValueError("these blend parts were fitted without the items' popularity")
-        return (np.float32(weight) * zscore(self.popularity[None])).astype(np.float32)
+        return zscore(self.popularity[None])
 
     def text_scores(self, sequences: list[np.ndarray]) -> np.ndarray:
         """The text part: every item's cosine to each history's text profile, z-scored per history."""
@@ -222,15 +227,16 @@ def blended(weights: BlendWeights, parts: Parts, rows: int, n_items: int) -> np.
 @dataclass
 class BlendChoice:
     """What the holdout chose, and the evidence: `scores` are the held-out shoppers' blended scores
-    at the chosen weights (float64 where the search summed them), `text` their z-scored text part,
-    `seen` their training items as (row, item) pairs, `cold` the items no training history holds."""
+    at the chosen weights (float64 where the search summed them), `text` their z-scored text part
+    (None where the blend may not use one), `seen` their training items as (row, item) pairs, `cold`
+    the items no training history holds."""
 
     weights: BlendWeights
     cf_regularization: float
     half_life: float
     holdout: Holdout
     scores: np.ndarray
-    text: np.ndarray
+    text: np.ndarray | None
     seen: tuple[np.ndarray, np.ndarray]
     cold: np.ndarray
     value: float
@@ -355,7 +361,7 @@ def choose_blend(
         half_life=float(chosen_half_life or 0.0) if values[4] else 0.0,
         holdout=holdout,
         scores=base,
-        text=parts_of.text_scores(inputs) if final_parts[2] is None else final_parts[2],
+        text=final_parts[2],
         seen=seen,
         cold=np.bincount(truncated.indices, minlength=n_items) == 0,
         value=best[0],

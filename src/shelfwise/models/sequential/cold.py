@@ -125,13 +125,13 @@ def choose_cold_policy(
     cold: np.ndarray,
     vectors: np.ndarray,
     offset: float,
-    text: np.ndarray,
+    text: np.ndarray | None,
 ) -> ColdPolicy:
     """The cold-item policy best on the holdout: `base` holds the blended scores of the held-out
     shoppers (rows), `seen` the (row, item) pairs their training histories hold, `cold` marks the
-    items no training history holds, `text` the rows' z-scored text scores. With a prior for new
-    items (`offset` > 0), cold items always inherit; without cold targets, no inheritance (or the
-    defaults, with a prior)."""
+    items no training history holds, `text` the rows' z-scored text scores (None: cold items add no
+    text score of their own). With a prior for new items (`offset` > 0), cold items always inherit;
+    without cold targets, no inheritance (or the defaults, with a prior)."""
     cold_rows = np.array([bool(cold[target].any()) for target in targets], dtype=bool)
     if not (cold.any() and cold_rows.any()):
         return ColdPolicy(1.0, COLD_NEIGHBOURS[-1], offset) if offset else ColdPolicy()
@@ -145,7 +145,7 @@ def choose_cold_policy(
     for count in COLD_NEIGHBOURS:
         found = ColdNeighbours.of(vectors, cold, count)
         for factor in COLD_FACTORS:
-            for weight in COLD_TEXT_WEIGHTS:
+            for weight in COLD_TEXT_WEIGHTS if text is not None else (0.0,):
                 scores = base.copy()
                 found.inherit(scores, ColdPolicy(factor, count, offset, weight), text)
                 values = ndcg(scores)
