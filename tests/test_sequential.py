@@ -323,6 +323,50 @@ def test_a_cold_item_adds_its_own_text_score_to_what_it_inherits():
         found.inherit(scores, ColdPolicy(2.0, 1, text=0.5))
 
 
+def test_the_cold_rule_takes_the_best_cold_slice_only_within_its_tolerance_of_the_best_overall():
+    from shelfwise.models.sequential.cold import ColdOption, ColdPolicy, pick_cold_option
+
+    best, close, far = (
+        ColdOption(0.500, 0.10, ColdPolicy()),
+        ColdOption(0.4975, 0.20, ColdPolicy(1.0, 5)),
+        ColdOption(0.480, 0.40, ColdPolicy(2.0, 5)),
+    )
+    options = [best, close, far]
+    assert pick_cold_option(options, 0.0) is best
+    assert pick_cold_option(options, 0.004) is best  # 0.4975 is 0.5% below the best
+    assert pick_cold_option(options, 0.006) is close
+    assert pick_cold_option(options, 0.05) is far
+    tied = ColdOption(0.4990, 0.20, ColdPolicy(1.0, 20))
+    assert pick_cold_option([best, close, tied], 0.01) is tied  # same cold slice: the better overall
+
+
+def test_the_holdout_weighs_every_cold_policy_and_none_without_a_cold_target():
+    from shelfwise.models.sequential.cold import (
+        COLD_FACTORS,
+        COLD_NEIGHBOURS,
+        COLD_TEXT_WEIGHTS,
+        ColdPolicy,
+        cold_options,
+    )
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3, 30)).astype(np.float32)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    cold = np.zeros(30, dtype=bool)
+    cold[25:] = True
+    seen = (np.array([0, 1, 2]), np.array([0, 1, 2]))
+    targets = [np.array([26]), np.array([5]), np.array([7])]
+    text = rng.normal(size=(3, 30)).astype(np.float32)
+    options, cold_rows = cold_options(base, seen, targets, cold, vectors, 0.0, text)
+    assert cold_rows.tolist() == [True, False, False]
+    assert len(options) == 1 + len(COLD_NEIGHBOURS) * len(COLD_FACTORS) * len(COLD_TEXT_WEIGHTS)
+    assert options[0].policy == ColdPolicy()  # first: no inheritance
+    assert all(0.0 <= o.cold_ndcg <= 3 * o.ndcg for o in options)  # one row of three is cold
+    with_prior, _ = cold_options(base, seen, targets, cold, vectors, 1.0, None)  # a prior: always inherit
+    assert all(o.policy.factor and o.policy.offset == 1.0 and not o.policy.text for o in with_prior)
+    assert cold_options(base, seen, [np.array([5])] * 3, cold, vectors, 0.0, text)[0] == []
+
+
 def test_the_cold_policy_and_its_text_weight_are_chosen_on_the_holdout_and_saved(cycle_model, tmp_path):
     from shelfwise.models.sequential.cold import COLD_TEXT_WEIGHTS
 

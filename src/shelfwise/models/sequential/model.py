@@ -29,7 +29,7 @@ from shelfwise.models.sequential.blend import (
     BlendWeights,
     blended,
 )
-from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy, choose_cold_policy
+from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy, choose_cold_policy, cold_options
 from shelfwise.models.sequential.histories import (
     Holdout,
     checked_distinct,
@@ -343,7 +343,7 @@ class SequentialRecommender(Recommender):
             # Items no training history holds (cold) have no collaborative, transition or trending
             # signal: they inherit the blended score of their nearest warm items in text.
             if self.item_inputs != "ids":  # without text, no neighbours in text
-                self.cold_ = choose_cold_policy(
+                options, cold_rows = cold_options(
                     choice.scores,
                     choice.seen,
                     choice.holdout.targets,
@@ -352,6 +352,7 @@ class SequentialRecommender(Recommender):
                     self.cold_offset,
                     choice.text,
                 )
+                self.cold_ = choose_cold_policy(options, cold_rows, self.cold_offset)
         self.parts_ = BlendParts.fitted(
             sequences,
             dataset.interactions,
