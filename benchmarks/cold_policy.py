@@ -12,7 +12,6 @@ The test targets are not read.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ablation import chosen_config
 from common import available_datasets, run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
 from shelfwise.evaluation.protocols import make_splits
@@ -31,16 +31,6 @@ from shelfwise.models.sequential.model import SequentialRecommender
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOLERANCES = (0.0, 0.0025, 0.005, 0.01, 0.02)
-
-
-def shipped_config(dataset: str) -> dict[str, Any]:
-    """The configuration accuracy.py chose for the shipped model on `dataset`'s tuning split."""
-    path = RESULTS / "accuracy.json"
-    if path.is_file():
-        for record in json.loads(path.read_text())["records"]:
-            if record["dataset"] == dataset and record["model"] == "sequential":
-                return dict(record["config"])
-    return {}
 
 
 def study(name: str) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def study(name: str) -> dict[str, Any]:
 
     sequential_model.cold_options = capture  # type: ignore[assignment]
     try:
-        model = SequentialRecommender(**shipped_config(name))
+        model = SequentialRecommender(**chosen_config(name, RESULTS))  # item_inputs: the shipped default
         started = time.perf_counter()
         model.fit(split.train)
         fit_seconds = time.perf_counter() - started
