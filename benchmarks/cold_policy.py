@@ -12,6 +12,7 @@ The test targets are not read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,8 +23,10 @@ import numpy as np
 from ablation import chosen_config
 from common import available_datasets, run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
-from shelfwise.evaluation.protocols import make_splits
+from shelfwise.evaluation.protocols import Split, make_splits
 from shelfwise.evaluation.runner import score_split
+from shelfwise.models.base import Recommender
+from shelfwise.models.content import ContentKNN
 from shelfwise.models.sequential import cold as cold_module
 from shelfwise.models.sequential import model as sequential_model
 from shelfwise.models.sequential.cold import ColdOption, pick_cold_option
@@ -67,6 +70,7 @@ def study(name: str) -> dict[str, Any]:
         )
     model.cold_ = shipped
     model._set_cold_neighbours()
+    against = against_content(model, split, name) if split.cold_users is not None else None
     picks = {str(t): options.index(pick_cold_option(options, t)) for t in TOLERANCES} if options else {}
     return {
         "dataset": name,
@@ -77,6 +81,40 @@ def study(name: str) -> dict[str, Any]:
         "fit_seconds": round(fit_seconds, 1),
         "options": rows,
         "picks": picks,
+        "against_content": against,
+    }
+
+
+def content_config(name: str) -> dict[str, Any]:
+    """ContentKNN's configuration that accuracy.py chose on `name`'s tuning split (defaults if none)."""
+    path = RESULTS / "accuracy.json"
+    records = json.loads(path.read_text())["records"] if path.is_file() else []
+    found = [r["config"] for r in records if r["dataset"] == name and r["model"] == "content"]
+    return found[0] if found else {}
+
+
+def _top_hits(model: Recommender, split: Split, rows: np.ndarray) -> np.ndarray:
+    """Whether each of `rows`' validation targets is in the model's top K."""
+    ids, _ = model.recommend(split.users[rows], split.k, candidates=split.candidates)
+    return np.array([bool(np.isin(split.targets[r], found).any()) for r, found in zip(rows, ids, strict=True)])
+
+
+def against_content(model: SequentialRecommender, split: Split, name: str) -> dict[str, Any]:
+    """On the validation shoppers whose target is cold (P1): ContentKNN's top-K hits, and how many of
+    them the shipped model (its cold policy as picked) also has in its top K, and the reverse."""
+    content = ContentKNN(**content_config(name))
+    content.fit(split.train)
+    rows = np.flatnonzero(split.cold_users)
+    text_hits, model_hits = _top_hits(content, split, rows), _top_hits(model, split, rows)
+    metric = f"cold_ndcg@{split.k}"
+    return {
+        "cold_users": len(rows),
+        "content_config": content.get_params(),
+        "content": score_split(content, split)[metric],
+        "shipped": score_split(model, split)[metric],
+        "content_hits": int(text_hits.sum()),
+        "both_hits": int((text_hits & model_hits).sum()),
+        "shipped_only_hits": int((model_hits & ~text_hits).sum()),
     }
 
 
@@ -104,6 +142,30 @@ def summary(records: list[dict]) -> list[str]:
                 cold.append(picked[cold_metric] / plain[cold_metric])
         cold_text = f"{sum(cold) / len(cold):.3f}" if cold else "n/a"
         lines.append(f"- tolerance {tolerance:g}: overall ×{sum(overall) / len(overall):.4f}, cold ×{cold_text}")
+    return lines
+
+
+def versus_content(records: list[dict]) -> list[str]:
+    """The shipped pick against ContentKNN on the validation's cold shoppers (P1 sets)."""
+    rows = [r for r in records if r.get("against_content")]
+    if not rows:
+        return []
+    lines = [
+        "Against plain text similarity, on the validation shoppers whose target is cold (P1; ContentKNN as",
+        "accuracy.py tuned it, fitted on the same training part). Top-K hits: the cold shoppers whose target",
+        "ContentKNN has in its top K; how many of those the shipped pick has too; and hits ContentKNN misses.",
+        "",
+        "| data set | cold shoppers | ContentKNN cold NDCG | shipped cold NDCG | ratio | ContentKNN hits | "
+        "shipped has them too | shipped's other hits |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for record in rows:
+        a = record["against_content"]
+        ratio = f"{a['shipped'] / a['content']:.2f}×" if a["content"] else "n/a"
+        lines.append(
+            f"| {record['dataset']} | {a['cold_users']} | {a['content']:.4f} | {a['shipped']:.4f} | {ratio} | "
+            f"{a['content_hits']} | {a['both_hits']} | {a['shipped_only_hits']} |"
+        )
     return lines
 
 
@@ -140,9 +202,8 @@ def markdown(records: list[dict], meta: dict) -> str:
             + " | ".join(f"{p['neighbours']}, {p['factor']:g}, {p['text']:g}" for p in policies)
             + " | |"
         )
+    lines += ["", *summary(records), "", *versus_content(records)]
     lines += [
-        "",
-        *summary(records),
         "",
         "Per data set: validation users, the holdout's shoppers with a cold target, the fit's seconds.",
         "",

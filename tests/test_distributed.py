@@ -55,6 +55,7 @@ def test_ray_training_matches_a_local_fit_within_the_tolerance(shop_dataset, tmp
     assert abs(ray_metrics["ndcg@10"] - local_metrics["ndcg@10"]) <= TOLERANCE, (ray_metrics, local_metrics)
     log = distributed.training_log_
     assert [p["name"] for p in log["phases"]] == ["holdout", "final"] and log["phases"][0]["workers"] == 2
+    assert log["phases"][0]["stopped"] == "epochs"  # SMALL: 4 epochs, patience 4, 300 s
     distributed.save(tmp_path / "model")  # a normal model folder
     loaded = SequentialRecommender.load(tmp_path / "model")
     users = split.users[:20]

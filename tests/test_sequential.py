@@ -138,6 +138,7 @@ def test_the_time_budget_bounds_the_whole_fit(cycle_dataset):
     # the clock stops the epochs (10,000 asked for): the holdout phase gets what is left of half the
     # budget, the final phase what is left of all of it, each over by at most its last epoch
     assert all(len(phase["epochs"]) < 10_000 for phase in model.training_log_["phases"])
+    assert model.training_log_["phases"][0]["stopped"] == "time budget"  # the log says why it stopped
     assert steps["holdout phase"] <= max(0.0, 2.0 - steps["encode and prepare"]) + 1.0, steps
     if "final phase" in steps:
         used = steps["encode and prepare"] + steps["holdout phase"] + steps["blend and EASE"]
@@ -151,11 +152,14 @@ def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     curve = [row["holdout ndcg@10"] for row in holdout["epochs"]]
     assert len(curve) >= 1 and all(0.0 <= value <= 1.0 for value in curve)
     assert log["best_epoch"] == 1 + curve.index(max(curve))
+    # why the holdout phase stopped (patience 40 = epochs 40: never patience; the clock only if it cut)
+    assert holdout["stopped"] == ("epochs" if len(curve) == SMALL["epochs"] else "time budget")
     assert set(log["blend"]) == {"transformer", "ease", "text", "transitions", "trending"}
     if log["blend"]["transformer"]:
         final = log["phases"][1]
         assert final["name"] == "final"
         assert len(final["epochs"]) == log["best_epoch"]  # the final fit runs as long as the best epoch
+        assert final["stopped"] == "epochs"
     else:  # the transformer's scores would not count: no final phase
         assert len(log["phases"]) == 1 and log["final_phase"].startswith("skipped")
     assert all(row["loss"] > 0 and row["seconds"] >= 0 for phase in log["phases"] for row in phase["epochs"])
@@ -569,3 +573,36 @@ def test_unknown_item_inputs_are_refused(shop_dataset):
 
     with pytest.raises(ConfigError, match="item_inputs"):
         SequentialRecommender(item_inputs="pictures").fit(shop_dataset)
+
+
+@pytest.mark.parametrize(
+    ("scores", "budget", "stopped", "epochs_run"),
+    [
+        ([0.5, 0.4, 0.3, 0.2, 0.1], 1e6, "patience", 3),  # best at 1, two epochs without a gain
+        ([0.1, 0.2, 0.3, 0.4, 0.5], 1e6, "epochs", 5),
+        ([0.1, 0.2, 0.3, 0.4, 0.5], 0.0, "time budget", 1),
+    ],
+)
+def test_a_training_phase_says_why_it_stopped(scores, budget, stopped, epochs_run):
+    from shelfwise.models.sequential.network import Network
+    from shelfwise.models.sequential.training import TrainingJob, TrainSettings, train_network
+
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(0, 12, size=6) for _ in range(20)]
+    given = iter(scores)
+    job = TrainingJob(
+        make_network=lambda: Network(12, 8, 16, 1, 2, 6, 0.0),
+        text_vectors=rng.normal(size=(12, 8)).astype(np.float32),
+        sequences=sequences,
+        counts=np.bincount(np.concatenate(sequences), minlength=12),
+        settings=TrainSettings(epochs=5, batch_size=8, learning_rate=1e-3, id_dropout=0.0, patience=2, negatives=0),
+        max_len=6,
+        evaluate=lambda network: next(given),
+        budget=budget,
+        epochs=5,
+        phase="holdout",
+        seed=0,
+    )
+    result = train_network(job, rng)
+    assert (result.stopped, len(result.curve)) == (stopped, epochs_run)
+    assert result.best_epoch == 1 + scores.index(max(scores[:epochs_run]))

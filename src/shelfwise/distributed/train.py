@@ -54,7 +54,7 @@ def _loop(config: dict) -> None:
         np.random.default_rng(config["rng_seed"]),  # one shuffled order, sharded by rank
         world=_World(rank, size),
     )
-    metrics = {"best_epoch": result.best_epoch}
+    metrics = {"best_epoch": result.best_epoch, "stopped": result.stopped}
     if rank == 0:
         folder = Path(tempfile.mkdtemp(prefix="shelfwise-ray-"))
         state = {k: v.detach().contiguous() for k, v in result.network.state_dict().items()}
@@ -93,6 +93,12 @@ def ray_train_runner(*, workers: int = 2, address: str | None = None, storage: s
                 curve = json.loads((Path(folder) / "curve.json").read_text())
         network = job.make_network()
         network.load_state_dict(state)
-        return TrainResult(network, int(result.metrics["best_epoch"]), curve, workers=workers)
+        return TrainResult(
+            network,
+            int(result.metrics["best_epoch"]),
+            curve,
+            workers=workers,
+            stopped=str(result.metrics.get("stopped", "epochs")),
+        )
 
     return run

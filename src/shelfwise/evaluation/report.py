@@ -213,6 +213,12 @@ def render_training_report(summary: dict[str, Any]) -> str:
         "best epoch": log.get("best_epoch"),
         "fit time by step": ", ".join(f"{step} {value} s" for step, value in log.get("seconds", {}).items()) or None,
         "final phase": log.get("final_phase"),
+        "phases": ", ".join(
+            f"{phase['name']} {len(phase['epochs'])} epochs"
+            + (f", stopped by {phase['stopped']}" if phase.get("stopped") else "")
+            for phase in phases
+        )
+        or None,
         "parameters": ", ".join(f"{k}={v}" for k, v in summary.get("params", {}).items()),
     }
     parts = [

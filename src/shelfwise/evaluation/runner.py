@@ -219,7 +219,9 @@ def evaluate(
     prepare: Callable[[Recommender], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run each model under `protocol` and return one record per model:
-    ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``.
+    ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``, and
+    ``"training"`` where the model keeps a training log (its phases, epochs, why each stopped, what
+    its holdout chose), so that a figure can be traced to the fit that gave it.
 
     With `tuned`, each model's grid is searched on the tuning split first; `params` fixes
     hyperparameters per model instead (no search for a model named there). With `include_tuning`
@@ -261,6 +263,8 @@ def evaluate(
             "fit_seconds": round(fit_seconds, 3),
             "config": model.get_params(),
         }
+        if getattr(model, "training_log_", None):
+            record["training"] = model.training_log_
         if include_analysis:
             record["analysis"] = analysis
         if include_tuning:

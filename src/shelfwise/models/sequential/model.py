@@ -317,7 +317,7 @@ class SequentialRecommender(Recommender):
         )
         runner = self.train_runner
         result = train_network(job, rng, progress=progress) if runner is None else runner(job, rng)
-        entry: dict[str, Any] = {"name": phase, "epochs": result.curve}
+        entry: dict[str, Any] = {"name": phase, "epochs": result.curve, "stopped": result.stopped}
         if result.workers > 1:
             entry["workers"] = result.workers
         self.training_log_["phases"].append(entry)

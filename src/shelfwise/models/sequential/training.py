@@ -117,12 +117,18 @@ class TrainingJob:
 @dataclass
 class TrainResult:
     """The trained network (the best epoch's where there was a holdout), the best epoch (the epochs
-    run without a holdout), the curve (one row per epoch) and how many workers trained it."""
+    run without a holdout), the curve (one row per epoch), how many workers trained it and why the
+    phase stopped (`STOPS`; a phase the time budget cut depends on the machine's speed)."""
 
     network: Network
     best_epoch: int
     curve: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 1
+    stopped: str = "epochs"
+
+
+#: Why a training phase stopped: its epochs ran out, the holdout's patience did, or the time budget.
+STOPS = ("epochs", "patience", "time budget")
 
 
 def train_network(
@@ -137,6 +143,7 @@ def train_network(
     best = _Best(job.settings.patience)
     started = time.perf_counter()
     curve: list[dict[str, Any]] = []
+    stopped = STOPS[0]
     with Progress(disable=not progress, transient=True) as bar, deterministic():
         task = bar.add_task(f"sequential ({job.phase})", total=job.epochs)
         for epoch in range(1, job.epochs + 1):
@@ -154,16 +161,18 @@ def train_network(
                 stop = best.update(score, epoch, network)
             bar.update(task, advance=1, description=description)
             if _agreed(stop, world):
+                stopped = STOPS[1]
                 break
-            if _agreed(time.perf_counter() - started > job.budget, world):
+            if epoch < job.epochs and _agreed(time.perf_counter() - started > job.budget, world):
                 logger.warning("sequential: time budget reached after %d epochs", epoch)
+                stopped = STOPS[2]
                 break
     if job.evaluate is None:
-        return TrainResult(network, job.epochs, curve)
+        return TrainResult(network, job.epochs, curve, stopped=stopped)
     if best.epoch < len(curve):
         # the blend is chosen with the network of the best epoch, not the one patience stopped at
         network.load_state_dict(best.state)
-    return TrainResult(network, best.epoch, curve)
+    return TrainResult(network, best.epoch, curve, stopped=stopped)
 
 
 def _agreed(flag: bool, world: World | None) -> bool:
