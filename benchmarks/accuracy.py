@@ -109,6 +109,7 @@ def markdown(records: list[dict], meta: dict, ablations: dict | None = None) -> 
             ref = ", ".join(f"{name} {value:.4f}" for name, value in REFERENCE[dataset].items())
             lines += ["", f"Reference (independent run of public implementations, test {metric_names[0]}): {ref}."]
         lines += _versus(rows, peers, REFERENCE.get(dataset, {}), metric_names)
+        lines += _fits(rows)
         lines.append("")
     if meta.get("peers_note"):
         lines += [f"Peers: {meta['peers_note']}", ""]
@@ -124,6 +125,36 @@ def markdown(records: list[dict], meta: dict, ablations: dict | None = None) -> 
             "",
         ]
     return "\n".join(lines)
+
+
+#: How the page says why a training phase stopped (`TrainResult.stopped`).
+STOPPED = {"epochs": "all it was given", "patience": "stopped by patience", "time budget": "cut by the time budget"}
+
+
+def _fits(rows: list[dict]) -> list[str]:
+    """How each final fit that chose on its own holdout went: its phases, why each stopped (a phase
+    the time budget cut depends on the machine's speed) and what the holdout chose."""
+    lines = []
+    for row in rows:
+        log = row.get("training") or {}
+        phases = [phase for phase in log.get("phases", []) if phase.get("epochs")]
+        if not (phases and log.get("metric")):
+            continue
+        facts = [
+            f"{phase['name']} phase {len(phase['epochs'])} epochs"
+            + (f" ({STOPPED.get(phase['stopped'], phase['stopped'])})" if phase.get("stopped") else "")
+            for phase in phases
+        ]
+        if log.get("best_epoch"):
+            facts.append(f"best holdout epoch {log['best_epoch']}")
+        if log.get("final_phase"):
+            facts.append(f"final phase {log['final_phase']}")
+        if log.get("blend"):
+            facts.append("blend " + ", ".join(f"{part} {weight:g}" for part, weight in log["blend"].items()))
+        if log.get("cold_items"):
+            facts.append("cold items " + ", ".join(f"{key} {value:g}" for key, value in log["cold_items"].items()))
+        lines.append(f"{row['model']}'s final fit: " + "; ".join(facts) + ".")
+    return ["", *lines] if lines else []
 
 
 def _versus(rows: list[dict], peers: list[dict], reference: dict[str, float], metric_names: list[str]) -> list[str]:
