@@ -26,6 +26,7 @@ import numpy as np
 
 from common import available_datasets, run_meta, write_results
 from shelfwise.data.adapters import KNOWN_DATASETS, load_dataset
+from shelfwise.evaluation.report import phase_summary
 from shelfwise.evaluation.runner import evaluate
 from shelfwise.models import BASELINES
 
@@ -127,10 +128,6 @@ def markdown(records: list[dict], meta: dict, ablations: dict | None = None) -> 
     return "\n".join(lines)
 
 
-#: How the page says why a training phase stopped (`TrainResult.stopped`).
-STOPPED = {"epochs": "all it was given", "patience": "stopped by patience", "time budget": "cut by the time budget"}
-
-
 def _fits(rows: list[dict]) -> list[str]:
     """How each final fit that chose on its own holdout went: its phases, why each stopped (a phase
     the time budget cut depends on the machine's speed) and what the holdout chose."""
@@ -140,11 +137,7 @@ def _fits(rows: list[dict]) -> list[str]:
         phases = [phase for phase in log.get("phases", []) if phase.get("epochs")]
         if not (phases and log.get("metric")):
             continue
-        facts = [
-            f"{phase['name']} phase {len(phase['epochs'])} epochs"
-            + (f" ({STOPPED.get(phase['stopped'], phase['stopped'])})" if phase.get("stopped") else "")
-            for phase in phases
-        ]
+        facts = [phase_summary(phase) for phase in phases]
         if log.get("best_epoch"):
             facts.append(f"best holdout epoch {log['best_epoch']}")
         if log.get("final_phase"):

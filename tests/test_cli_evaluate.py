@@ -127,6 +127,7 @@ def test_train_shows_each_epoch_and_writes_a_summary_with_the_curve(tmp_path, sh
     assert losses[-1] < losses[0]  # it learns
     page = (out / "train.html").read_text()
     assert '<figure class="plot" data-plot="training"' in page and page.count("<svg") == 1
+    assert "fit phase 3 epochs" in page  # each phase's epochs (and, where the model says, why it stopped)
     assert main(["train", "--data", str(tmp_path / "shop"), "--model", "ease", "--out", str(tmp_path / "ease")]) == 0
     assert "no curve" in (tmp_path / "ease" / "train.html").read_text()  # closed form: says so, no empty plot
 

@@ -606,3 +606,7 @@ def test_a_training_phase_says_why_it_stopped(scores, budget, stopped, epochs_ru
     result = train_network(job, rng)
     assert (result.stopped, len(result.curve)) == (stopped, epochs_run)
     assert result.best_epoch == 1 + scores.index(max(scores[:epochs_run]))
+    from shelfwise.evaluation.report import PHASE_STOPS, phase_summary
+
+    summary = phase_summary({"name": "holdout", "epochs": result.curve, "stopped": result.stopped})
+    assert summary == f"holdout phase {epochs_run} epochs ({PHASE_STOPS[stopped]})"

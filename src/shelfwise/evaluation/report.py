@@ -199,6 +199,21 @@ def _training_plot(phases: list[dict], metric: str | None, best_epoch: int | Non
     return _svg(fig)
 
 
+#: Why a training phase stopped (`TrainResult.stopped`), as a page says it.
+PHASE_STOPS = {
+    "epochs": "every epoch it was given",
+    "patience": "stopped by patience",
+    "time budget": "cut by the time budget",
+}
+
+
+def phase_summary(phase: dict[str, Any]) -> str:
+    """One training phase of a training log in words: its name, epochs run and why it stopped."""
+    stopped = phase.get("stopped")
+    why = f" ({PHASE_STOPS.get(stopped, stopped)})" if stopped else ""
+    return f"{phase['name']} phase {len(phase['epochs'])} epochs{why}"
+
+
 def render_training_report(summary: dict[str, Any]) -> str:
     """A training summary as one self-contained HTML page: the facts, and the training and
     validation curves where the model learns in epochs."""
@@ -213,12 +228,7 @@ def render_training_report(summary: dict[str, Any]) -> str:
         "best epoch": log.get("best_epoch"),
         "fit time by step": ", ".join(f"{step} {value} s" for step, value in log.get("seconds", {}).items()) or None,
         "final phase": log.get("final_phase"),
-        "phases": ", ".join(
-            f"{phase['name']} {len(phase['epochs'])} epochs"
-            + (f", stopped by {phase['stopped']}" if phase.get("stopped") else "")
-            for phase in phases
-        )
-        or None,
+        "phases": "; ".join(phase_summary(phase) for phase in phases) or None,
         "parameters": ", ".join(f"{k}={v}" for k, v in summary.get("params", {}).items()),
     }
     parts = [
