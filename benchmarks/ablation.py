@@ -37,13 +37,14 @@ VARIANTS = ("text+ids", "ids", "text")
 NOT_TAKEN = {"item_inputs"}
 
 
-def chosen_config(dataset: str, out: Path) -> dict:
-    """The shipped model's configuration that accuracy.py chose on `dataset`'s tuning split."""
+def chosen_config(dataset: str, out: Path, model: str = "sequential") -> dict:
+    """The configuration that accuracy.py chose for `model` (by default the shipped flagship) on
+    `dataset`'s tuning split; empty where it has none."""
     path = out / "accuracy.json"
     if not path.is_file():
         return {}
     for record in json.loads(path.read_text())["records"]:
-        if record["dataset"] == dataset and record["model"] == "sequential":
+        if record["dataset"] == dataset and record["model"] == model:
             return {k: v for k, v in record["config"].items() if k not in NOT_TAKEN}
     return {}
 

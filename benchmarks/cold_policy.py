@@ -12,7 +12,6 @@ The test targets are not read.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -85,14 +84,6 @@ def study(name: str) -> dict[str, Any]:
     }
 
 
-def content_config(name: str) -> dict[str, Any]:
-    """ContentKNN's configuration that accuracy.py chose on `name`'s tuning split (defaults if none)."""
-    path = RESULTS / "accuracy.json"
-    records = json.loads(path.read_text())["records"] if path.is_file() else []
-    found = [r["config"] for r in records if r["dataset"] == name and r["model"] == "content"]
-    return found[0] if found else {}
-
-
 def _top_hits(model: Recommender, split: Split, rows: np.ndarray) -> np.ndarray:
     """Whether each of `rows`' validation targets is in the model's top K."""
     ids, _ = model.recommend(split.users[rows], split.k, candidates=split.candidates)
@@ -102,7 +93,7 @@ def _top_hits(model: Recommender, split: Split, rows: np.ndarray) -> np.ndarray:
 def against_content(model: SequentialRecommender, split: Split, name: str) -> dict[str, Any]:
     """On the validation shoppers whose target is cold (P1): ContentKNN's top-K hits, and how many of
     them the shipped model (its cold policy as picked) also has in its top K, and the reverse."""
-    content = ContentKNN(**content_config(name))
+    content = ContentKNN(**chosen_config(name, RESULTS, model="content"))
     content.fit(split.train)
     rows = np.flatnonzero(split.cold_users)
     text_hits, model_hits = _top_hits(content, split, rows), _top_hits(model, split, rows)
