@@ -45,7 +45,21 @@ def ingest(
     quarantine: Annotated[
         Path | None, typer.Option("--quarantine", help="Quarantine file (default OUT.quarantine.jsonl).")
     ] = None,
-    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates", help="Keep exact duplicate events.")] = False,
+    keep_duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--keep-duplicates",
+            help="Keep rows identical in every column, and order lines of one time apart instead of summed.",
+        ),
+    ] = False,
+    returns: Annotated[
+        str,
+        typer.Option(
+            "--returns",
+            help="A negative purchase quantity or a return row: 'net' takes it back from the shopper's "
+            "purchases of the item; 'reject' refuses the row.",
+        ),
+    ] = "net",
     min_user_items: Annotated[
         int, typer.Option("--min-user-items", min=1, help="k-core: keep users with at least this many items.")
     ] = 1,
@@ -76,6 +90,7 @@ def ingest(
             min_user_items=min_user_items,
             min_item_users=min_item_users,
             append=append,
+            returns=returns,
         )
     except ValidationError as exc:
         err_console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
@@ -89,4 +104,6 @@ def ingest(
         err_console.print(
             f"{result.report.rows_rejected} rejected row(s) written to {result.quarantine}:", highlight=False
         )
-        err_console.print(result.report.summary(limit=10), highlight=False, markup=False, soft_wrap=True)
+        err_console.print(
+            result.report.summary(limit=10, quarantined=True), highlight=False, markup=False, soft_wrap=True
+        )

@@ -48,14 +48,89 @@ def normalise_category(value: str | None) -> str | None:
     return " > ".join(parts) or None
 
 
+_EVENT_KEY = ("user_id", "item_id", "event_type", "timestamp")
+
+
 def drop_duplicate_events(events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Drop exact repeats of (user, item, event type, time); returns the frame and how many went."""
-    keys = [c for c in ("user_id", "item_id", "event_type", "timestamp") if c in events.columns]
-    duplicated = events.duplicated(subset=keys, keep="first")
+    """Drop rows identical to an earlier one in every column (value included); returns the frame and
+    how many went. Rows that differ only in their value are not duplicates: see `merge_order_lines`."""
+    duplicated = events.duplicated(keep="first")
     removed = int(duplicated.sum())
     if removed:
-        logger.info("dropped %d exact duplicate events", removed)
+        logger.info("dropped %d duplicate rows (identical in every column)", removed)
     return events.loc[~duplicated].reset_index(drop=True), removed
+
+
+def merge_order_lines(events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows with the same shopper, item, event type and time that differ in their value are lines of
+    one order (the same product entered twice with different quantities): they become one row, at the
+    first line's place, with the values summed (missing where every line's is). Returns the frame and
+    how many rows were folded into another."""
+    keys = [c for c in _EVENT_KEY if c in events.columns]
+    repeated = events.duplicated(subset=keys, keep=False).to_numpy()
+    if not repeated.any() or "value" not in events.columns:
+        return events, 0
+    lines = events.loc[repeated]
+    sums = lines.groupby(keys, sort=False, dropna=False, observed=True)["value"].sum(min_count=1)
+    first = ~lines.duplicated(subset=keys, keep="first").to_numpy()
+    merged = lines.loc[first].copy()
+    merged["value"] = sums.reindex(pd.MultiIndex.from_frame(merged[keys])).to_numpy()
+    folded = int(len(lines) - len(merged))
+    out = pd.concat([events.loc[~repeated], merged]).sort_index(kind="stable").reset_index(drop=True)
+    logger.info("summed %d order lines into the line of the same order they repeat", folded)
+    return out, folded
+
+
+#: The event type a return has while it is read (`readers.read_events`); a data set holds none.
+RETURN = "return"
+
+
+def net_returns(events: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Take each return (an event of type `RETURN`, its value the quantity returned) out of the same
+    shopper's purchases of the item at or before its time, latest purchase first: a purchase whose
+    whole quantity came back is removed (its weight with it), one partly returned keeps what was not.
+    A purchase without a quantity counts as one unit; a return without one takes back the latest
+    purchase whole. Returns themselves are not kept. Returns the frame and what happened, counted."""
+    is_return = (events["event_type"] == RETURN).to_numpy()
+    counts = {"returns": int(is_return.sum()), "purchases_cancelled_by_returns": 0, "purchases_reduced_by_returns": 0}
+    counts["returns_without_a_purchase"] = 0
+    if not counts["returns"]:
+        return events, counts
+    returns = events.loc[is_return]
+    pairs = pd.MultiIndex.from_frame(returns[["user_id", "item_id"]]).unique()
+    in_pair = pd.MultiIndex.from_frame(events[["user_id", "item_id"]]).isin(pairs)
+    bought = events.loc[in_pair & (events["event_type"] == "purchase").to_numpy()]
+    quantity = bought["value"].fillna(1.0).astype(float).to_dict()
+    by_pair: dict[tuple[str, str], list[tuple[pd.Timestamp, int]]] = {}
+    columns = [bought[c] for c in ("user_id", "item_id", "timestamp")]
+    for row, user, item, when in zip(bought.index, *columns, strict=True):
+        by_pair.setdefault((user, item), []).append((when, row))
+    order = returns.sort_values("timestamp", kind="stable")
+    for user, item, when, amount in zip(*(order[c] for c in ("user_id", "item_id", "timestamp", "value")), strict=True):
+        whole = pd.isna(amount)  # no quantity: the latest purchase comes back whole
+        left = 0.0 if whole else float(amount)
+        took = False
+        for _, row in sorted((p for p in by_pair.get((user, item), ()) if p[0] <= when), reverse=True):
+            if quantity[row] <= 0:
+                continue
+            taken = quantity[row] if whole else min(left, quantity[row])
+            quantity[row] -= taken
+            left -= 0.0 if whole else taken
+            took = True
+            if whole or left <= 0:
+                break
+        counts["returns_without_a_purchase"] += not took
+    original = bought["value"].fillna(1.0).astype(float)
+    remaining = pd.Series(quantity).reindex(bought.index)
+    cancelled = remaining.index[remaining <= 0]
+    reduced = remaining.index[(remaining > 0) & (remaining < original)]
+    counts["purchases_cancelled_by_returns"] = len(cancelled)
+    counts["purchases_reduced_by_returns"] = len(reduced)
+    out = events.copy()
+    out.loc[reduced, "value"] = remaining.loc[reduced].to_numpy()
+    keep = ~is_return
+    keep[out.index.get_indexer(cancelled)] = False
+    return out.loc[keep].reset_index(drop=True), counts
 
 
 def resolve_event_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,9 @@ class Dataset:
         """Write the data set to a folder (Parquet + JSON), atomically: a failed save leaves any old one."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        # a folder of the user's umask, as any other they create (mkdtemp's would be 0700)
+        staging = path.parent / f".{path.name}.{uuid.uuid4().hex}"
+        staging.mkdir()
         try:
             self.interactions.to_parquet(staging / "interactions.parquet", index=False)
             self.items.to_parquet(staging / "items.parquet", index=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from shelfwise.data.cleaning import drop_duplicate_events, k_core
+from shelfwise.data.cleaning import drop_duplicate_events, k_core, merge_order_lines, net_returns
 from shelfwise.data.dataset import Dataset
 from shelfwise.data.readers import read_events, read_items
 from shelfwise.data.validation import ValidationReport
@@ -44,6 +44,7 @@ def ingest(
     min_item_users: int = 1,
     append: bool = False,
     name: str | None = None,
+    returns: str = "net",
 ) -> IngestResult:
     """Validate and load the files into the data set folder `out`.
 
@@ -51,9 +52,17 @@ def ingest(
     left as it was. With it, bad rows go to the quarantine file (default ``<out>.quarantine.jsonl``)
     with their reasons and the good rows load. With `append`, the events and items already in `out`
     are kept and the new ones added.
+
+    Orders: with `drop_duplicates`, rows identical in every column are dropped, and lines of one
+    order that differ only in quantity are summed (`cleaning.merge_order_lines`). A return (negative
+    quantity on a purchase, or a return row) takes its quantity back from the shopper's purchases
+    (`cleaning.net_returns`), or with ``returns="reject"`` is a rejected row. `counts` says how many
+    rows each step touched.
     """
     out = Path(out)
-    events_result = read_events(events_path, format=format, columns=columns, default_event_type=default_event_type)
+    events_result = read_events(
+        events_path, format=format, columns=columns, default_event_type=default_event_type, returns=returns
+    )
     report = events_result.report
     items_frame = None
     if items_path is not None:
@@ -68,6 +77,9 @@ def ingest(
         "rows_rejected": report.rows_rejected,
         "items_merged_duplicates": report.merged_duplicates,
     }
+    if drop_duplicates:
+        events, counts["duplicate_rows_dropped"] = drop_duplicate_events(events)
+        events, counts["order_lines_summed"] = merge_order_lines(events)
     if append and (out / "dataset.json").is_file():
         previous = Dataset.load(out)
         old_events, old_items = previous.to_frames()
@@ -75,9 +87,14 @@ def ingest(
         events = pd.concat([old_events, events], ignore_index=True)
         items_frame = old_items if items_frame is None else pd.concat([old_items, items_frame], ignore_index=True)
         event_weights = {**previous.event_weights, **(event_weights or {})}
-    if drop_duplicates:
-        events, removed = drop_duplicate_events(events)
-        counts["duplicate_events_dropped"] = removed
+        if drop_duplicates:  # rows appended again are duplicates of what is kept
+            events, again = drop_duplicate_events(events)
+            counts["duplicate_rows_dropped"] += again
+            events, summed = merge_order_lines(events)
+            counts["order_lines_summed"] += summed
+    events, returned = net_returns(events)
+    if returned["returns"]:
+        counts.update(returned)
     if min_user_items > 1 or min_item_users > 1:
         before = len(events)
         events = k_core(events, min_user_items=min_user_items, min_item_users=min_item_users)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shelfwise.data.cleaning import clean_text_column, normalise_category
+from shelfwise.data.cleaning import RETURN, clean_text_column, normalise_category
 from shelfwise.data.files import LINE_COLUMN, detect_file_format, read_raw
 from shelfwise.data.schema import (
     EVENT_TYPE_ALIASES,
@@ -26,6 +26,10 @@ from shelfwise.data.schema import (
 )
 from shelfwise.data.validation import ValidationReport
 from shelfwise.errors import ConfigError, DataFormatError
+
+_RETURN_TYPES = {"return": RETURN, "returned": RETURN, "refund": RETURN}
+#: What ingest does with a return: take it out of the shopper's purchases, or refuse the row.
+RETURN_POLICIES = ("net", "reject")
 
 _TRUE = {"1", "true", "yes", "y", "t", "in_stock", "instock", "available"}
 _FALSE = {"0", "false", "no", "n", "f", "out_of_stock", "outofstock", "unavailable"}
@@ -95,13 +99,13 @@ def _always(reason: str) -> Callable[[int], str]:
     return lambda _position: reason
 
 
-def _row_dict(frame: pd.DataFrame, position: int) -> dict:
-    row = frame.iloc[position]
-    return {
-        k: (None if (v is None or (isinstance(v, float) and np.isnan(v))) else v)
-        for k, v in row.items()
-        if k != LINE_COLUMN
-    }
+def _row_dicts(frame: pd.DataFrame, positions: np.ndarray) -> list[dict]:
+    """The given rows as dicts of their file's columns (missing values as None), read in one go."""
+    rows = frame.iloc[positions].drop(columns=[LINE_COLUMN], errors="ignore").to_dict("records")
+    return [
+        {k: (None if (v is None or (isinstance(v, float) and np.isnan(v))) else v) for k, v in row.items()}
+        for row in rows
+    ]
 
 
 class _Checker:
@@ -116,14 +120,10 @@ class _Checker:
         self.lines = frame[LINE_COLUMN].to_numpy()
 
     def flag(self, mask: np.ndarray, column: str, reason_for: Callable[[int], str]) -> None:
-        for position in np.flatnonzero(mask):
+        positions = np.flatnonzero(mask)
+        for position, row in zip(positions, _row_dicts(self.frame, positions), strict=True):
             self.report.add(
-                str(self.path),
-                int(self.lines[position]),
-                column,
-                reason_for(int(position)),
-                _row_dict(self.frame, int(position)),
-                unit=self.unit,
+                str(self.path), int(self.lines[position]), column, reason_for(int(position)), row, unit=self.unit
             )
         self.bad |= mask
 
@@ -134,12 +134,21 @@ def read_events(
     format: str | None = None,
     columns: Mapping[str, str] | None = None,
     default_event_type: str = "purchase",
+    returns: str = "net",
 ) -> ReadResult:
     """Read and validate an event log.
 
     Required columns: user_id, item_id, timestamp; event_type (default `default_event_type` when the
     file has no such column) and value are optional. `columns` maps our field names to the file's.
+
+    For purchases and carts `value` is a quantity. A purchase with a negative quantity, or a row whose
+    type is a return (``return``, ``refund``, ``returned``), is a return: with ``returns="net"`` it
+    comes back as a `RETURN` row with the quantity returned as its value (`cleaning.net_returns`
+    takes it out of the shopper's purchases); with ``returns="reject"`` it is a rejected row. A zero
+    quantity, or a negative one on a cart, is a rejected row with its reason.
     """
+    if returns not in RETURN_POLICIES:
+        raise ConfigError(f"returns must be one of {list(RETURN_POLICIES)}; got {returns!r}.")
     path = Path(path)
     raw, report = read_raw(path, format)
     frame = _apply_mapping(raw, columns, ("user_id", "item_id", "event_type", "timestamp", "value"), path)
@@ -176,7 +185,7 @@ def read_events(
 
     if "event_type" in frame.columns:
         raw_types = frame["event_type"]
-        normalised = raw_types.astype(str).str.strip().str.lower().map(dict(EVENT_TYPE_ALIASES))
+        normalised = raw_types.astype(str).str.strip().str.lower().map({**EVENT_TYPE_ALIASES, **_RETURN_TYPES})
         type_missing = _is_missing(raw_types)
         normalised = normalised.where(~type_missing, default)
         unknown = normalised.isna().to_numpy()
@@ -199,6 +208,7 @@ def read_events(
         check.flag(not_number | not_finite, "value", lambda p: f"value {raw_values[p]!r} is not a finite number")
     else:
         values = pd.Series(np.nan, index=frame.index)
+    event_types, values = _quantities(check, event_types, values, returns)
 
     good = ~check.bad
     events = pd.DataFrame(
@@ -213,6 +223,33 @@ def read_events(
     events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
     report.rows_accepted += len(events)
     return ReadResult(events, report)
+
+
+def _quantities(
+    check: _Checker, event_types: pd.Series, values: pd.Series, returns: str
+) -> tuple[pd.Series, pd.Series]:
+    """Returns and impossible quantities: see `read_events`."""
+    kinds = event_types.to_numpy(dtype=object)
+    quantity = values.to_numpy(dtype=float, na_value=np.nan)
+    purchase, cart = kinds == "purchase", kinds == "cart"
+    with np.errstate(invalid="ignore"):
+        negative, zero = quantity < 0, quantity == 0
+    check.flag((purchase | cart) & zero, "value", _always("zero quantity: an order line of no units is not a purchase"))
+    check.flag(
+        cart & negative,
+        "value",
+        lambda p: f"negative quantity {quantity[p]:g} on a cart event (a removal from the cart is not an interest)",
+    )
+    is_return = (purchase & negative) | (kinds == RETURN)
+    if returns == "reject":
+        check.flag(
+            is_return,
+            "value" if "value" in check.frame.columns else "event_type",
+            _always("a return (negative quantity or return type); refused because returns are rejected"),
+        )
+    kinds = np.where(is_return, RETURN, kinds)
+    quantity = np.where(is_return, np.abs(quantity), quantity)
+    return pd.Series(kinds, index=event_types.index), pd.Series(quantity, index=values.index)
 
 
 def detect_or(format: str | None, path: Path) -> str:

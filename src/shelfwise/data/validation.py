@@ -68,18 +68,22 @@ class ValidationReport:
     def rows_rejected(self) -> int:
         return len(self.rejected)
 
-    def summary(self, limit: int = 20) -> str:
-        """A readable report: the first `limit` problems and the totals."""
+    def summary(self, limit: int = 20, *, quarantined: bool = False) -> str:
+        """A readable report: the first `limit` problems and the totals (and, unless the bad rows
+        were `quarantined` already, how to load the good ones)."""
         if self.ok:
             return f"{self.rows_read} rows read, no problems found."
         lines = [str(error) for error in sorted(self.errors, key=lambda e: (e.file, e.line))[:limit]]
         more = len(self.errors) - len(lines)
         if more > 0:
             lines.append(f"... and {more} more problem(s)")
-        lines.append(
-            f"{len(self.errors)} problem(s) in {self.rows_rejected} of {self.rows_read} rows; "
-            "fix them, or pass --skip-invalid to load the good rows and quarantine the bad ones."
-        )
+        totals = f"{len(self.errors)} problem(s) in {self.rows_rejected} of {self.rows_read} rows"
+        if quarantined:
+            lines.append(f"{totals}; the good rows were loaded and the bad ones quarantined.")
+        else:
+            lines.append(
+                f"{totals}; fix them, or pass --skip-invalid to load the good rows and quarantine the bad ones."
+            )
         return "\n".join(lines)
 
     def raise_if_errors(self) -> None:
