@@ -162,3 +162,39 @@ def test_analysis_curve_agrees_with_the_metric(shop_dataset):
     assert all(0 <= v <= 1 for v in values)
     assert 0 < analysis["coverage"] <= 1 and 0 < analysis["popularity_percentile"] <= 1
     assert set(analysis["slices"]) == {"warm users", "cold users"}
+
+
+def test_evaluate_takes_fixed_parameters_per_model_in_tuning_and_the_final_fit(tmp_path, shop_dataset, capsys):
+    shop_dataset.save(tmp_path / "shop")
+    output = tmp_path / "fixed.json"
+    base = ["evaluate", "--data", str(tmp_path / "shop"), "--protocol", "p1", "--output", str(output)]
+    assert main([*base, "--models", "itemknn,ease", "--param", "itemknn.shrink=5,ease.regularization=12"]) == 0
+    records = {r["model"]: r for r in json.loads(output.read_text())}
+    assert records["itemknn"]["config"]["shrink"] == 5 and records["ease"]["config"]["regularization"] == 12
+    tried = [line for line in capsys.readouterr().err.splitlines() if line.startswith("itemknn: tuning")]
+    assert tried and all("'shrink': 5" in line for line in tried)
+    assert len(tried) == len({line.split("→")[0] for line in tried}) == 4  # six grid points, four distinct
+    for bad, said in (
+        (["--models", "ease", "--param", "ease.lambda=3"], "no parameter(s) ['lambda']"),
+        (["--models", "ease", "--param", "als.factors=3"], "'als' is not among the models run"),
+        (["--models", "ease", "--param", "regularization=3"], "MODEL.NAME=VALUE"),
+        (["--models", "ease", "--param", "ease.regularization=-3"], "must be a float in"),
+    ):
+        assert main([*base, *bad]) == 2
+        assert said in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_each_record_is_written_when_its_model_finishes_and_ctrl_c_keeps_them(tmp_path, shop_dataset, monkeypatch):
+    from shelfwise.models import EASE
+
+    shop_dataset.save(tmp_path / "shop")
+    output = tmp_path / "partial.json"
+
+    def interrupted(self, dataset, *, progress):
+        assert [r["model"] for r in json.loads(output.read_text())] == ["popularity"]  # on disk already
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EASE, "_fit", interrupted)
+    args = ["--protocol", "p1", "--models", "popularity,ease", "--no-tune", "--output", str(output), "--quiet"]
+    assert main(["evaluate", "--data", str(tmp_path / "shop"), *args]) == 130
+    assert [r["model"] for r in json.loads(output.read_text())] == ["popularity"]

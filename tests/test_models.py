@@ -11,6 +11,7 @@ from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, NotFittedError
 from shelfwise.evaluation import make_splits, score_split
 from shelfwise.models import BASELINES, Recommender, create_model, topk
+from shelfwise.models.base import get_model_class, model_names
 
 FAST = {
     "als": {"factors": 16, "iterations": 5},
@@ -88,9 +89,43 @@ def test_unknown_model_and_parameter_list_the_choices():
         create_model("ease", lambda_=3)
 
 
-def test_bad_hyperparameter_fails_in_fit_with_its_range(shop_dataset):
+def test_bad_hyperparameter_fails_before_any_data_is_read_and_in_fit_with_its_range(shop_dataset):
+    with pytest.raises(ConfigError, match=r"'regularization' parameter of EASE must be a float in \[1e-06, 1e\+09\]"):
+        create_model("ease", regularization=-1.0)
+    model = create_model("ease")
+    model.regularization = 0.0
     with pytest.raises(ConfigError, match=r"'regularization' parameter of EASE must be a float in"):
-        create_model("ease", regularization=-1.0).fit(shop_dataset)
+        model.fit(shop_dataset)
+    with pytest.raises(ConfigError, match=r"'backend' parameter of ContentKNN must be one of 'torch', 'torch-int8'"):
+        create_model("content", backend="onnx")
+    with pytest.raises(ConfigError, match=r"'blend' parameter of SequentialRecommender must be a bool"):
+        create_model("sequential", blend=1)
+    create_model("content", cache_dir=None, max_seq_length=None)  # optional: null lets the model pick
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_declares_each_parameter_with_a_meaning_and_its_default_is_allowed(name):
+    """The declarations `--help-params` lists are the signature's: neither can go stale."""
+    import inspect
+
+    model_cls = get_model_class(name)
+    signature = {k: v for k, v in inspect.signature(model_cls.__init__).parameters.items() if k != "self"}
+    assert set(model_cls.params) == set(signature)
+    for row in model_cls.describe_params():
+        assert row["help"] and row["allowed"] and row["default"] == signature[row["name"]].default
+        model_cls.params[row["name"]].check(name, row["name"], row["default"])
+
+
+def test_train_lists_a_models_parameters_from_its_declarations(capsys):
+    from shelfwise.cli import main
+
+    assert main(["train", "--model", "sequential", "--help-params"]) == 0
+    listed = capsys.readouterr().out
+    for name, param in get_model_class("sequential").params.items():
+        assert name in listed and param.help.split()[0] in listed
+    assert "max_seconds" in listed and "540" in listed and "float in [1, 1e+06]" in listed
+    assert main(["train", "--model", "ease"]) == 2
+    assert "train needs --data" in capsys.readouterr().err
 
 
 def test_topk_breaks_ties_by_lowest_index():

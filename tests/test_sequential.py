@@ -30,18 +30,25 @@ def top_after(model, history, k):
     return ids[0], top[0]
 
 
+def cycling_views(users: int, n_items: int, steps: int, *, stride: int = 1, seed: int = 3) -> pd.DataFrame:
+    """Each shopper views `steps` items from a random start, item i always followed by item
+    i + `stride` (mod `n_items`), a minute apart: a pattern popularity cannot see."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for user in range(users):
+        first = rng.integers(0, n_items)
+        for step in range(steps):
+            item = (first + stride * step) % n_items
+            rows.append((f"u{user:03d}", f"i{item:02d}", "view", start + pd.Timedelta(minutes=step)))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+
+
 @pytest.fixture(scope="module")
 def cycle_dataset():
-    """Item i is always followed by item i+1 (mod 20): a pattern popularity cannot see."""
-    rng = np.random.default_rng(3)
-    n_items, rows = 20, []
-    start = pd.Timestamp("2024-01-01", tz="UTC")
-    for user in range(300):
-        first = rng.integers(0, n_items)
-        for step in range(6):
-            item = (first + step) % n_items
-            rows.append((f"u{user:03d}", f"i{item:02d}", "view", start + pd.Timedelta(minutes=step)))
-    events = pd.DataFrame(rows, columns=["user_id", "item_id", "event_type", "timestamp"])
+    """Item i is always followed by item i+1 (mod 20)."""
+    n_items = 20
+    events = cycling_views(300, n_items, 6)
     items = pd.DataFrame(
         {
             "item_id": [f"i{i:02d}" for i in range(n_items)] + ["new"],
@@ -145,6 +152,32 @@ def test_the_time_budget_bounds_the_whole_fit(cycle_dataset):
         assert steps["final phase"] <= max(0.0, 4.0 - used) + 1.0, steps
 
 
+def test_max_seconds_holds_within_a_tenth_where_one_epoch_outlasts_the_budget():
+    """1,500 shoppers' histories in batches of one: an epoch takes far longer than the whole budget,
+    so the epoch is cut between two steps, the blend's search stops at its deadline, and the final
+    phase, which could not fit, is skipped with its reason (the holdout phase's network serves)."""
+    import time
+
+    n_items = 120
+    events = cycling_views(1500, n_items, 12, stride=3, seed=5)
+    titles = [f"product number {i}" for i in range(n_items)]
+    items = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(n_items)], "title": titles})
+    dataset = Dataset.from_frames(events, items)
+    model = SequentialRecommender(**{**SMALL, "batch_size": 1, "max_seconds": 6.0})
+    started = time.perf_counter()
+    model.fit(dataset)
+    assert time.perf_counter() - started <= 6.0 * 1.1
+    holdout = model.training_log_["phases"][0]
+    assert holdout["stopped"] == "time budget" and len(holdout["epochs"]) == 1
+    assert 0 < holdout["epochs"][0]["share of the epoch"] < 1
+    assert len(model.training_log_["phases"]) == 1 and model.training_log_["final_phase"].startswith("skipped")
+    from shelfwise.evaluation.report import phase_summary
+
+    assert phase_summary(holdout).startswith("holdout phase 0 epochs and ")
+    scores = model.score_histories([np.array([0, 3, 6])])
+    assert scores.shape == (1, n_items) and np.isfinite(scores).all()
+
+
 def test_training_log_has_the_holdout_curve_and_the_best_epoch(cycle_model):
     log = cycle_model.training_log_
     holdout = log["phases"][0]
@@ -210,7 +243,7 @@ def test_temporal_holdout_hides_the_latest_items(tiny_dataset):
 def test_unknown_holdout_is_refused(shop_dataset):
     from shelfwise.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="'holdout' must be 'last' or 'temporal'"):
+    with pytest.raises(ConfigError, match="'holdout' parameter of SequentialRecommender must be one of 'last', 'tem"):
         SequentialRecommender(holdout="random").fit(shop_dataset)
 
 

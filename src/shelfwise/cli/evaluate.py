@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shelfwise.cli import app, console, err_console
-from shelfwise.cli.options import MODEL_NAMES, RayAddress, Workers, check_backend, split_names
+from shelfwise.cli.options import (
+    MODEL_NAMES,
+    RayAddress,
+    Workers,
+    check_backend,
+    parse_model_params,
+    split_names,
+)
 from shelfwise.errors import ConfigError
 
 
@@ -36,6 +46,46 @@ def results_table(records: list[dict]) -> Table:
             f"{record['fit_seconds']:.1f}",
         )
     return table
+
+
+def write_records(records: list[dict], output: Path) -> None:
+    """The records as JSON (without their analysis), replacing `output` atomically."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    plain = [{key: value for key, value in r.items() if key != "analysis"} for r in records]
+    staging = output.with_name(f".{output.name}.tmp")
+    staging.write_text(json.dumps(plain, indent=2))
+    os.replace(staging, output)
+
+
+def _run_keeping_records(
+    run: Callable[..., list[dict]], title: str, steps: int, output: Path | None, quiet: bool
+) -> list[dict]:
+    """`run(on_event=, on_record=)` under a progress bar, each finished record written to `output`
+    at once; Ctrl-C prints and keeps the finished ones and exits 130."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    finished: list[dict] = []
+    with Progress(*columns, console=err_console, disable=quiet, transient=True) as progress:
+        task = progress.add_task(title, total=steps)
+
+        def note(message: str) -> None:
+            progress.advance(task)
+            if not quiet:
+                progress.console.print(message, highlight=False, markup=False)
+
+        def keep(record: dict) -> None:
+            finished.append(record)
+            if output is not None:
+                write_records(finished, output)
+
+        try:
+            return run(on_event=note, on_record=keep)
+        except KeyboardInterrupt:
+            progress.stop()
+    if finished:
+        console.print(results_table(finished))
+    kept = f"; {len(finished)} finished model(s) kept in {output}" if output is not None and finished else ""
+    err_console.print(f"interrupted{kept}", highlight=False)
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -82,15 +132,27 @@ def evaluate(
     ] = "local",
     workers: Workers = 2,
     ray_address: RayAddress = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="MODEL.NAME=VALUE, repeatable: fixes a hyperparameter in the tuning and the final fit "
+            "(`shelfwise train --model MODEL --help-params` lists them).",
+        ),
+    ] = None,
 ) -> None:
-    """Fit, tune and score models under protocol P1, P2 or P3; print a table and write JSON records."""
+    """Fit, tune and score models under protocol P1, P2 or P3; print a table and write JSON records.
+    Each model's record is written to --output as soon as it is done; Ctrl-C keeps those."""
     from shelfwise.data.adapters import load_dataset
     from shelfwise.evaluation.runner import evaluate as run_evaluate
-    from shelfwise.models import get_model_class
+    from shelfwise.models import create_model, get_model_class
 
     names = split_names(models, "--models")
     for name in names:
         get_model_class(name)
+    fixed = parse_model_params(param, names)
+    for name, values in fixed.items():
+        create_model(name, **values)  # unknown names and bad values fail before any work
     recommend = None
     if check_backend(backend) == "ray":
         from shelfwise.distributed import connect, ray_recommend
@@ -107,37 +169,25 @@ def evaluate(
         err_console.print("--cutoff and --tune-cutoff apply to p2 only; ignored.")
 
     steps = sum(1 + (len(get_model_class(name).tuning_grid) if tune else 0) for name in names)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"evaluating on {dataset.name}", total=steps)
-
-        def note(message: str) -> None:
-            progress.advance(task)
-            if not quiet:
-                progress.console.print(message, highlight=False, markup=False)
-
-        records = run_evaluate(
+    records = _run_keeping_records(
+        functools.partial(
+            run_evaluate,
             dataset,
             protocol,
             names,
             tuned=tune,
             split_options=options,
-            on_event=note,
             include_analysis=report is not None,
             recommend=recommend,
-        )
+            base_params=fixed,
+        ),
+        f"evaluating on {dataset.name}",
+        steps,
+        output,
+        quiet,
+    )
     console.print(results_table(records))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        plain = [{key: value for key, value in r.items() if key != "analysis"} for r in records]
-        output.write_text(json.dumps(plain, indent=2))
         console.print(f"wrote {output}")
     if report is not None:
         from shelfwise.evaluation.report import write_report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -21,6 +22,33 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
                 raise ConfigError(f"{option} takes FIELD=VALUE pairs. Got {part!r} instead.")
             pairs[key.strip()] = target.strip()
     return pairs
+
+
+def parse_value(raw: str) -> object:
+    """A --param value as JSON where it parses (numbers, true/false, null), else as a string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def parse_params(values: list[str] | None, option: str = "--param") -> dict[str, object]:
+    """``["max_seconds=120"]`` → ``{"max_seconds": 120}`` (values as `parse_value` reads them)."""
+    return {key: parse_value(value) for key, value in parse_pairs(values, option).items()}
+
+
+def parse_model_params(values: list[str] | None, models: list[str]) -> dict[str, dict[str, object]]:
+    """``["sequential.max_seconds=120"]`` → ``{"sequential": {"max_seconds": 120}}``; the model must be
+    one of `models` (those being run)."""
+    out: dict[str, dict[str, object]] = {}
+    for key, value in parse_params(values).items():
+        model, dot, name = key.partition(".")
+        if not dot or not name:
+            raise ConfigError(f"--param takes MODEL.NAME=VALUE, e.g. sequential.max_seconds=120. Got {key!r}.")
+        if model not in models:
+            raise ConfigError(f"--param {key}: {model!r} is not among the models run ({', '.join(models)}).")
+        out.setdefault(model, {})[name] = value
+    return out
 
 
 def parse_weights(values: list[str] | None) -> dict[str, float]:

@@ -12,22 +12,16 @@ import typer
 from rich.table import Table
 
 from shelfwise.cli import app, console
-from shelfwise.cli.options import RayAddress, Workers, check_backend, parse_pairs
+from shelfwise.cli.options import RayAddress, Workers, check_backend, parse_params
 from shelfwise.evaluation.report import write_training_report
-
-
-def _parse_value(raw: str) -> object:
-    """A --param value as JSON where it parses (numbers, true/false), else as a string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
 
 
 @app.command()
 def train(
-    data: Annotated[str, typer.Option("--data", help="A data set folder (public layout or ingested).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the trained model to.")],
+    data: Annotated[
+        str | None, typer.Option("--data", help="A data set folder (public layout or ingested). Required.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder to write the trained model to. Required.")] = None,
     model: Annotated[str, typer.Option("--model", help="Model name (see `shelfwise evaluate --help`).")] = "ease",
     format: Annotated[str | None, typer.Option("--format", help="Data set format (default: detected).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Hyperparameter NAME=VALUE (repeatable).")] = None,
@@ -42,6 +36,10 @@ def train(
             "--build/--no-build", help="Write the serving artifacts (see `shelfwise build`) into the folder too."
         ),
     ] = True,
+    help_params: Annotated[
+        bool,
+        typer.Option("--help-params", help="List the model's parameters (meaning, default, allowed values) and stop."),
+    ] = False,
 ) -> None:
     """Fit a model on all of a data set and save it, with the catalog and histories, as a folder
     (with its serving artifacts: `serve` maps them and starts in seconds)."""
@@ -49,7 +47,12 @@ def train(
     from shelfwise.errors import ConfigError
     from shelfwise.models import create_model
 
-    params = {key: _parse_value(value) for key, value in parse_pairs(param, "--param").items()}
+    if help_params:
+        print_params(model)
+        return
+    if data is None or out is None:
+        raise ConfigError("train needs --data (a data set folder) and --out (the folder to write the model to).")
+    params = parse_params(param)
     recommender = create_model(model, **params)
     if check_backend(backend) == "ray":
         from shelfwise.models.sequential import SequentialRecommender
@@ -108,6 +111,24 @@ def build(
     )
 
 
+def print_params(model: str) -> None:
+    """A model's parameters as its class declares them (`Recommender.params`)."""
+    from shelfwise.models.base import get_model_class
+
+    model_cls = get_model_class(model)
+    if not model_cls.params:
+        console.print(f"{model} has no parameters.")
+        return
+    table = Table(title=f"{model}: parameters (--param NAME=VALUE)", title_justify="left", show_lines=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("default", max_width=24, overflow="fold")
+    table.add_column("allowed", no_wrap=True)
+    table.add_column("meaning", ratio=1, min_width=30)
+    for param in model_cls.describe_params():
+        table.add_row(param["name"], json.dumps(param["default"]), param["allowed"], param["help"])
+    console.print(table)
+
+
 _SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -133,11 +154,15 @@ def _print_summary(summary: dict) -> None:
             if metric and metric in row:
                 best = " ◀ best" if row["epoch"] == log.get("best_epoch") else ""
                 cells.append(f"{row[metric]:.4f}{best}")
+            elif metric and metric in rows[0]:  # an epoch the time budget cut: not judged
+                cells.append(f"cut at {row.get('share of the epoch', 0.0):.0%}")
             table.add_row(*cells, f"{row.get('seconds', 0.0):.1f}")
         console.print(table)
         console.print(f"loss {_sparkline([r['loss'] for r in rows])}")
     if log.get("best_epoch"):
         console.print(f"best epoch: {log['best_epoch']}")
+    if log.get("final_phase"):
+        console.print(f"final phase {log['final_phase']}")
 
 
 @app.command()

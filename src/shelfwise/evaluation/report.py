@@ -211,7 +211,10 @@ def phase_summary(phase: dict[str, Any]) -> str:
     """One training phase of a training log in words: its name, epochs run and why it stopped."""
     stopped = phase.get("stopped")
     why = f" ({PHASE_STOPS.get(stopped, stopped)})" if stopped else ""
-    return f"{phase['name']} phase {len(phase['epochs'])} epochs{why}"
+    whole = sum("share of the epoch" not in row for row in phase["epochs"])
+    part = [row["share of the epoch"] for row in phase["epochs"] if "share of the epoch" in row]
+    more = f" and {part[0]:.0%} of another" if part else ""
+    return f"{phase['name']} phase {whole} epochs{more}{why}"
 
 
 def render_training_report(summary: dict[str, Any]) -> str:

@@ -168,15 +168,21 @@ def tune(
 ) -> TuningResult:
     """Try each configuration of `grid` (default: the model's `tuning_grid`) on the tuning split and
     keep the one with the best NDCG@K. Ties keep the earlier configuration; a configuration that cannot
-    differ from the default on this data (`Recommender.trial_differs`) is skipped. Each fitted configuration
+    differ from the default on this data (`Recommender.trial_differs`) is skipped. `base_params` are
+    fixed: they hold in every trial, over the grid's values (a trial they make a repeat is skipped).
+    Each fitted configuration
     is also scored with every value of the model's `rescoring_grid` that applies to it (and of its
     `sampled_rescoring_grid` where the split ranks sampled candidates), without a refit."""
     model_cls = get_model_class(model_name)
     grid = list(grid if grid is not None else model_cls.tuning_grid) or [{}]
     metric = f"ndcg@{split.k}"
     trials: list[tuple[dict[str, Any], float]] = []
+    fitted: list[dict[str, Any]] = []
     for params in grid:
-        full = {**(base_params or {}), **params}
+        full = {**params, **(base_params or {})}
+        if full in fitted:
+            continue
+        fitted.append(full)
         if params and not model_cls.trial_differs(full, split.train):
             logger.info("tune %s %s: skipped, it cannot differ from the default on this data", model_name, params)
             continue
@@ -189,11 +195,13 @@ def tune(
         if split.sampled is not None:
             rescoring.update(model_cls.sampled_rescoring_grid)
         for name, values in rescoring.items():
-            fitted = model.get_params()[name]
+            if name in (base_params or {}):
+                continue  # fixed by the caller
+            as_fitted = model.get_params()[name]
             for value in values:
-                if value != fitted and model.rescored(**{name: value}):
+                if value != as_fitted and model.rescored(**{name: value}):
                     variants.append(({**full, name: value}, score_split(model, split, recommend=recommend)))
-            model.rescored(**{name: fitted})  # the next parameter's values are tried from the fit as it was
+            model.rescored(**{name: as_fitted})  # the next parameter's values are tried from the fit as it was
         for trial, measured in variants:
             trials.append((trial, measured[metric]))
             logger.info("tune %s %s: %s=%.4f", model_name, trial, metric, measured[metric])
@@ -217,6 +225,8 @@ def evaluate(
     include_analysis: bool = False,
     recommend: RecommendFn | None = None,
     prepare: Callable[[Recommender], None] | None = None,
+    base_params: dict[str, dict[str, Any]] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run each model under `protocol` and return one record per model:
     ``{"dataset", "protocol", "model", "metrics", "users", "fit_seconds", "config"}``, and
@@ -224,11 +234,13 @@ def evaluate(
     its holdout chose), so that a figure can be traced to the fit that gave it.
 
     With `tuned`, each model's grid is searched on the tuning split first; `params` fixes
-    hyperparameters per model instead (no search for a model named there). With `include_tuning`
+    hyperparameters per model instead (no search for a model named there); `base_params` fixes some
+    of a model's hyperparameters, in the search and the final fit alike. With `include_tuning`
     each record also has a ``"tuning"`` list of ``{"params", "ndcg@K"}`` on the tuning split; with
     `include_analysis` an ``"analysis"`` dict (NDCG at several K, warm/cold, popularity, coverage).
     `recommend` ranks the evaluated users elsewhere (see `score_split`); `prepare` is called on each
-    model before it is fitted (to attach a distributed trainer, say).
+    model before it is fitted (to attach a distributed trainer, say); `on_record` is called with each
+    model's record the moment it is complete (to write it before the next model starts).
     """
     for name in model_names:
         get_model_class(name)  # fail on an unknown name before any work
@@ -236,16 +248,17 @@ def evaluate(
     records = []
     for name in model_names:
         fixed = (params or {}).get(name)
+        base = (base_params or {}).get(name, {})
         trials: list[tuple[dict[str, Any], float]] = []
         if fixed is not None or not tuned:
-            chosen = dict(fixed or {})
+            chosen = {**(fixed or {}), **base}
         else:
 
             def report(trial: dict[str, Any], value: float, name: str = name) -> None:
                 if on_event:
                     on_event(f"{name}: tuning {trial} → ndcg@{splits['tune'].k} {value:.4f}")
 
-            result = tune(name, splits["tune"], on_trial=report, recommend=recommend, prepare=prepare)
+            result = tune(name, splits["tune"], base_params=base, on_trial=report, recommend=recommend, prepare=prepare)
             chosen, trials = result.best_params, result.trials
         model = create_model(name, **chosen)
         if prepare:
@@ -273,4 +286,6 @@ def evaluate(
         if on_event:
             on_event(f"{name}: {record['metrics']} (fit {fit_seconds:.1f}s)")
         records.append(record)
+        if on_record:
+            on_record(record)
     return records

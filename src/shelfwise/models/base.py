@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,7 +55,55 @@ def create_model(name: str, **params: Any) -> Recommender:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"Model {name!r} has no parameter(s) {unknown}; valid parameters are {valid}.")
-    return model_cls(**params)
+    model = model_cls(**params)
+    model._validate_params()  # a bad value fails here, before any data is read
+    return model
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter as its model declares it: what it means, its type, and the values it may
+    take (a closed range for numbers, `choices` for names). `Recommender.params` holds them; the
+    fit checks every value against them and `shelfwise train --help-params` lists them, so neither
+    can drift from the model's own signature (a test holds each model's declarations to it)."""
+
+    help: str
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    optional: bool = False  # None is allowed too (the model then picks, as `help` says)
+
+    def allowed(self) -> str:
+        """The values it may take, in words."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(repr(choice) for choice in self.choices)
+        elif self.low is not None and self.high is not None:
+            text = f"{self.kind.__name__} in [{self.low:g}, {self.high:g}]"
+        else:
+            text = self.kind.__name__
+        return f"{text} or null" if self.optional else text
+
+    def check(self, owner: str, name: str, value: Any) -> None:
+        """Raise `ConfigError` naming the parameter and what it may be, unless `value` is allowed."""
+        if value is None and self.optional:
+            return
+        if self.choices is not None:
+            ok = value in self.choices
+        elif self.kind in (int, float):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = number and (isinstance(value, self.kind) or self.kind is float)
+            ok = ok and (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+        else:
+            ok = isinstance(value, self.kind)
+        if not ok:
+            raise ConfigError(
+                f"The {name!r} parameter of {owner} must be {_article(self.allowed())}. Got {value!r} instead."
+            )
+
+
+def _article(text: str) -> str:
+    return text if text.startswith("one of") else f"a {text}" if text[0] not in "aeiou" else f"an {text}"
 
 
 def _without_row(matrix: sp.csr_matrix, row: int) -> sp.csr_matrix:
@@ -74,10 +123,13 @@ class Recommender(ABC):
 
     Class attributes:
         name: registry name (``shelfwise evaluate --models NAME``).
+        params: the hyperparameters' declarations (`Param`), checked before every fit.
         tuning_grid: hyperparameter sets tried on the tuning split; the first is the default.
     """
 
     name: ClassVar[str] = ""
+    #: Every hyperparameter of ``__init__``: what it means and the values it may take.
+    params: ClassVar[dict[str, Param]] = {}
     tuning_grid: ClassVar[tuple[dict[str, Any], ...]] = ({},)
     #: Parameters that change only how a fitted model scores, not what it learns: tuning tries each
     #: value on every configuration it has fitted (`rescored`) instead of fitting again.
@@ -115,14 +167,16 @@ class Recommender(ABC):
         return f"{type(self).__name__}({params})"
 
     def _check_param(self, name: str, kind: type, low: float, high: float) -> None:
-        value = getattr(self, name)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = number and (isinstance(value, kind) or kind is float) and low <= value <= high
-        if not ok:
-            raise ConfigError(
-                f"The {name!r} parameter of {type(self).__name__} must be a {kind.__name__} in "
-                f"[{low}, {high}]. Got {value!r} instead."
-            )
+        Param("", kind, low, high).check(type(self).__name__, name, getattr(self, name))
+
+    @classmethod
+    def describe_params(cls) -> list[dict[str, Any]]:
+        """Each hyperparameter: name, default, allowed values and meaning, in signature order."""
+        signature = inspect.signature(cls.__init__).parameters
+        return [
+            {"name": name, "default": signature[name].default, "allowed": param.allowed(), "help": param.help}
+            for name, param in sorted(cls.params.items(), key=lambda item: list(signature).index(item[0]))
+        ]
 
     # ------------------------------------------------------------------------------- fitting
     def fit(self, dataset: Dataset, *, progress: bool = False) -> Recommender:
@@ -137,8 +191,11 @@ class Recommender(ABC):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def _validate_params(self) -> None:  # noqa: B027 - optional hook
-        """Check hyperparameters (raise `ConfigError` naming the parameter and the allowed range)."""
+    def _validate_params(self) -> None:
+        """Check hyperparameters against `params` (raise `ConfigError` naming the parameter and what
+        it may be); a model adds the checks that join two of them."""
+        for name, param in self.params.items():
+            param.check(type(self).__name__, name, getattr(self, name))
 
     @abstractmethod
     def _fit(self, dataset: Dataset, *, progress: bool) -> None: ...

@@ -7,12 +7,14 @@ every item is scored by cosine similarity to it. Items need only text, so items 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.models.base import Recommender, _without_row, register
-from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
+from shelfwise.models.base import Param, Recommender, _without_row, register
+from shelfwise.text.encoder import BACKENDS, DEFAULT_ENCODER, create_encoder
 from shelfwise.text.item_text import DEFAULT_TEMPLATE, ItemTextTemplate
 from shelfwise.text.pipeline import encode_items
 
@@ -89,6 +91,15 @@ class ContentKNN(Recommender):
     """
 
     name = "content"
+    params: ClassVar[dict[str, Param]] = {
+        "encoder": Param("sentence encoder: 'default' (all-MiniLM-L6-v2), a model name or a folder", str),
+        "recency": Param("decay per later item; 1.0 weighs the whole history equally", float, 0.0, 1.0),
+        "max_history": Param("only the most recent this many distinct items form the shopper's vector", int, 1, 1e6),
+        "template": Param("how an item's fields become the text encoded (see ItemTextTemplate)", str),
+        "cache_dir": Param("embedding cache folder (null: the settings' cache)", str, optional=True),
+        "backend": Param("encoder runtime: fp32, or int8 linear layers (faster, close)", str, choices=BACKENDS),
+        "max_seq_length": Param("encoder tokens read per item (null: the model's own)", int, 1, 8192, optional=True),
+    }
     tuning_grid = ({"recency": 0.8}, {"recency": 1.0}, {"recency": 0.95}, {"recency": 0.5})
 
     def __init__(
@@ -111,8 +122,7 @@ class ContentKNN(Recommender):
         self.max_seq_length = max_seq_length
 
     def _validate_params(self) -> None:
-        self._check_param("recency", float, 0.0, 1.0)
-        self._check_param("max_history", int, 1, 1_000_000)
+        super()._validate_params()
         ItemTextTemplate(self.template)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Param, Recommender, register
 
 #: Above this many items the dense item×item matrix (n² floats) is too big for one machine.
 MAX_ITEMS = 40_000
@@ -40,13 +42,15 @@ class EASE(Recommender):
     """B = argmin ‖X − XB‖² + λ‖B‖², diag(B) = 0; closed form B = I − P·diag(1/diag P), P = (XᵀX + λI)⁻¹."""
 
     name = "ease"
+    params: ClassVar[dict[str, Param]] = {
+        "regularization": Param(
+            "λ: the larger, the closer to popularity and the less to co-occurrence", float, 1e-6, 1e9
+        ),
+    }
     tuning_grid = tuple({"regularization": value} for value in (250.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0))
 
     def __init__(self, *, regularization: float = 250.0) -> None:
         self.regularization = regularization
-
-    def _validate_params(self) -> None:
-        self._check_param("regularization", float, 1e-6, 1e9)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         if self.n_items_ > MAX_ITEMS:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Param, Recommender, register
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,13 @@ class ALS(_FactorModel):
     """Implicit-feedback ALS; confidence = 1 + alpha · weight."""
 
     name = "als"
+    params: ClassVar[dict[str, Param]] = {
+        "factors": Param("length of the user and item vectors", int, 1, 4096),
+        "regularization": Param("L2 penalty on the vectors", float, 0.0, 1e6),
+        "alpha": Param("confidence per unit of event weight: confidence = 1 + alpha · weight", float, 0.0, 1e6),
+        "iterations": Param("alternating passes over users and items", int, 1, 1000),
+        "seed": Param("random seed of the initial vectors", int, 0, 2**32 - 1),
+    }
     # Covers the best regions found on the tuning splits of the four public data sets.
     tuning_grid = (
         {"factors": 64, "regularization": 10.0, "alpha": 2.0},
@@ -150,12 +157,6 @@ class ALS(_FactorModel):
         self.iterations = iterations
         self.seed = seed
 
-    def _validate_params(self) -> None:
-        self._check_param("factors", int, 1, 4096)
-        self._check_param("regularization", float, 0.0, 1e6)
-        self._check_param("alpha", float, 0.0, 1e6)
-        self._check_param("iterations", int, 1, 1000)
-
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -177,6 +178,13 @@ class BPR(_FactorModel):
     """Bayesian Personalised Ranking with SGD (implicit's implementation)."""
 
     name = "bpr"
+    params: ClassVar[dict[str, Param]] = {
+        "factors": Param("length of the user and item vectors", int, 1, 4096),
+        "learning_rate": Param("SGD step size", float, 1e-8, 10.0),
+        "regularization": Param("L2 penalty on the vectors", float, 0.0, 1e6),
+        "iterations": Param("passes over the positive pairs", int, 1, 10_000),
+        "seed": Param("random seed", int, 0, 2**32 - 1),
+    }
     tuning_grid = (
         {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
         {"factors": 128, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100},
@@ -199,12 +207,6 @@ class BPR(_FactorModel):
         self.regularization = regularization
         self.iterations = iterations
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        self._check_param("factors", int, 1, 4096)
-        self._check_param("learning_rate", float, 1e-8, 10.0)
-        self._check_param("regularization", float, 0.0, 1e6)
-        self._check_param("iterations", int, 1, 10_000)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Param, Recommender, register
 
 
 @register
@@ -15,6 +17,11 @@ class ItemKNN(Recommender):
     `neighbours` per item kept."""
 
     name = "itemknn"
+    params: ClassVar[dict[str, Param]] = {
+        "neighbours": Param("most similar items kept per item", int, 1, 100_000),
+        "shrink": Param("added to the similarity's denominator: pulls rare co-occurrences towards 0", float, 0, 1e9),
+        "block_size": Param("items whose similarities are computed at once (memory, not results)", int, 1, 1_000_000),
+    }
     tuning_grid = (
         {"neighbours": 100, "shrink": 10.0},
         {"neighbours": 50, "shrink": 0.0},
@@ -28,11 +35,6 @@ class ItemKNN(Recommender):
         self.neighbours = neighbours
         self.shrink = shrink
         self.block_size = block_size
-
-    def _validate_params(self) -> None:
-        self._check_param("neighbours", int, 1, 100_000)
-        self._check_param("shrink", float, 0.0, 1e9)
-        self._check_param("block_size", int, 1, 1_000_000)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         matrix = self.user_items_.astype(np.float32)

@@ -4,6 +4,7 @@ cross-entropy against sampled negatives, Adam (torch)."""
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +12,7 @@ import torch
 from rich.progress import Progress
 
 from shelfwise.data.dataset import Dataset
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Param, Recommender, register
 from shelfwise.models.factorization import cached_gram, fold_in_factors
 
 
@@ -21,6 +22,15 @@ class MF(Recommender):
     `negatives` uniformly sampled items per positive."""
 
     name = "mf"
+    params: ClassVar[dict[str, Param]] = {
+        "factors": Param("length of the user and item vectors", int, 1, 4096),
+        "epochs": Param("passes over the positive pairs", int, 1, 10_000),
+        "learning_rate": Param("Adam's step size", float, 1e-8, 10.0),
+        "weight_decay": Param("L2 penalty on the vectors and biases", float, 0.0, 10.0),
+        "negatives": Param("uniformly sampled items per positive pair", int, 1, 1000),
+        "batch_size": Param("positive pairs per step", int, 1, 10_000_000),
+        "seed": Param("random seed: the same seed and data give the same model", int, 0, 2**32 - 1),
+    }
     item_factors_: np.ndarray
     _gram_cache: tuple[np.ndarray, np.ndarray] | None = None  # see `cached_gram`
     tuning_grid = (
@@ -48,14 +58,6 @@ class MF(Recommender):
         self.negatives = negatives
         self.batch_size = batch_size
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        self._check_param("factors", int, 1, 4096)
-        self._check_param("epochs", int, 1, 10_000)
-        self._check_param("learning_rate", float, 1e-8, 10.0)
-        self._check_param("weight_decay", float, 0.0, 10.0)
-        self._check_param("negatives", int, 1, 1000)
-        self._check_param("batch_size", int, 1, 10_000_000)
 
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
         generator = torch.Generator().manual_seed(self.seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 
@@ -246,10 +247,27 @@ class BlendChoice:
 class _Judge:
     """Holdout NDCG@10 of blends of some part scores (the held-out shoppers' own items excluded)."""
 
-    def __init__(self, rows: int, n_items: int, seen: tuple[np.ndarray, np.ndarray], targets: list[np.ndarray]):
+    def __init__(
+        self,
+        rows: int,
+        n_items: int,
+        seen: tuple[np.ndarray, np.ndarray],
+        targets: list[np.ndarray],
+        deadline: float = np.inf,
+    ):
         self.shape = (rows, n_items)
         self.seen = seen
         self.targets = targets
+        self.deadline = deadline
+
+    def late(self) -> bool:
+        """Past the deadline: the search keeps what it has."""
+        if time.perf_counter() <= self.deadline:
+            return False
+        if self.deadline != -np.inf:  # say it once
+            logger.warning("sequential blend: the time budget stops the search of the blend's weights")
+            self.deadline = -np.inf
+        return True
 
     def total(self, weights: Sequence[float], parts: Parts) -> np.ndarray:
         scores = torch.zeros(self.shape)  # torch: one multithreaded pass per part
@@ -273,6 +291,8 @@ class _Judge:
                 for candidate in ASCENT_VALUES:
                     if candidate == weights[part]:
                         continue
+                    if self.late():
+                        return value, weights
                     trial = [*weights[:part], candidate, *weights[part + 1 :]]
                     if not any(trial):
                         continue
@@ -285,6 +305,35 @@ class _Judge:
         return value, weights
 
 
+def _grid_search(
+    judge: _Judge,
+    part_scores: Callable[[np.ndarray | None], Parts],
+    unused: list[int],
+    truncated: sp.csr_matrix | None,
+) -> tuple[tuple[float, tuple[float, ...], float], Parts]:
+    """The best `BLEND_GRID` point for each EASE regularisation (`truncated`: the histories EASE is
+    fitted on; None: no EASE part), as (value, weights, regularisation), and the part scores there.
+    `part_scores` scores the parts with the given EASE weights."""
+    best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+    chosen_parts: Parts = []
+    for regularization in EASE_REGULARIZATIONS if truncated is not None else (0.0,):
+        if chosen_parts and judge.late():
+            break
+        cf_weights = ease_weights(truncated, regularization) if truncated is not None else None
+        scores = [None if i in unused else part for i, part in enumerate(part_scores(cf_weights))]
+        for grid_weights in BLEND_GRID:
+            if any(grid_weights[i] for i in unused if i < len(grid_weights)):
+                continue
+            if best[0] >= 0 and judge.late():
+                break
+            value = judge(judge.total((*grid_weights, 0.0), scores))
+            if value > best[0]:
+                best = (value, (*grid_weights, 0.0), regularization)
+        if best[2] == regularization:
+            chosen_parts = scores
+    return best, chosen_parts
+
+
 def choose_blend(
     holdout: Holdout,
     n_items: int,
@@ -293,12 +342,15 @@ def choose_blend(
     *,
     seed: int,
     allowed: Sequence[str] = BLEND_PARTS,
+    deadline: float = np.inf,
 ) -> BlendChoice:
     """Pick the part weights, EASE's regularisation and the trending half-life on (at most 2,000 of)
     the held-out shoppers: a grid over the first four parts for each regularisation, then coordinate
     ascent over all five from the best grid point, for each half-life. Above `EASE_MAX_ITEMS` the
     blend has no EASE part. `transformer` scores histories with the network of the holdout phase.
-    `allowed` names the parts the blend may use (the others keep weight 0)."""
+    `allowed` names the parts the blend may use (the others keep weight 0). Once the clock
+    (`time.perf_counter`) passes `deadline`, the search tries no more weights and keeps the best so far
+    (one grid point at least is tried)."""
     unused = [i for i, name in enumerate(BLEND_PARTS) if name not in allowed]
     holdout = holdout.sample(min(2000, max(500, BLEND_SCORE_BUDGET // n_items)), seed)
     truncated = sequence_matrix(holdout.train, n_items)
@@ -306,24 +358,15 @@ def choose_blend(
     inputs = [holdout.train[u] for u in holdout.users]
     seen_matrix = sequence_matrix(inputs, n_items)
     seen = (np.repeat(np.arange(len(inputs)), np.diff(seen_matrix.indptr)), seen_matrix.indices)
-    judge = _Judge(len(inputs), n_items, seen, holdout.targets)
+    judge = _Judge(len(inputs), n_items, seen, holdout.targets, deadline)
     transformer_scores = transformer(inputs)
 
-    best: tuple[float, tuple[float, ...], float] = (-1.0, (1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
-    chosen_parts: Parts = []
+    def part_scores(cf_weights: np.ndarray | None) -> Parts:
+        parts_of.cf_weights = cf_weights
+        return parts_of.scores(inputs, transformer_scores, None)
+
     with_ease = n_items <= EASE_MAX_ITEMS and "ease" in allowed
-    for regularization in EASE_REGULARIZATIONS if with_ease else (0.0,):
-        parts_of.cf_weights = ease_weights(truncated, regularization) if with_ease else None
-        scores = parts_of.scores(inputs, transformer_scores, None)
-        scores = [None if i in unused else part for i, part in enumerate(scores)]
-        for grid_weights in BLEND_GRID:
-            if any(grid_weights[i] for i in unused if i < len(grid_weights)):
-                continue
-            value = judge(judge.total((*grid_weights, 0.0), scores))
-            if value > best[0]:
-                best = (value, (*grid_weights, 0.0), regularization)
-        if best[2] == regularization:
-            chosen_parts = scores
+    best, chosen_parts = _grid_search(judge, part_scores, unused, truncated if with_ease else None)
     grid_best = best
     half_lives: tuple[float | None, ...] = (None,)
     if holdout.events is not None and len(holdout.events[0]) and "trending" in allowed:

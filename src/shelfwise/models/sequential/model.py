@@ -19,7 +19,7 @@ import torch
 
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError
-from shelfwise.models.base import Recommender, register
+from shelfwise.models.base import Param, Recommender, register
 from shelfwise.models.sequential import blend as blending
 from shelfwise.models.sequential.blend import (
     BLEND_PARTS,
@@ -42,10 +42,14 @@ from shelfwise.models.sequential.histories import (
 from shelfwise.models.sequential.network import Network, frozen_table, last_hidden, score_padded
 from shelfwise.models.sequential.state import fitted_state, restore_state
 from shelfwise.models.sequential.training import (
+    FULL_SOFTMAX_MAX_ITEMS,
+    SCALE_NEGATIVES,
     TrainingJob,
     TrainResult,
     TrainSettings,
+    epoch_seconds,
     holdout_ndcg,
+    positions,
     train_network,
 )
 from shelfwise.text.encoder import DEFAULT_ENCODER, create_encoder
@@ -61,50 +65,89 @@ logger = logging.getLogger(__name__)
 #: 2.9 GB, a recommendation 13 ms; 50,000 items and 500,000 events, 66 s on 800 shoppers, 3.5 GB, 16 ms.
 BLEND_MAX_ITEMS = 50_000
 
+#: Shares of `max_seconds` (from the fit's start) after which the holdout phase starts no epoch, and
+#: within an epoch stops; and after which the blend's search tries no more weights. The final phase
+#: has what is left.
+HOLDOUT_BUDGET = (0.5, 0.6, 0.8)
+
 #: Trains one phase: `train_network` here, or a Ray Train job (`shelfwise.distributed`).
 TrainRunner = Callable[[TrainingJob, np.random.Generator], TrainResult]
 
 
 @register
 class SequentialRecommender(Recommender):
-    """Causal transformer over a shopper's recent items, with text-informed item vectors.
+    """Causal transformer over a shopper's recent items, with text-informed item vectors, blended
+    with EASE, a text profile, next-item transitions and what sells now (`blend`).
 
-    Args:
-        encoder: text encoder spec (see `shelfwise.text.create_encoder`).
-        dim, layers, heads, max_len, dropout: the transformer.
-        id_dropout: probability of dropping an item's ID embedding in a training step, so the text
-            projection alone must carry it (as it must for a cold item).
-        epochs: the most epochs; early stopping on the last item of each history picks fewer.
-        negatives: 0 for a full softmax over all items (up to `FULL_SOFTMAX_MAX_ITEMS` items; above
-            that, `SCALE_NEGATIVES`); otherwise sampled softmax over in-batch targets and this many
-            uniform negatives, with a log-frequency (popularity) correction. A sampled step computes
-            only the item vectors it uses, and the ID embedding learns with sparse (lazy) Adam, so
-            its cost does not grow with the catalog.
-        max_seconds: wall-clock budget for the whole fit (the default keeps a fit under 10 minutes on 2
-            cores with room for one more epoch; on MovieLens-latest, 9,066 items and 100,000 ratings,
-            each training phase runs about 20 epochs within it, and a slower machine runs fewer).
-        blend: join the transformer with a collaborative component (EASE over the history, up to
-            `EASE_MAX_ITEMS` items), a text component (cosine to the recency-weighted text profile),
-            next-item transitions and, where events have times, a trending component (time-decayed
-            sales); their weights, EASE's regularisation, the trend's half-life and the cold items'
-            scoring are chosen on held-out items of the training data. Up to `BLEND_MAX_ITEMS` items;
-            above it the transformer alone scores.
-        holdout: which training items early stopping and blending are judged on: ``last`` (each
-            history's last item, as in leave-last-out) or ``temporal`` (items first taken in the last
-            10% of the time span, as in a temporal split).
-        item_inputs: what an item's vector is made of: ``text+ids`` (the shipped model: projected text
-            plus an ID embedding), or, to measure what each brings (ablations), ``ids`` (no language
-            model anywhere: ID embeddings only, no text part in the blend, cold items unranked) or
-            ``text`` (no IDs anywhere: projected text only, the blend of the transformer and the text
-            profile only, without EASE, transitions or trending, which are functions of item IDs).
-        cold_offset: a prior that new items sell, for shops where new arrivals do (chosen on the
-            tuning split, not inside the fit): cold items always inherit their text neighbours' score
-            and score this many of the shopper's score standard deviations above it. 0: no prior, and
-            the holdout decides whether cold items inherit at all. It needs the blend (`blend`, at
-            most `BLEND_MAX_ITEMS` items).
-        seed: the same seed and data give the same locally trained model, bit for bit (training
-            runs torch's deterministic kernels; repeats of data-parallel training on Ray are not tested).
+    The hyperparameters, with what each means and may be, are declared in `params` (listed by
+    ``shelfwise train --model sequential --help-params``).
     """
+
+    params: ClassVar[dict[str, Param]] = {
+        "encoder": Param("sentence encoder: 'default' (all-MiniLM-L6-v2), a model name or a folder", str),
+        "dim": Param("width of the transformer and of the item vectors; a multiple of heads", int, 4, 4096),
+        "layers": Param("transformer layers", int, 1, 24),
+        "heads": Param("attention heads per layer", int, 1, 64),
+        "max_len": Param("how many of a shopper's latest items the transformer reads", int, 2, 4096),
+        "dropout": Param("dropout inside the transformer while training", float, 0.0, 0.9),
+        "id_dropout": Param(
+            "chance of dropping an item's ID embedding in a training step, so the text projection alone must "
+            "carry it (as it must for a new item)",
+            float,
+            0.0,
+            1.0,
+        ),
+        "epochs": Param("the most epochs per phase; early stopping on the holdout picks fewer", int, 1, 10_000),
+        "batch_size": Param("training windows per step", int, 1, 100_000),
+        "learning_rate": Param("Adam's step size", float, 1e-7, 1.0),
+        "negatives": Param(
+            f"0: a full softmax over the items (up to {FULL_SOFTMAX_MAX_ITEMS:,}; above, {SCALE_NEGATIVES:,} "
+            "sampled); otherwise this many uniform negatives with a popularity correction, at a cost that "
+            "does not grow with the catalog",
+            int,
+            0,
+            1_000_000,
+        ),
+        "patience": Param("epochs without a better holdout score before a phase stops", int, 1, 1000),
+        "max_seconds": Param(
+            "wall-clock budget of the whole fit, encoding to final phase (held within 10% on 2 cores): the "
+            "holdout phase starts no epoch after half of it and stops inside one at 60%; the blend's search "
+            "stops at 80%; the final phase runs only where its epochs fit in what is left",
+            float,
+            1.0,
+            1e6,
+        ),
+        "template": Param("how an item's fields become the text encoded (see ItemTextTemplate)", str),
+        "cache_dir": Param("embedding cache folder (null: the settings' cache)", str, optional=True),
+        "blend": Param(
+            "blend the transformer with EASE (up to 12,000 items), the text profile, transitions and trending, "
+            f"weights chosen on the fit's holdout (up to {BLEND_MAX_ITEMS:,} items; above, the transformer alone)",
+            bool,
+        ),
+        "holdout": Param(
+            "what early stopping and the blend are judged on: each history's last item, or the items first "
+            "taken in the last 10% of the time span",
+            str,
+            choices=("last", "temporal"),
+        ),
+        "item_inputs": Param(
+            "what an item's vector is made of: projected text plus an ID embedding (shipped), or, for "
+            "ablations, IDs only (no language model anywhere) or text only (no IDs anywhere)",
+            str,
+            choices=ITEM_INPUTS,
+        ),
+        "cold_offset": Param(
+            "a prior that new items sell: they score this many of the shopper's standard deviations above "
+            "what they inherit from their text neighbours (0: the holdout decides whether they inherit)",
+            float,
+            0.0,
+            100.0,
+        ),
+        "popularity_prior": Param(
+            "weight of the z-scored popularity added to every score (changeable without a refit)", float, 0.0, 100.0
+        ),
+        "seed": Param("the same seed and data give the same locally trained model, bit for bit", int, 0, 2**32 - 1),
+    }
 
     name = "sequential"
     #: Trains a phase in place of `train_network` (a Ray Train job: `shelfwise.distributed`).
@@ -191,32 +234,14 @@ class SequentialRecommender(Recommender):
         self.seed = seed
 
     def _validate_params(self) -> None:
-        self._check_param("dim", int, 4, 4096)
-        self._check_param("layers", int, 1, 24)
-        self._check_param("heads", int, 1, 64)
-        self._check_param("max_len", int, 2, 4096)
-        self._check_param("dropout", float, 0.0, 0.9)
-        self._check_param("id_dropout", float, 0.0, 1.0)
-        self._check_param("epochs", int, 1, 10_000)
-        self._check_param("batch_size", int, 1, 100_000)
-        self._check_param("learning_rate", float, 1e-7, 1.0)
-        self._check_param("negatives", int, 0, 1_000_000)
-        self._check_param("patience", int, 1, 1000)
-        self._check_param("max_seconds", float, 1.0, 1e6)
-        self._check_param("cold_offset", float, 0.0, 100.0)
-        self._check_param("popularity_prior", float, 0.0, 100.0)
-        if self.holdout not in ("last", "temporal"):
-            raise ConfigError(f"'holdout' must be 'last' or 'temporal'. Got {self.holdout!r} instead.")
-        if self.item_inputs not in ITEM_INPUTS:
-            raise ConfigError(f"'item_inputs' must be one of {ITEM_INPUTS}. Got {self.item_inputs!r} instead.")
+        super()._validate_params()
         if self.dim % self.heads:
             raise ConfigError(f"'dim' ({self.dim}) must be a multiple of 'heads' ({self.heads}).")
 
     # ------------------------------------------------------------------------------- the fit
     def _fit(self, dataset: Dataset, *, progress: bool) -> None:
-        """`max_seconds` bounds the whole fit: the holdout phase may use half of it; the blend, the
-        final EASE and the final phase share what is left (the final phase trains at least one epoch).
-        """
+        """`max_seconds` bounds the whole fit (`HOLDOUT_BUDGET`); the final phase runs only where its
+        epochs, timed on the holdout phase's, fit in what is left, and is cut at the end of it."""
         started = time.perf_counter()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -246,31 +271,33 @@ class SequentialRecommender(Recommender):
             counts,
             rng,
             evaluate,
-            budget=self.max_seconds / 2 - (mark - started),
+            budget=self.max_seconds * HOLDOUT_BUDGET[0] - (mark - started),
+            cutoff=self.max_seconds * HOLDOUT_BUDGET[1] - (mark - started),
             progress=progress,
         )
         clock["holdout phase"] = round(time.perf_counter() - mark, 1)
         self.training_log_["best_epoch"] = best_epochs
         mark = time.perf_counter()
-        self._choose_blend(dataset, sequences, holdout)
+        self._choose_blend(dataset, sequences, holdout, deadline=started + self.max_seconds * HOLDOUT_BUDGET[2])
         clock["blend and EASE"] = round(time.perf_counter() - mark, 1)
         mark = time.perf_counter()
-        if self.blend_.transformer:
-            torch.manual_seed(self.seed)
-            self._train_phase(
-                "final",
-                sequences,
-                counts,
-                np.random.default_rng(self.seed),
-                None,
-                budget=self.max_seconds - (mark - started),
-                epochs=best_epochs,
-                progress=progress,
-            )
-            clock["final phase"] = round(time.perf_counter() - mark, 1)
-        else:  # the blend gives the transformer no weight: its scores would not count
-            logger.info("sequential: the blend gives the transformer no weight; no final phase")
+        left = self.max_seconds - (mark - started)
+        needed = best_epochs * epoch_seconds(self.training_log_["phases"][0]["epochs"])
+        needed *= positions(sequences) / max(positions(holdout.train), 1)
+        if not self.blend_.transformer:  # the blend gives the transformer no weight: its scores would not count
             self.training_log_["final_phase"] = "skipped: the blend gives the transformer no weight"
+        elif needed > left:  # the holdout phase's network (all but each history's held-out items) serves
+            self.training_log_["final_phase"] = (
+                f"skipped: its {best_epochs} epochs need about {needed:.0f} s and the time budget leaves {left:.0f} s"
+            )
+        else:
+            torch.manual_seed(self.seed)
+            rng = np.random.default_rng(self.seed)
+            phase = functools.partial(self._train_phase, "final", sequences, counts, rng, None, epochs=best_epochs)
+            phase(budget=left, cutoff=left, progress=progress)
+            clock["final phase"] = round(time.perf_counter() - mark, 1)
+        if "final_phase" in self.training_log_:
+            logger.info("sequential: final phase %s", self.training_log_["final_phase"])
         self.training_log_["blend"] = self.blend_.as_dict()
         self.training_log_["cold_items"] = {
             "neighbours": self.cold_.neighbours,
@@ -290,6 +317,7 @@ class SequentialRecommender(Recommender):
         evaluate: Callable[[Network], float] | None,
         *,
         budget: float,
+        cutoff: float,
         progress: bool,
         epochs: int | None = None,
     ) -> int:
@@ -314,6 +342,7 @@ class SequentialRecommender(Recommender):
             epochs=epochs or self.epochs,
             phase=phase,
             seed=self.seed,
+            cutoff=cutoff,
         )
         runner = self.train_runner
         result = train_network(job, rng, progress=progress) if runner is None else runner(job, rng)
@@ -324,7 +353,9 @@ class SequentialRecommender(Recommender):
         self._use_network(result.network)
         return result.best_epoch
 
-    def _choose_blend(self, dataset: Dataset, sequences: list[np.ndarray], holdout: Holdout) -> None:
+    def _choose_blend(
+        self, dataset: Dataset, sequences: list[np.ndarray], holdout: Holdout, *, deadline: float = np.inf
+    ) -> None:
         """The blend and the cold-item policy (from the holdout), then the blend's parts refitted on
         every history."""
         self.blend_, self.cold_ = BlendWeights(), ColdPolicy()
@@ -337,6 +368,7 @@ class SequentialRecommender(Recommender):
                 self.text_vectors_,
                 seed=self.seed,
                 allowed=ITEM_INPUT_PARTS[self.item_inputs],
+                deadline=deadline,
             )
             self.blend_, self.cf_regularization_ = choice.weights, choice.cf_regularization
             self.trend_half_life_ = choice.half_life

@@ -96,9 +96,11 @@ class TrainingJob:
     """One training phase, everything it needs (picklable, so a Ray job can carry it).
 
     `make_network` builds a fresh network (its initialisation draws from torch's seed); `evaluate`
-    scores a network on the holdout (None: no holdout, train `epochs` epochs); `budget` is in
-    seconds; `phase` names the phase in the training log; `seed` is the model's (data-parallel
-    workers seed torch with it plus their rank).
+    scores a network on the holdout (None: no holdout, train `epochs` epochs); `budget` (seconds
+    from the phase's start) is checked between epochs: no epoch starts after it; `cutoff` (seconds,
+    None for none) stops an epoch between two steps, after at least one step (locally; data-parallel
+    workers check only `budget`, between epochs, where they agree); `phase` names the phase in the
+    training log; `seed` is the model's (data-parallel workers seed torch with it plus their rank).
     """
 
     make_network: Callable[[], Network]
@@ -112,6 +114,7 @@ class TrainingJob:
     epochs: int
     phase: str
     seed: int
+    cutoff: float | None = None
 
 
 @dataclass
@@ -131,6 +134,20 @@ class TrainResult:
 STOPS = ("epochs", "patience", "time budget")
 
 
+def epoch_seconds(curve: list[dict[str, Any]]) -> float:
+    """Seconds one whole epoch of a phase took on average, its holdout scoring apart (from a part
+    of an epoch where the cutoff stopped the first)."""
+    whole = [row["seconds"] for row in curve if "share of the epoch" not in row]
+    if whole:
+        return float(np.mean(whole))
+    return max((row["seconds"] / max(row["share of the epoch"], 1e-3) for row in curve), default=0.0)
+
+
+def positions(sequences: list[np.ndarray]) -> int:
+    """How many next-item targets the histories hold (what an epoch's cost grows with)."""
+    return sum(max(len(sequence) - 1, 0) for sequence in sequences)
+
+
 def train_network(
     job: TrainingJob, rng: np.random.Generator, *, world: World | None = None, progress: bool = False
 ) -> TrainResult:
@@ -142,15 +159,21 @@ def train_network(
     network = steps.network
     best = _Best(job.settings.patience)
     started = time.perf_counter()
+    cutoff = None if job.cutoff is None or world is not None else started + job.cutoff
     curve: list[dict[str, Any]] = []
     stopped = STOPS[0]
     with Progress(disable=not progress, transient=True) as bar, deterministic():
         task = bar.add_task(f"sequential ({job.phase})", total=job.epochs)
         for epoch in range(1, job.epochs + 1):
             epoch_started = time.perf_counter()
-            loss = steps.epoch()
+            loss, share = steps.epoch(cutoff)
             row: dict[str, Any] = {"epoch": epoch, "loss": loss, "seconds": time.perf_counter() - epoch_started}
             curve.append(row)
+            if share < 1.0:  # the cutoff stopped it part way: not a whole epoch, and not judged
+                row["share of the epoch"] = round(share, 4)
+                logger.warning("sequential: time budget reached %.0f%% into epoch %d", 100 * share, epoch)
+                stopped = STOPS[2]
+                break
             description = f"sequential ({job.phase}) · loss {loss:.4f}"
             stop = False
             if job.evaluate is not None:
@@ -168,8 +191,8 @@ def train_network(
                 stopped = STOPS[2]
                 break
     if job.evaluate is None:
-        return TrainResult(network, job.epochs, curve, stopped=stopped)
-    if best.epoch < len(curve):
+        return TrainResult(network, len(curve), curve, stopped=stopped)
+    if best.state and best.epoch < len(curve):
         # the blend is chosen with the network of the best epoch, not the one patience stopped at
         network.load_state_dict(best.state)
     return TrainResult(network, best.epoch, curve, stopped=stopped)
@@ -226,14 +249,18 @@ class _Steps:
         self.step = None if world is None else world.wrap(TrainStep(network, self.text))
         self.batch_size = settings.batch_size if world is None else max(1, -(-settings.batch_size // world.size))
 
-    def epoch(self) -> float:
-        """One pass over the windows in a new shuffled order; returns the mean loss."""
+    def epoch(self, cutoff: float | None = None) -> tuple[float, float]:
+        """One pass over the windows in a new shuffled order, stopped between two steps once the
+        clock (`time.perf_counter`) passes `cutoff`, after one step at least; returns the mean loss
+        and the share of the windows it went through (1.0 for a whole epoch)."""
         self.network.train()
         order = torch.from_numpy(self.rng.permutation(len(self.windows)))
         if self.world is not None:
             order = order[self.world.rank :: self.world.size]
         total, steps = 0.0, 0
         for start in range(0, len(order), self.batch_size):
+            if steps and cutoff is not None and time.perf_counter() > cutoff:
+                return total / steps, start / len(order)
             loss = self.loss(self.windows[order[start : start + self.batch_size]])
             for optimizer in self.optimizers:
                 optimizer.zero_grad()
@@ -241,7 +268,7 @@ class _Steps:
             for optimizer in self.optimizers:
                 optimizer.step()
             total, steps = total + loss.detach().item(), steps + 1
-        return total / max(steps, 1)
+        return total / max(steps, 1), 1.0
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         network, text = self.network, self.text
