@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -161,10 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta("ablation.py", argv, seconds=time.perf_counter() - started)
     write_results(args.out, "ablation", {"meta": meta, "records": records}, section(records, content_metrics(args.out)))
     accuracy = args.out / "accuracy.json"
-    if accuracy.is_file():  # the section in accuracy.md too
-        import accuracy as accuracy_page
-
-        accuracy_page.main(["--render", "--out", str(args.out)])
+    if accuracy.is_file():  # the section in accuracy.md too (a process of its own: accuracy.py imports this module)
+        page = Path(__file__).resolve().parent / "accuracy.py"
+        subprocess.run([sys.executable, str(page), "--render", "--out", str(args.out)], check=True)
     return 0
 
 

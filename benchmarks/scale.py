@@ -264,7 +264,7 @@ def train(work: Path) -> dict:
     model_dir = work / "model"
     model.save(model_dir)
     dataset.save(model_dir / "dataset")
-    from shelfwise.engine.artifacts import write_serving_artifacts
+    from shelfwise.engine.build import write_serving_artifacts
 
     artifacts = write_serving_artifacts(model_dir, cache_dir=str(work / "cache"))
     phases = {p["name"]: p["epochs"][0]["seconds"] for p in model.training_log_["phases"] if p["epochs"]}

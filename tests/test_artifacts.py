@@ -12,7 +12,7 @@ import pytest
 
 from shelfwise.cli import main
 from shelfwise.engine import Engine
-from shelfwise.engine.artifacts import write_serving_artifacts
+from shelfwise.engine.build import write_serving_artifacts
 from shelfwise.models import create_model
 from shelfwise.store import ItemRecord
 

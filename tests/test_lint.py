@@ -16,54 +16,38 @@ def test_ruff_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _imports(path: Path, package: str) -> set[str]:
-    """The shelfwise modules a module imports when it is run (not those under `TYPE_CHECKING`)."""
-    import ast
-
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            if isinstance(child, ast.Import):
-                found.update(alias.name for alias in child.names if alias.name.startswith("shelfwise"))
-            elif isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("shelfwise"):
-                found.add(child.module)
-                found.update(f"{child.module}.{alias.name}" for alias in child.names)
-            elif not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):  # imports inside functions run late
-                visit(child)
-
-    visit(tree)
-    return found
-
-
 def test_no_module_imports_in_a_circle():
-    # Files are cut by job, not by a line count: ruff's C901 and PLR0915 keep each function small.
-    source = ROOT / "src"
-    modules = {}
-    for path in source.rglob("*.py"):
-        name = ".".join(path.relative_to(source).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
-    graph = {name: {m for m in _imports(path, name) if m in modules and m != name} for name, path in modules.items()}
-    # a package's __init__ importing its own modules is not a circle of modules: leave those edges out
-    graph = {name: {m for m in edges if not m.startswith(name + ".")} for name, edges in graph.items()}
+    """No circle among shelfwise's modules, a package and its own modules included, through any
+    import: at module level, inside a function or under TYPE_CHECKING (grimp's graph, the one
+    `lint-imports` checks the contracts of pyproject.toml on; its acyclic_siblings contract sees
+    circles between siblings only). Files are cut by job, not by a line count: ruff's C901 and
+    PLR0915 keep each function small."""
+    import grimp
+
+    graph = grimp.build_graph("shelfwise", cache_dir=None)
     state: dict[str, int] = {}
     stack: list[str] = []
 
     def walk(name: str) -> None:
         state[name] = 1
         stack.append(name)
-        for other in sorted(graph[name]):
+        for other in sorted(graph.find_modules_directly_imported_by(name)):
             if state.get(other) == 1:
-                cycle = [*stack[stack.index(other) :], other]
-                pytest.fail("import circle: " + " -> ".join(cycle))
+                pytest.fail("import circle: " + " -> ".join([*stack[stack.index(other) :], other]))
             if other not in state:
                 walk(other)
         stack.pop()
         state[name] = 2
 
-    for name in sorted(graph):
+    for name in sorted(graph.modules):
         if name not in state:
             walk(name)
+    assert len(graph.modules) == len(list((ROOT / "src" / "shelfwise").rglob("*.py"))), "a folder lacks __init__.py"
+
+
+def test_the_architecture_contracts_hold():
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    if lint_imports is None:
+        pytest.fail("import-linter is not installed; install the dev extra: pip install -e '.[dev]'")
+    result = subprocess.run([lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -6,11 +6,6 @@ HTTP service) can map the whole family to exit codes or status codes in one plac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from shelfwise.data.validation import ValidationReport
-
 
 class ShelfwiseError(Exception):
     """Base class of every error shelfwise raises on purpose."""
@@ -29,9 +24,11 @@ class DatasetNotFoundError(ShelfwiseError, FileNotFoundError):
 
 
 class ValidationError(ShelfwiseError, ValueError):
-    """Input rows failed validation. `report` holds every problem found, with file, line and column."""
+    """Input rows failed validation. `report` (a `shelfwise.data.validation.ValidationReport`, which
+    raises this error: it is not named here, so that this module imports nothing of shelfwise) holds
+    every problem found, with file, line and column."""
 
-    def __init__(self, message: str, report: ValidationReport | None = None) -> None:
+    def __init__(self, message: str, report: object | None = None) -> None:
         super().__init__(message)
         self.report = report
 

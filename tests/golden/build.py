@@ -51,7 +51,7 @@ def replay(model_dir: Path, store_dir: Path) -> list[dict]:
 def main() -> None:
     from shelfwise.data.dataset import Dataset
     from shelfwise.data.synthetic import generate_shop
-    from shelfwise.engine.artifacts import write_serving_artifacts
+    from shelfwise.engine.build import write_serving_artifacts
     from shelfwise.models import create_model
 
     shop = generate_shop(n_items=300, n_users=250, days=28, seed=7)

@@ -6,19 +6,9 @@ import logging
 import sys
 
 import typer
-from rich.console import Console
 
+from shelfwise.cli.app import app, err_console
 from shelfwise.errors import ShelfwiseError
-
-app = typer.Typer(
-    name="shelfwise",
-    help="shelfwise: recommendations for online shops.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-err_console = Console(stderr=True)
 
 
 def _register() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from shelfwise.cli import app, console
+from shelfwise.cli.app import app, console
 
 
 @app.command()
@@ -40,7 +40,7 @@ def demo(
     from shelfwise.data.dataset import Dataset
     from shelfwise.data.synthetic import generate_shop
     from shelfwise.engine import Engine
-    from shelfwise.engine.artifacts import write_serving_artifacts
+    from shelfwise.engine.build import write_serving_artifacts
     from shelfwise.models import create_model
     from shelfwise.settings import load_settings
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shelfwise.cli import app, console
+from shelfwise.cli.app import app, console
 from shelfwise.cli.options import RayAddress, Workers
 
 

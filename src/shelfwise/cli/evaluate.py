@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shelfwise.cli import app, console, err_console
+from shelfwise.cli.app import app, console, err_console
 from shelfwise.cli.options import (
     MODEL_NAMES,
     RayAddress,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shelfwise.cli import app, console
+from shelfwise.cli.app import app, console
 
 
 @app.command("finetune-encoder")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shelfwise.cli import app, console, err_console
+from shelfwise.cli.app import app, console, err_console
 from shelfwise.cli.options import parse_pairs, parse_weights
 from shelfwise.errors import ValidationError
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shelfwise.cli import app, console
+from shelfwise.cli.app import app, console
 from shelfwise.cli.options import STORE_HELP
 
 ModelOption = Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")]

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shelfwise.cli import app, console
+from shelfwise.cli.app import app, console
 from shelfwise.cli.options import RayAddress, Workers, check_backend, parse_params
 from shelfwise.evaluation.report import write_training_report
 
@@ -101,7 +101,7 @@ def build(
     """Write a model folder's serving artifacts into its serving/ folder: item text vectors, the
     vector and lexical indexes, and item fingerprints. `serve` maps them instead of rebuilding them on
     every start (use the same --index there)."""
-    from shelfwise.engine.artifacts import write_serving_artifacts
+    from shelfwise.engine.build import write_serving_artifacts
 
     console.print(f"building the serving artifacts of {model} …")
     done = write_serving_artifacts(model, index=index)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from shelfwise.store.base import EventRecord
 from shelfwise.store.schema import EVENT_INDEXES, bulk_loads, events
-
-if TYPE_CHECKING:
-    from shelfwise.store.sql import SQLStore
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +31,20 @@ CHUNK = 50_000
 STALE_SECONDS = 120.0
 
 
+class BulkTarget(Protocol):
+    """What a load needs of the store it fills (`store.sql.SQLStore`)."""
+
+    engine: sa.Engine
+    origin: str
+
+    @property
+    def lock(self) -> threading.Lock: ...
+
+    def add_events_in(self, conn: Connection, records: Iterable[EventRecord]) -> int: ...
+
+
 def load_events(
-    store: SQLStore,
+    store: BulkTarget,
     key: str,
     records: Iterable[EventRecord],
     *,
@@ -74,7 +85,7 @@ def load_events(
     return stored
 
 
-def _claim(store: SQLStore, key: str, total: int | None) -> int | None:
+def _claim(store: BulkTarget, key: str, total: int | None) -> int | None:
     """Own the job `key` and drop the events' secondary indexes: how many events it has committed;
     None when there is nothing to load; -1 while another process owns a live job."""
     now = time.time()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shelfwise.errors import ShelfwiseError, WriterBusy
 from shelfwise.store.base import Change, DeletionReport, EventRecord, ItemRecord, UserSummary
+from shelfwise.store.bulk import load_events
 from shelfwise.store.connect import (
     brief_lock_waits,
     create_engine,
@@ -135,8 +136,6 @@ class SQLStore:
     ) -> int:
         """Load a training set's events into an empty store as the resumable job `key` (see
         `store.bulk`); returns how many events this call stored."""
-        from shelfwise.store.bulk import load_events
-
         return load_events(self, key, records, total=total, progress=progress)
 
     @property

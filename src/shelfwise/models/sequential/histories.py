@@ -143,3 +143,15 @@ def _temporal_holdout(dataset: Dataset, sequences: list[np.ndarray]) -> Holdout:
     return Holdout(
         train, [users[r] for r in keep], [targets[r] for r in keep], (early["item"].to_numpy(), early["timestamp"])
     )
+
+
+def saved_transitions(state: dict[str, np.ndarray], n_items: int) -> sp.csr_matrix:
+    """The transition matrix a state holds."""
+    parts = (state["transitions_data"], state["transitions_indices"], state["transitions_indptr"])
+    return sp.csr_matrix(parts, shape=(n_items, n_items))
+
+
+def saved_sequences(state: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The fitted histories a state holds (one array of item indices per user)."""
+    bounds = np.concatenate([[0], np.cumsum(state["seq_lengths"])])
+    return [state["seq_items"][bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]

@@ -2,7 +2,8 @@
 
 A fit encodes the items' text, holds out some history, trains the network on the rest (early
 stopping on the holdout), chooses the blend and the cold-item policy on the holdout, then trains the
-network again on everything for as many epochs as the holdout chose.
+network again on everything for as many epochs as the holdout chose, where the time budget
+leaves room for them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from shelfwise.models.sequential.blend import (
     BlendParts,
     BlendWeights,
     blended,
+    popularity_scores,
 )
 from shelfwise.models.sequential.cold import ColdNeighbours, ColdPolicy, choose_cold_policy, cold_options
 from shelfwise.models.sequential.histories import (
@@ -38,9 +40,11 @@ from shelfwise.models.sequential.histories import (
     item_counts,
     make_holdout,
     pad,
+    saved_sequences,
+    saved_transitions,
+    sequence_matrix,
 )
 from shelfwise.models.sequential.network import Network, frozen_table, last_hidden, score_padded
-from shelfwise.models.sequential.state import fitted_state, restore_state
 from shelfwise.models.sequential.training import (
     FULL_SOFTMAX_MAX_ITEMS,
     SCALE_NEGATIVES,
@@ -512,10 +516,59 @@ class SequentialRecommender(Recommender):
 
     # ------------------------------------------------------------------------------- storage
     def _state(self) -> dict[str, np.ndarray]:
-        return fitted_state(self)
+        """Every array a fitted model needs to score again (what `save` writes)."""
+        lengths = np.array([len(s) for s in self.sequences_], dtype=np.int64)
+        state = {f"net.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+        if self.blend_.ease and self.parts_.cf_weights is not None:
+            state["cf_weights"] = self.parts_.cf_weights
+        if self.blend_.trending and self.parts_.trending is not None:
+            state["trending"] = self.parts_.trending
+            state["trend_half_life"] = np.array(self.trend_half_life_)
+        if self.parts_.popularity is not None:
+            state["popularity"] = self.parts_.popularity
+        transitions = self.parts_.transitions
+        state.update(
+            transitions_data=transitions.data,
+            transitions_indices=transitions.indices,
+            transitions_indptr=transitions.indptr,
+            blend_weights=self.blend_.array(),
+            cold_factor=np.array(self.cold_.factor),
+            cold_neighbour_count=np.array(self.cold_.neighbours),
+            cold_offset=np.array(self.cold_.offset),
+            cold_text=np.array(self.cold_.text),
+            seen=self.seen_,
+            cf_regularization=np.array(self.cf_regularization_),
+            text_vectors=self.text_vectors_,
+            seq_lengths=lengths,
+            seq_items=np.concatenate(self.sequences_ or [np.zeros(0, np.int64)]).astype(np.int64),
+        )
+        return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        restore_state(self, state)
+        """Set the fitted state from the arrays `_state` made (a model saved before they held the items'
+        popularity counts it again from its fitted histories)."""
+        self.text_vectors_ = state["text_vectors"]
+        self.blend_ = BlendWeights.of(state["blend_weights"].tolist())
+        self.trend_half_life_ = float(state.get("trend_half_life", 0.0))
+        self.seen_ = state["seen"].astype(bool)
+        self.cold_ = ColdPolicy.of_state(state)
+        self._set_cold_neighbours()
+        self.sequences_ = saved_sequences(state)
+        popularity = state.get("popularity")
+        if popularity is None:
+            popularity = popularity_scores(sequence_matrix(self.sequences_, self.n_items_))
+        self.parts_ = BlendParts(
+            self.n_items_,
+            self.text_vectors_,
+            saved_transitions(state, self.n_items_),
+            state.get("cf_weights"),
+            state.get("trending"),
+            popularity,
+        )
+        self.cf_regularization_ = float(state["cf_regularization"])
+        network = self._network_factory()()
+        network.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in state.items() if k.startswith("net.")})
+        self._use_network(network)
 
     # ------------------------------------------------------------------------------- views
     @property
