@@ -83,7 +83,7 @@ def test_artifacts_built_for_another_index_kind_are_not_used(als_dir, tmp_path):
     engine = Engine(als_dir, _store(tmp_path, "exact"), index="exact")
     try:
         assert not engine.text.from_artifacts
-        assert engine.generation.index is not None and engine.generation.index.kind == "exact"
+        assert engine.served.index is not None and engine.served.index.kind == "exact"
     finally:
         engine.close()
 
@@ -110,7 +110,7 @@ def test_a_preloaded_model_folder_is_taken_once_and_only_while_unchanged(trained
     import os
     import shutil
 
-    from shelfwise.engine.generation import preload_model_dir, read_model_dir
+    from shelfwise.engine.model_folder import preload_model_dir, read_model_dir
 
     folder = shutil.copytree(trained_model_dir, tmp_path / "model")
     model, dataset = preload_model_dir(folder)

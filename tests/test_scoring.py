@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from shelfwise.engine import Engine
-from shelfwise.engine.generation import map_by_quantile
+from shelfwise.engine.served import map_by_quantile
 from shelfwise.models import create_model
 from shelfwise.models.content import text_profile, text_profiles
 from shelfwise.store import EventRecord, ItemRecord
@@ -39,16 +39,18 @@ def test_retrieval_ranks_new_items_as_the_whole_catalogs_scores_do(shop_dataset,
             for i, r in enumerate(engine.catalog.records[:60])
         ]
         engine.upsert_items(twins)
-        catalog, generation = engine.catalog, engine.generation
-        assert len(generation.cold_positions(len(catalog.records))) == 60
+        catalog, served = engine.catalog, engine.served
+        assert len(served.cold_positions(len(catalog.records))) == 60
         mask = np.ones(len(catalog.records), dtype=bool)
         mask[::7] = False  # filters apply to new items too
-        new = set(generation.cold_positions(len(catalog.records)).tolist())
+        new = set(served.cold_positions(len(catalog.records)).tolist())
         reached = 0
         for sequence in shop_dataset.sequences()[:20]:
             history = catalog.positions_of([str(i) for i in shop_dataset.item_ids[sequence]])
-            short, short_scores = engine.candidates(generation, history, mask, 30)
-            whole, whole_scores = engine.candidates(generation, history, mask, 30, exact=True)
+            short, short_scores = served.candidates(history, mask, 30, engine.text.view(), engine.popularity.counts)
+            whole, whole_scores = served.candidates(
+                history, mask, 30, engine.text.view(), engine.popularity.counts, exact=True
+            )
             np.testing.assert_allclose(short_scores, whole_scores, rtol=1e-5)
             assert set(short) == set(whole) and mask[short].all()
             reached += len(new & set(short.tolist()))
@@ -79,10 +81,10 @@ def test_a_shoppers_query_vector_is_computed_once_per_history_and_never_served_s
     shop_dataset.save(folder / "dataset")
     engine = Engine(folder, f"sqlite:///{tmp_path / 's.db'}", index="exact")
     try:
-        generation = engine.generation
+        served = engine.served
         computed = []
-        real = generation.model.query_vectors
-        monkeypatch.setattr(generation.model, "query_vectors", lambda h: computed.append(1) or real(h))
+        real = served.model.query_vectors
+        monkeypatch.setattr(served.model, "query_vectors", lambda h: computed.append(1) or real(h))
         user = str(shop_dataset.user_ids[0])
         first = engine.recommend(user, 10)
         assert engine.recommend(user, 10) == first and len(computed) == 1  # the same history: kept
@@ -94,13 +96,13 @@ def test_a_shoppers_query_vector_is_computed_once_per_history_and_never_served_s
         after = engine.recommend(user, 10)
         assert len(computed) == 3  # a new event: a new history, computed again
         positions = engine.catalog.positions_of([e.item_id for e in engine.history(user)])
-        known = generation.model_index_of(positions)
-        np.testing.assert_allclose(generation.query_vector(known[known >= 0]), real([known[known >= 0]])[0])
+        known = served.model_index_of(positions)
+        np.testing.assert_allclose(served.query_vector(known[known >= 0]), real([known[known >= 0]])[0])
         assert after != first
         engine.delete_user(other)  # nothing derived from a deleted shopper's history stays
         engine.recommend(user, 10)
         assert len(computed) == 4
-        generation.query_cache = 0  # the setting `query_cache` 0: always computed
+        served.query_cache = 0  # the setting `query_cache` 0: always computed
         engine.recommend(user, 10)
         engine.recommend(user, 10)
         assert len(computed) == 6

@@ -15,8 +15,9 @@ import numpy as np
 from shelfwise.engine.artifacts import FORMAT, SERVING, fingerprints, serving_folder
 from shelfwise.engine.catalog import EMPTY
 from shelfwise.engine.catalog_text import CatalogText
-from shelfwise.engine.generation import folder_lock, model_index, read_model_dir, vectors_digest
+from shelfwise.engine.model_folder import folder_lock, read_model_dir
 from shelfwise.engine.seeding import item_records
+from shelfwise.engine.served import model_index, vectors_digest
 from shelfwise.settings import load_settings
 
 

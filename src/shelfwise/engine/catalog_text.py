@@ -14,7 +14,7 @@ import numpy as np
 
 from shelfwise.engine.artifacts import TextArtifacts, fingerprints, read_text_artifacts
 from shelfwise.engine.catalog import CatalogSnapshot
-from shelfwise.engine.scoring import TextVectors
+from shelfwise.engine.served import TextVectors
 from shelfwise.engine.understanding import noise_floor
 from shelfwise.retrieval import VectorIndex
 from shelfwise.retrieval.lexical import LexicalIndex

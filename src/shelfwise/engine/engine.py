@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from shelfwise.data.dataset import Dataset
 from shelfwise.data.schema import DEFAULT_EVENT_WEIGHTS
 from shelfwise.engine.answers import Recommendation, build_answer, segment_view
 from shelfwise.engine.catalog import Catalog, CatalogSnapshot
 from shelfwise.engine.catalog_text import CatalogText, StagedItems
-from shelfwise.engine.generation import Generation, forget_in_model_dir, make_generation, read_model_dir
+from shelfwise.engine.model_folder import read_model_dir
 from shelfwise.engine.popularity import EventCounts, Popularity
-from shelfwise.engine.scoring import catalog_scores, retrieve, similar_scores
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
 from shelfwise.engine.seeding import catalog_records, item_records
 from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
+from shelfwise.engine.served import ServedModel
 from shelfwise.engine.understanding import build_profile
 from shelfwise.engine.validation import check_k, check_list_options, checked_events, checked_items
 from shelfwise.errors import ConfigError, UnknownIdError, WriterBusy
@@ -93,7 +94,8 @@ class Engine:
             artifacts_from=model_dir if artifacts else None,
         )
         self.index_kind = self.text.index_kind
-        self._generation = make_generation(model, dataset, model_dir, self.catalog, self.index_kind, self.text.index)
+        self.query_cache = load_settings().query_cache
+        self._served = self._serve(model, dataset, model_dir)
         self._warming = self.text.warm() if self.text.from_artifacts else None
 
     # ------------------------------------------------------------------------------- loading
@@ -103,27 +105,32 @@ class Engine:
         return self._catalog.current
 
     @property
-    def generation(self) -> Generation:
-        """The model generation served now: a read takes it once, as it takes the catalog."""
-        return self._generation
+    def served(self) -> ServedModel:
+        """The model served now: a read takes it once, as it takes the catalog."""
+        return self._served
+
+    def _serve(self, model: Recommender, dataset: Dataset, model_dir: Path) -> ServedModel:
+        return ServedModel.load(
+            model, dataset, model_dir, self.catalog, self.index_kind, self.text.index, query_cache=self.query_cache
+        )
 
     @property
     def model(self) -> Recommender:
-        return self._generation.model
+        return self._served.model
 
     @property
     def model_version(self) -> str:
-        return self._generation.version
+        return self._served.version
 
     @property
     def model_dir(self) -> Path:
-        return self._generation.model_dir
+        return self._served.model_dir
 
     def reload(self, model_dir: str | Path | None = None, *, announce: bool = True) -> str:
         """Load a (newly trained) model folder and swap it in; answers in flight finish on the old one.
         Returns the new model version. `announce`: tell the other replicas (the change feed) to
         load the same folder; a replica that does so because it was told does not tell again."""
-        model_dir = Path(model_dir) if model_dir is not None else self._generation.model_dir
+        model_dir = Path(model_dir) if model_dir is not None else self._served.model_dir
         with self.model_files_lock:  # not while a privacy deletion rewrites the folder
             model, dataset = read_model_dir(model_dir)
         with self.write_lock:
@@ -134,8 +141,7 @@ class Engine:
                 if announce:  # told by another replica: it stored them
                     self.store.upsert_items(new_items)
                 self._publish_items(staged)
-            catalog, kind = self.catalog, self.index_kind
-            self._generation = make_generation(model, dataset, model_dir, catalog, kind, self.text.index)
+            self._served = self._serve(model, dataset, model_dir)
             version = self.model_version
             if announce:
                 self.store.record_change("reload", {"model_dir": str(model_dir), "version": version})
@@ -182,14 +188,12 @@ class Engine:
         items is published in one assignment. Callers hold the write lock."""
         self.text.apply(staged)
         added = len(staged.added)
+        served = self._served
         if added:
             self.popularity.grow(added)
-            generation = self._generation
-            generation.catalog_to_model = np.concatenate(
-                [generation.catalog_to_model, np.full(added, -1, dtype=np.int64)]
-            )
+            served.grow(added)
         if added or staged.changed:
-            self._generation.place_cold(np.array(staged.added + staged.changed, dtype=np.int64), self.text.index)
+            served.place_cold(np.array(staged.added + staged.changed, dtype=np.int64), self.text.index)
         self._catalog.publish(staged.snapshot)
         self.popularity.refresh()
 
@@ -202,12 +206,12 @@ class Engine:
             catalog = self.catalog
             self.popularity.remove(catalog.index[item] for _, item in report.removed if item in catalog.index)
             self.event_counts.forget(report.removed)  # what the next popularity refresh reads
-            self._generation.forget_queries()  # nothing derived from their history stays
+            self._served.forget_queries()  # nothing derived from their history stays
             removed = {"store_events": report.events, "store_profile": report.profile}
             removed.update({f"store_{name}": count for name, count in report.extra.items()})
             if self.forget_in_model_dir:
                 with self.model_files_lock:
-                    removed.update(forget_in_model_dir(self._generation, user_id))
+                    removed.update(self._served.forget_user(user_id))
             # told to the other replicas once the folder no longer holds the shopper: one that
             # shares it then finds them gone there, and erases them only from its own memory
             payload = {"user_sha256": user_hash(user_id), **EventCounts.deletion_payload(report.removed)}
@@ -275,7 +279,7 @@ class Engine:
         (those holding 80% of their weighted events)."""
         check_list_options(k, diversity, outside_share, min_categories)
         crossing = min_categories > 1 or outside_share > 0
-        generation = self._generation
+        served = self._served
         catalog = self.catalog
         history = [(catalog.index[e.item_id], e.event_type) for e in events if e.item_id in catalog.index]
         positions = np.array([p for p, _ in history], dtype=np.int64)
@@ -289,7 +293,7 @@ class Engine:
         if excluded:
             mask[np.fromiter(excluded, dtype=np.int64)] = False
         depth = max(k * 20, 200) if crossing else (k * 4 if diversity > 0 else k)
-        ids, top = self.candidates(generation, positions, mask, depth)
+        ids, top = served.candidates(positions, mask, depth, self.text.view(), self.popularity.counts)
         if crossing:
             weights = [DEFAULT_EVENT_WEIGHTS.get(kind, 1.0) for _, kind in history]
             dominant = dominant_categories([catalog.categories[p] for p, _ in history], weights)
@@ -316,10 +320,9 @@ class Engine:
         check_k(k)
         catalog = self.catalog
         position = catalog.positions_of([item_id], field_name="item_id")[0]
-        generation = self._generation
         text = self.text.view()
         vectors = text.vectors
-        scores = similar_scores(generation, position, text, len(catalog))
+        scores = self._served.similar_scores(position, text, len(catalog))
         mask = self.allowed(catalog, filters or Filters())
         mask[position] = False
         if cross_category:  # other categories than its own; none for an item without a category
@@ -347,7 +350,7 @@ class Engine:
         catalog = self.catalog
         pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
         positions = np.array([p for p, _ in pairs], dtype=np.int64)
-        scores = self._scores(self._generation, positions, len(catalog))
+        scores = self._served.catalog_scores(positions, len(catalog), self.text.view(), self.popularity.counts)
         mask = self.allowed(catalog, filters or Filters()) & self._new_mask(catalog, days)
         ids, top = masked_topk(scores, mask, k)
         return self.answer(catalog, ids, top, pairs)
@@ -440,28 +443,13 @@ class Engine:
         return self.store.list_users(prefix, limit)
 
     # ------------------------------------------------------------------------------- answer stages
-    def candidates(
-        self, generation: Generation, positions: np.ndarray, mask: np.ndarray, depth: int, *, exact: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The best `depth` allowed catalog positions (and scores) after a history of catalog
-        positions: through the model's vector index where it has one (`exact`: by scoring every
-        item, as models without one always do)."""
-        retrieved = None if exact else retrieve(generation, positions, mask, depth)
-        if retrieved is not None:
-            return retrieved
-        return masked_topk(self._scores(generation, positions, len(mask)), mask, depth)
-
-    def _scores(self, generation: Generation, positions: np.ndarray, n: int) -> np.ndarray:
-        """Scores over the first `n` catalog positions after a history of catalog positions."""
-        return catalog_scores(generation, positions, n, self.text.view(), self.popularity.counts)
-
     @staticmethod
     def allowed(catalog: CatalogSnapshot, filters: Filters) -> np.ndarray:
         """The catalog positions `filters` allow (a fresh mask the caller may change)."""
         return filters.mask(in_stock=catalog.in_stock, categories=catalog.categories, prices=catalog.prices)
 
     def _new_mask(self, catalog: CatalogSnapshot, days: float | None = None) -> np.ndarray:
-        return self._generation.new_mask(catalog.recent(self.new_days if days is None else days))
+        return self._served.new_mask(catalog.recent(self.new_days if days is None else days))
 
     def answer(
         self, catalog: CatalogSnapshot, ids: np.ndarray, scores: np.ndarray, history: list[tuple[int, str]]
@@ -473,13 +461,13 @@ class Engine:
         )
 
     def stats(self) -> dict:
-        generation = self._generation
+        served = self._served
         return {
-            "model": generation.model.name,
-            "model_version": generation.version,
-            "model_dir": str(generation.model_dir),
+            "model": served.model.name,
+            "model_version": served.version,
+            "model_dir": str(served.model_dir),
             "items": len(self.catalog),
-            "items_known_to_model": int(generation.model.n_items_),
+            "items_known_to_model": int(served.model.n_items_),
             "store": self.store.url,
             "schema_version": self.store.schema_version(),
             "pid": os.getpid(),

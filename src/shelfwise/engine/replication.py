@@ -16,7 +16,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from shelfwise.engine.generation import forget_model_user
 from shelfwise.engine.popularity import Popularity
 from shelfwise.store import Change
 
@@ -54,12 +53,12 @@ def _apply(engine: Engine, change: Change) -> None:
             engine.apply_items(records)
     elif change.kind == "user_deleted":
         engine.event_counts.apply_deletion(change.payload)
-        generation = engine.generation
-        generation.forget_queries()
-        user = generation.user_index_by_hash(str(change.payload.get("user_sha256", "")))
+        served = engine.served
+        served.forget_queries()
+        user = served.user_index_by_hash(str(change.payload.get("user_sha256", "")))
         if user is not None:
             with engine.model_files_lock:
-                forget_model_user(generation, user, in_folder=engine.forget_in_model_dir)
+                served.forget_index(user, in_folder=engine.forget_in_model_dir)
     elif change.kind == "reload":
         if change.payload.get("version") != engine.model_version:
             engine.reload(change.payload.get("model_dir"), announce=False)

@@ -1,7 +1,7 @@
 """One worker process of `shelfwise serve --workers N`: uvicorn starts N of these on one port.
 
 The parent loads what every worker needs and does not change (the libraries, the model folder's
-model and data set, the text encoder's weights) once (`preload`, `generation.preload_model_dir`),
+model and data set, the text encoder's weights) once (`preload`, `model_folder.preload_model_dir`),
 then forks the workers, so they share those pages instead of each holding a copy; the model's large
 arrays and the serving artifacts are memory-mapped and shared through the page cache.
 Each worker then builds its own engine over the shared store and model folder from the environment
@@ -58,7 +58,7 @@ def preload(model_dir: Path, encoder: str) -> Dataset:
     one_thread_per_request()
     import shelfwise.engine
     import shelfwise.service  # noqa: F401  (imported here to be shared)
-    from shelfwise.engine.generation import preload_model_dir
+    from shelfwise.engine.model_folder import preload_model_dir
     from shelfwise.text import create_encoder
     from shelfwise.text.encoder import SentenceTransformerEncoder
 
