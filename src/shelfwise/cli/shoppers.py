@@ -13,6 +13,7 @@ from rich.table import Table
 
 from shelfwise.cli.app import app, console
 from shelfwise.cli.options import STORE_HELP
+from shelfwise.ranking import MAX_K
 
 ModelOption = Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")]
 StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
@@ -64,7 +65,7 @@ def search(
     model: ModelOption,
     store: StoreOption = None,
     user: Annotated[str | None, typer.Option("--user", help="Personalise for this shopper.")] = None,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many items.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many items.")] = 10,
     personal_weight: Annotated[
         float, typer.Option("--personal-weight", min=0.0, max=1.0, help="The shopper's weight (with --user).")
     ] = 0.2,

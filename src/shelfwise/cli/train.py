@@ -14,6 +14,7 @@ from rich.table import Table
 from shelfwise.cli.app import app, console
 from shelfwise.cli.options import RayAddress, Workers, check_backend, parse_params
 from shelfwise.evaluation.report import write_training_report
+from shelfwise.ranking import MAX_K
 
 
 @app.command()
@@ -169,7 +170,7 @@ def _print_summary(summary: dict) -> None:
 def recommend(
     user_id: Annotated[str, typer.Argument(help="The shopper's id as in the training data.")],
     model: Annotated[Path, typer.Option("--model", help="A folder written by `shelfwise train`.")],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many items.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many items.")] = 10,
     in_stock: Annotated[bool, typer.Option("--in-stock/--any-stock", help="Only items in stock.")] = True,
 ) -> None:
     """Print a shopper's top-k recommendations from a trained model folder."""

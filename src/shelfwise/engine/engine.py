@@ -28,10 +28,10 @@ from shelfwise.engine.seeding import catalog_records, item_records
 from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
 from shelfwise.engine.served import ServedModel
 from shelfwise.engine.understanding import build_profile
-from shelfwise.engine.validation import check_k, check_list_options, checked_events, checked_items
+from shelfwise.engine.validation import check_list_options, checked_events, checked_items
 from shelfwise.errors import ConfigError, UnknownIdError, WriterBusy
 from shelfwise.models import Recommender
-from shelfwise.ranking import masked_topk
+from shelfwise.ranking import check_k, masked_topk
 from shelfwise.retrieval import Filters, Reason, cross_category, dominant_categories, mmr
 from shelfwise.settings import load_settings
 from shelfwise.store import EventRecord, ItemRecord, Store, UserSummary, open_store, user_hash

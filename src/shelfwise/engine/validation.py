@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
-
 from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
 from shelfwise.engine.catalog import CatalogSnapshot
 from shelfwise.errors import ConfigError, UnknownIdError
+from shelfwise.ranking import check_k
 from shelfwise.store import EventRecord, ItemRecord
 
 #: At most this many problems are listed in one error.
@@ -49,11 +48,6 @@ def checked_items(records: Sequence[ItemRecord]) -> list[ItemRecord]:
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         raise ConfigError(f"items: item_id(s) {duplicated[:10]} appear more than once in one request.")
     return list(records)
-
-
-def check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-        raise ConfigError(f"k must be an integer in [1, 1000]. Got {k!r} instead.")
 
 
 def check_list_options(k: int, diversity: float, outside_share: float, min_categories: int) -> None:

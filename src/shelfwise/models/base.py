@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from shelfwise.data.dataset import Dataset
 from shelfwise.errors import ConfigError, DataFormatError, NotFittedError
 from shelfwise.models.arrays import read_arrays
-from shelfwise.ranking import topk
+from shelfwise.ranking import MAX_DEPTH, check_k, topk
 
 logger = logging.getLogger(__name__)
 
@@ -315,8 +315,7 @@ class Recommender(ABC):
         Missing slots (fewer than `k` allowed items) have id -1 and score -inf.
         """
         self._require_fitted()
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= 10_000:
-            raise ConfigError(f"The 'k' parameter of recommend must be an int in [1, 10000]. Got {k!r} instead.")
+        check_k(k, limit=MAX_DEPTH, name="The 'k' parameter of recommend")
         single = np.isscalar(users)
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         if user_items is None and ((users < 0) | (users >= self.n_users_)).any():

@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
 from shelfwise.engine import Engine
+from shelfwise.errors import ConfigError
+from shelfwise.ranking import MAX_K
 from shelfwise.retrieval import Filters
 from shelfwise.service.metrics import Metrics
 from shelfwise.service.schemas import (
     ID_PATTERN,
     LINE_PATTERN,
-    MAX_K,
     MAX_PRICE,
     ErrorOut,
     no_id_controls,
@@ -81,6 +82,13 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 #: Keyword arguments of a route that reads, and of one that writes (or administers).
 READS: dict[str, Any] = {"dependencies": [Depends(read_auth)], "responses": READ_ERRORS}
 WRITES: dict[str, Any] = {"dependencies": [Depends(write_auth)], "responses": WRITE_ERRORS}
+
+
+def check_batch(request: Request, count: int, field: str) -> None:
+    """A batch body holds at most the setting ``max_batch`` entries (`ConfigError` naming `field`)."""
+    most = request.app.state.max_batch
+    if count > most:
+        raise ConfigError(f"body.{field}: at most {most} {field} per request, not {count}.")
 
 
 def filters(category: str | None, in_stock: bool, min_price: float | None, max_price: float | None) -> Filters:

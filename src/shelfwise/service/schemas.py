@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
 
 from shelfwise.data.schema import EVENT_TYPE_ALIASES, EVENT_TYPES, epoch_seconds
+from shelfwise.ranking import MAX_K
 from shelfwise.store import EventRecord, ItemRecord
 
 _ID_CONTROLS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
@@ -23,9 +24,6 @@ _TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-#: The largest `k` of any list answer: at 100,000 items one answer stays within about 50 ms on one
-#: core with every option on (diversity, cross-category), so no cheap request can stall the server.
-MAX_K = 100
 #: Largest page of a segment's shoppers and deepest offset into it.
 MAX_PAGE = 10_000
 MAX_OFFSET = 10_000_000

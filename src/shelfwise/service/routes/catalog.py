@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from shelfwise.errors import ConfigError
-from shelfwise.service.deps import READS, WRITES, EngineDep, ItemId
+from shelfwise.service.deps import READS, WRITES, EngineDep, ItemId, check_batch
 from shelfwise.service.schemas import ItemBatchIn, ItemIn, ItemOut, UpsertedOut
 
 router = APIRouter(tags=["catalog"])
@@ -23,7 +22,5 @@ def put_item(engine: EngineDep, item_id: ItemId, body: ItemIn) -> dict:
 
 @router.put("/v1/items", response_model=UpsertedOut, **WRITES)
 def put_items(engine: EngineDep, request: Request, body: ItemBatchIn) -> dict:
-    max_batch = request.app.state.max_batch
-    if len(body.items) > max_batch:
-        raise ConfigError(f"body.items: at most {max_batch} items per request, not {len(body.items)}.")
+    check_batch(request, len(body.items), "items")
     return engine.upsert_items([item.record(item.item_id) for item in body.items])

@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, Discriminator, Tag
 
 from shelfwise.engine import Engine
-from shelfwise.errors import ConfigError, WriterBusy
-from shelfwise.service.deps import WRITES, EngineDep, MetricsDep
+from shelfwise.errors import WriterBusy
+from shelfwise.service.deps import WRITES, EngineDep, MetricsDep, check_batch
 from shelfwise.service.schemas import ID_PATTERN, EventBatchIn, EventIn, RecordedOut, no_id_controls
 from shelfwise.store import EventRecord
 
@@ -67,9 +67,7 @@ async def post_events(
     idempotency_key: IdempotencyKey = None,
 ) -> dict:
     events = body.events if isinstance(body, EventBatchIn) else [body]
-    max_batch = request.app.state.max_batch
-    if len(events) > max_batch:
-        raise ConfigError(f"body.events: at most {max_batch} events per request, not {len(events)}.")
+    check_batch(request, len(events), "events")
     if idempotency_key is None:
         records = [e.record() for e in events]
     elif isinstance(body, EventIn):

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from shelfwise.errors import ConfigError
+from shelfwise.ranking import MAX_K
 from shelfwise.service.deps import READS, Category, EngineDep, ItemId, K, Price, UserId, answer, filters
-from shelfwise.service.schemas import MAX_K, AnonymousIn, RecommendationsOut
+from shelfwise.service.schemas import AnonymousIn, RecommendationsOut
 from shelfwise.store import EventRecord
 
 router = APIRouter(tags=["recommend"])
