@@ -80,6 +80,9 @@ def test_cross_category_and_goes_with_on_real_genres(movies):
 def test_no_history_and_unknown_shoppers(movies):
     popular = movies.post("/v1/recommendations", json={"items": [], "k": 5}).json()["items"]
     assert len(popular) == 5 and popular[0]["reason"]["kind"] == "popular"
-    assert movies.get("/v1/users/nobody/recommendations").status_code == 404
-    assert movies.get("/v1/users/nobody/new-arrivals").status_code == 404
-    assert movies.get("/v1/search", params={"q": "alien", "user_id": "nobody"}).status_code == 404
+    # a shopper the store has no event of gets what every newcomer gets, flagged: never a 404
+    nobody = movies.get("/v1/users/nobody/recommendations?k=5").json()
+    assert nobody["user_known"] is False and nobody["items"] == popular
+    for path, params in (("/v1/users/nobody/new-arrivals", {}), ("/v1/search", {"q": "alien", "user_id": "nobody"})):
+        response = movies.get(path, params=params)
+        assert response.status_code == 200 and response.json()["user_known"] is False

@@ -91,11 +91,11 @@ def test_a_shoppers_query_vector_is_computed_once_per_history_and_never_served_s
         other = str(shop_dataset.user_ids[1])
         engine.recommend(other, 10)
         assert len(computed) == 2
-        item = next(i for i in engine.catalog.ids if i not in {e.item_id for e in engine.history(user)})
+        item = next(i for i in engine.catalog.ids if i not in {e.item_id for e in engine.shopper_events(user)})
         engine.record_events([EventRecord(user, item, "purchase", time.time())])
         after = engine.recommend(user, 10)
         assert len(computed) == 3  # a new event: a new history, computed again
-        positions = engine.catalog.positions_of([e.item_id for e in engine.history(user)])
+        positions = engine.catalog.positions_of([e.item_id for e in engine.shopper_events(user)])
         known = served.model_index_of(positions)
         np.testing.assert_allclose(served.query_vector(known[known >= 0]), real([known[known >= 0]])[0])
         assert after != first

@@ -53,12 +53,29 @@ def test_an_event_changes_the_shoppers_next_list(service, shop_dataset):
     assert all(r["reason"]["text"] for r in reasons)
 
 
-def test_a_new_shopper_exists_after_their_first_events(service, shop_dataset):
-    assert service.get("/v1/users/newcomer/recommendations").status_code == 404
+def newcomers_list(service, user: str) -> list[str]:
+    """The shopper's list, asserting it is the one every newcomer gets: 200, flagged unknown, the
+    most popular items (as an anonymous session without events gets them)."""
+    response = service.get(f"/v1/users/{user}/recommendations?k=10")
+    assert response.status_code == 200 and response.json()["user_known"] is False, response.text
+    popular = service.post("/v1/recommendations?k=10", json={"items": []}).json()["items"]
+    ids = [item["item_id"] for item in response.json()["items"]]
+    assert ids == [item["item_id"] for item in popular] and len(ids) == 10
+    return ids
+
+
+def test_a_new_shopper_gets_the_popular_list_then_their_own_after_their_first_events(service, shop_dataset):
+    first = newcomers_list(service, "newcomer")
+    arrivals = service.get("/v1/users/newcomer/new-arrivals?days=3650")
+    assert arrivals.status_code == 200 and arrivals.json()["user_known"] is False
+    search = service.get("/v1/search", params={"q": "mug", "user_id": "newcomer"})
+    assert search.status_code == 200 and search.json()["user_known"] is False
+    assert search.json()["items"] == service.get("/v1/search", params={"q": "mug"}).json()["items"]
     items = [str(i) for i in shop_dataset.item_ids[:3]]
     batch = {"events": [{"user_id": "newcomer", "item_id": i, "event_type": "view"} for i in items]}
     assert service.post("/v1/events", json=batch, headers=AUTH).json() == {"recorded": 3, "duplicates": 0}
-    assert len(_ids(service.get("/v1/users/newcomer/recommendations?k=5"))) == 5
+    own = service.get("/v1/users/newcomer/recommendations?k=10").json()
+    assert own["user_known"] is True and [item["item_id"] for item in own["items"]] != first
 
 
 def test_a_new_item_is_recommended_at_once_to_a_shopper_whose_history_matches_it(service, shop_dataset):
@@ -98,7 +115,7 @@ def test_deleting_a_shopper_removes_every_trace(service, shop_dataset):
     removed = response.json()["removed"]
     assert removed["store_events"] > 0 and removed["store_profile"] == 1
     assert removed["training_events"] > 0 and removed["model_state"] == 1
-    assert service.get(f"/v1/users/{user}/recommendations").status_code == 404
+    newcomers_list(service, user)  # a deleted shopper is a newcomer again
     assert service.delete(f"/v1/users/{user}", headers=AUTH).status_code == 404
     engine = service.engine
     assert engine.store.user_events(user) == [] and not engine.store.has_user(user)
@@ -128,7 +145,6 @@ def test_anonymous_sessions_by_items_or_events(service, shop_dataset):
         ("get", "/v1/users/u00003/recommendations?min_price=-1", None, 422, "query.min_price"),
         ("get", "/v1/users/u00003/recommendations?min_price=9&max_price=1", None, 422, "max_price"),
         ("get", "/v1/users/u00003/recommendations?exclude_purchased=maybe", None, 422, "query.exclude_purchased"),
-        ("get", "/v1/users/nobody/recommendations", None, 404, "nobody"),
         ("get", "/v1/items/nothing/similar", None, 404, "nothing"),
         ("get", "/v1/items/SKU-00001/similar?k=100000", None, 422, "query.k"),
         ("post", "/v1/events", {"user_id": "u", "item_id": "SKU-00001", "event_type": "stare"}, 422, "event_type"),

@@ -222,11 +222,11 @@ class Engine:
     def has_user(self, user_id: str) -> bool:
         return self.store.has_user(user_id)
 
-    def history(self, user_id: str) -> list[EventRecord]:
-        events = self.store.user_events(user_id, limit=self.max_history)
-        if not events:
-            raise UnknownIdError(f"Unknown shopper {user_id!r}: no events recorded.")
-        return events
+    def shopper_events(self, user_id: str | None) -> list[EventRecord]:
+        """The shopper's latest events, oldest first (at most `max_history`); none for nobody, for a
+        shopper the store has no event of (a first visit) and for a deleted one: lists for them are
+        what every newcomer gets."""
+        return [] if user_id is None else self.store.user_events(user_id, limit=self.max_history)
 
     def item(self, item_id: str) -> ItemRecord:
         """One catalog item (`UnknownIdError` for an id the catalog does not hold)."""
@@ -248,9 +248,9 @@ class Engine:
         min_categories: int = 0,
         outside_share: float = 0.0,
     ) -> list[Recommendation]:
-        """A known shopper's top-k (404-style `UnknownIdError` for a shopper with no events)."""
+        """A shopper's top-k (a newcomer's list for a shopper with no events: `shopper_events`)."""
         return self.recommend_events(
-            self.history(user_id),
+            self.shopper_events(user_id),
             k,
             filters=filters,
             exclude_purchased=exclude_purchased,
@@ -340,13 +340,20 @@ class Engine:
         return answer
 
     def new_arrivals(
-        self, user_id: str | None = None, k: int = 10, *, days: float | None = None, filters: Filters | None = None
+        self,
+        user_id: str | None = None,
+        k: int = 10,
+        *,
+        days: float | None = None,
+        filters: Filters | None = None,
+        events: Sequence[EventRecord] | None = None,
     ) -> list[Recommendation]:
         """Items created in the last `days` (default: `new_days`), ranked for the shopper (by the
-        model and the shopper's text profile), or by popularity for nobody in particular."""
+        model and the shopper's text profile), or by popularity for nobody in particular. `events`:
+        the shopper's, where the caller read them already (`shopper_events`)."""
         check_k(k)
         days = self.new_days if days is None else days
-        history = [] if user_id is None else self.history(user_id)
+        history = self.shopper_events(user_id) if events is None else events
         catalog = self.catalog
         pairs = [(catalog.index[e.item_id], e.event_type) for e in history if e.item_id in catalog.index]
         positions = np.array([p for p, _ in pairs], dtype=np.int64)
@@ -364,13 +371,15 @@ class Engine:
         lexical_weight: float = SEARCH_LEXICAL_WEIGHT,
         personal_weight: float = SEARCH_PERSONAL_WEIGHT,
         filters: Filters | None = None,
+        events: Sequence[EventRecord] | None = None,
     ) -> list[Recommendation]:
         """Hybrid search: BM25 over the catalog's words (misspelt words replaced by the nearest
         catalog word) fused with the encoder's cosine (synonyms, other languages), re-ranked by the
-        shopper's taste vector when `user_id` is given."""
+        shopper's taste vector when `user_id` is given (and they have events: `events`, where the
+        caller read them already)."""
         check_k(k)
         text = checked_query(query, lexical_weight, personal_weight)
-        history = self.history(user_id) if user_id is not None else []
+        history = self.shopper_events(user_id) if events is None else list(events)
         catalog = self.catalog
         mask = self.allowed(catalog, filters or Filters(in_stock=False))
         return search_catalog(

@@ -274,6 +274,12 @@ class RecommendationsOut(BaseModel):
     model_version: str
     items: list[RecommendationOut]
     user_id: str | None = None
+    user_known: bool | None = Field(
+        default=None,
+        description="with a user_id: false where the store holds no event of the shopper (a first visit, or "
+        "a shopper deleted): the list is then what every newcomer gets (the most popular, and the newest "
+        "for new arrivals), never a 404",
+    )
     item_id: str | None = None
     query: str | None = None
 

@@ -38,8 +38,9 @@ async def user_recommendations(
         float, Query(ge=0, le=1, description="at least this share outside the shopper's usual categories")
     ] = 0.0,
 ) -> JSONResponse:
-    items = engine.recommend(
-        user_id,
+    events = engine.shopper_events(user_id)
+    items = engine.recommend_events(
+        events,
         k,
         filters=filters(category, in_stock, min_price, max_price),
         exclude_purchased=exclude_purchased,
@@ -48,7 +49,7 @@ async def user_recommendations(
         min_categories=min_categories,
         outside_share=outside_share,
     )
-    return answer(engine, items, user_id=user_id)
+    return answer(engine, items, user_id=user_id, user_known=bool(events))
 
 
 @router.post("/v1/recommendations", **LISTING)
@@ -99,5 +100,6 @@ async def new_arrivals(
     category: Category = None,
     in_stock: bool = True,
 ) -> JSONResponse:
-    items = engine.new_arrivals(user_id, k, days=days, filters=filters(category, in_stock, None, None))
-    return answer(engine, items, user_id=user_id)
+    events = engine.shopper_events(user_id)
+    items = engine.new_arrivals(user_id, k, days=days, filters=filters(category, in_stock, None, None), events=events)
+    return answer(engine, items, user_id=user_id, user_known=bool(events))

@@ -38,6 +38,7 @@ async def search(
 ) -> JSONResponse:
     """Hybrid search. Only items that match the words come back (an empty list when none does);
     a shopper's taste re-orders the matching items."""
+    events = engine.shopper_events(user_id)
     items = engine.search(
         q,
         k,
@@ -45,5 +46,7 @@ async def search(
         personal_weight=personal_weight,
         lexical_weight=lexical_weight,
         filters=filters(category, in_stock, min_price, max_price),
+        events=events,
     )
-    return answer(engine, items, query=q, user_id=user_id)
+    known = None if user_id is None else bool(events)
+    return answer(engine, items, query=q, user_id=user_id, user_known=known)
