@@ -162,6 +162,9 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         title="shelfwise",
         version=__version__,
         description="Recommendations for online shops: a language model for products, behaviour for shoppers.",
+        # each operation's id is its function's name (get_user_recommendations, post_events, ...):
+        # what generated clients name their functions after
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.engine = engine
     app.state.api_key = key

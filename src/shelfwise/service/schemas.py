@@ -108,13 +108,17 @@ TimeIn = Annotated[
 ]
 
 
-#: An event type: a canonical one or a common alias (any case), as the OpenAPI document lists them.
+#: An event type: the OpenAPI document's enum lists the canonical ones (a generated client's enum
+#: then has one member each); the common aliases are accepted too, in any case, and listed in words.
 EventTypeIn = Annotated[
     str,
     Field(
         max_length=64,
-        description=f"one of {list(EVENT_TYPES)} or a common alias (any case)",
-        json_schema_extra={"enum": sorted(EVENT_TYPE_ALIASES)},
+        description="one of "
+        + ", ".join(EVENT_TYPES)
+        + "; also accepted, in any case: "
+        + ", ".join(f"{alias} ({kind})" for alias, kind in sorted(EVENT_TYPE_ALIASES.items()) if alias != kind),
+        json_schema_extra={"enum": list(EVENT_TYPES)},
     ),
 ]
 

@@ -28,7 +28,7 @@ def page() -> FileResponse:
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "the store does not answer"}},
 )
-def healthz(engine: EngineDep) -> JSONResponse:
+def get_health(engine: EngineDep) -> JSONResponse:
     """Whether the service is ready (its store answers). Details: `/v1/admin/status`."""
     try:
         engine.store.user_count()
@@ -39,14 +39,14 @@ def healthz(engine: EngineDep) -> JSONResponse:
 
 
 @router.get("/v1/admin/status", response_model=StatusOut, **WRITES)
-def status(engine: EngineDep) -> dict:
+def get_status(engine: EngineDep) -> dict:
     """The model, its folder, the catalog and the store this replica serves (needs the key)."""
     engine.store.user_count()  # the store answers
     return {"status": "ok", **engine.stats()}
 
 
 @router.get("/v1/model", response_model=ModelOut, **READS)
-async def model_info(engine: EngineDep) -> dict:
+async def get_model(engine: EngineDep) -> dict:
     """The model being served and the size of the catalog."""
     stats = engine.stats()
     return {name: stats[name] for name in ("model", "model_version", "items", "items_known_to_model")}
@@ -57,7 +57,7 @@ async def model_info(engine: EngineDep) -> dict:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
 )
-def prometheus(engine: EngineDep, metrics: MetricsDep) -> Response:
+def get_metrics(engine: EngineDep, metrics: MetricsDep) -> Response:
     """Prometheus metrics (text format): requests, latencies, events, items, model version."""
     metrics.items.set(len(engine.catalog))
     return Response(metrics.render(), media_type=CONTENT_TYPE)

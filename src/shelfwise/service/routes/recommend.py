@@ -22,7 +22,7 @@ LISTING = {**READS, "response_model": RecommendationsOut}
 
 
 @router.get("/v1/users/{user_id}/recommendations", **LISTING)
-async def user_recommendations(
+async def get_user_recommendations(
     engine: EngineDep,
     user_id: UserId,
     k: K = 10,
@@ -53,7 +53,7 @@ async def user_recommendations(
 
 
 @router.post("/v1/recommendations", **LISTING)
-def anonymous_recommendations(engine: EngineDep, body: AnonymousIn) -> JSONResponse:
+def recommend_for_session(engine: EngineDep, body: AnonymousIn) -> JSONResponse:
     if (body.items is None) == (body.events is None):
         raise ConfigError("body: give exactly one of 'items' (item ids) or 'events'.")
     if body.items is not None:
@@ -76,7 +76,7 @@ def anonymous_recommendations(engine: EngineDep, body: AnonymousIn) -> JSONRespo
 
 
 @router.get("/v1/items/{item_id}/similar", **LISTING)
-async def similar_items(
+async def get_similar_items(
     engine: EngineDep,
     item_id: ItemId,
     k: K = 10,
@@ -92,7 +92,7 @@ async def similar_items(
 
 
 @router.get("/v1/users/{user_id}/new-arrivals", **LISTING)
-async def new_arrivals(
+async def get_new_arrivals(
     engine: EngineDep,
     user_id: UserId,
     k: K = 10,

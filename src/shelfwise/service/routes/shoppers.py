@@ -38,7 +38,7 @@ async def list_users(
 
 
 @router.get("/v1/users/{user_id}/profile", response_model=ProfileOut, **READS)
-def user_profile(
+def get_user_profile(
     engine: EngineDep,
     user_id: UserId,
     keywords: Annotated[int, Query(ge=1, le=100)] = 10,
