@@ -74,3 +74,16 @@ def test_a_generated_client_reads_and_writes_through_the_service(service, shop_d
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == "shelfwise_client" or m.startswith("shelfwise_client.")]:
             del sys.modules[name]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_documentation_pages_load_every_asset_from_the_service_itself(service, page):
+    import re
+
+    html = service.get(page)
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html.text)
+    assets = [url for url in urls if not url.startswith("/openapi.json")]
+    assert assets and all(url.startswith("/docs-assets/") for url in assets), urls  # no CDN
+    for url in assets:
+        assert service.get(url).status_code == 200, url

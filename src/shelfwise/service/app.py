@@ -32,6 +32,7 @@ from shelfwise.errors import (
     ValidationError,
 )
 from shelfwise.service.auth import KeyCheck, check_key
+from shelfwise.service.docs import add_offline_docs
 from shelfwise.service.metrics import Metrics
 from shelfwise.service.routes import ROUTERS
 from shelfwise.service.routes.events import BODY_TAGS
@@ -165,6 +166,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         # each operation's id is its function's name (get_user_recommendations, post_events, ...):
         # what generated clients name their functions after
         generate_unique_id_function=lambda route: route.name,
+        docs_url=None,  # served offline instead (`docs.add_offline_docs`)
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.api_key = key
@@ -200,6 +203,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
 
     app.add_middleware(_Measure, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_offline_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -129,7 +129,10 @@ async function loadRecommendations() {
   }
   // items the shopper has seen stay out: the one just opened is under "Similar to …" already
   const path = `/v1/users/${encode(state.shopper)}/recommendations?k=12&exclude_seen=true`;
-  await load(section, path, "No recommendations for this shopper.");
+  const body = await load(section, path, "No recommendations for this shopper.");
+  if (body && body.user_known === false) {
+    setState(section, `No events of ${state.shopper} yet: the most popular items, as every new shopper sees them.`);
+  }
 }
 
 async function loadArrivals() {
