@@ -22,24 +22,29 @@ def add_offline_docs(app: FastAPI) -> None:
     """Serve `/docs` and `/redoc` on `app` (made with ``docs_url=None, redoc_url=None``)."""
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
 
+    def urls(request: Request) -> tuple[str, str]:
+        """The OpenAPI document's URL and the assets' folder, behind any root path a proxy set."""
+        root = request.scope.get("root_path", "")
+        return f"{root}{app.openapi_url}", f"{root}{ASSETS_URL}"
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_page(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        spec, assets = urls(request)
         return get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
+            openapi_url=spec,
             title=f"{app.title}: API",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
         )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc_page(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
+        spec, assets = urls(request)
         return get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}",
+            openapi_url=spec,
             title=f"{app.title}: API",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
             with_google_fonts=False,
         )
