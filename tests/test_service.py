@@ -291,3 +291,21 @@ def test_goes_with_has_nothing_for_an_item_without_a_category(service):
     assert _ids(service.get("/v1/items/NO-CATEGORY/similar"))  # similar items still come
     others = service.get("/v1/items/SKU-00001/similar?cross_category=true&k=20").json()["items"]
     assert others and all(item["category"] for item in others)
+
+
+def test_ready_means_ready_and_health_stays_the_liveness_check(service, monkeypatch):
+    engine = service.engine
+    assert engine.wait_until_text_ready(timeout=60)
+    assert service.get("/readyz").json() == {"status": "ready", "waiting_for": []}
+    monkeypatch.setattr(engine, "wait_until_text_ready", lambda timeout=None: False)  # the encoder still loading
+    loading = service.get("/readyz")
+    assert loading.status_code == 503 and loading.json() == {"status": "starting", "waiting_for": ["encoder"]}
+    assert service.get("/healthz").status_code == 200  # alive all the same: not to be restarted
+
+    def down() -> int:
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(engine.store, "user_count", down)
+    both = service.get("/readyz")
+    assert both.status_code == 503 and both.json()["waiting_for"] == ["store", "encoder"]
+    assert service.get("/healthz").status_code == 503

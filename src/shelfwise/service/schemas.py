@@ -416,6 +416,13 @@ class HealthOut(BaseModel):
     status: str = Field(description="ok, or unavailable while the store does not answer")
 
 
+class ReadyOut(BaseModel):
+    status: str = Field(description="ready, or starting while a part is not loaded yet")
+    waiting_for: list[str] = Field(
+        default_factory=list, description="what is not ready yet: 'store' (does not answer), 'encoder' (loading)"
+    )
+
+
 class StatusOut(HealthOut):
     model: str
     model_version: str

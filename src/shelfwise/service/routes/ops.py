@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from shelfwise.service.deps import READS, WRITES, EngineDep, MetricsDep
 from shelfwise.service.metrics import CONTENT_TYPE
-from shelfwise.service.schemas import HealthOut, ModelOut, ReloadedOut, ReloadIn, StatusOut
+from shelfwise.service.schemas import HealthOut, ModelOut, ReadyOut, ReloadedOut, ReloadIn, StatusOut
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
@@ -36,6 +36,29 @@ def get_health(engine: EngineDep) -> JSONResponse:
         logger.exception("health check: the store does not answer")
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "a part is still loading, or the store does not answer"}},
+)
+def get_readiness(engine: EngineDep) -> JSONResponse:
+    """Whether this process answers every route at full speed: its model and serving artifacts are
+    loaded (they are before the app exists), its text encoder has loaded (a start from the artifacts
+    loads it in the background: a search or profile before then waits for it) and its store answers.
+    For a load balancer's or Kubernetes' readiness probe; `/healthz` is the liveness probe."""
+    waiting = []
+    try:
+        engine.store.user_count()
+    except Exception:
+        logger.exception("readiness check: the store does not answer")
+        waiting.append("store")
+    if not engine.wait_until_text_ready(timeout=0):
+        waiting.append("encoder")
+    if waiting:
+        return JSONResponse({"status": "starting", "waiting_for": waiting}, status_code=503)
+    return JSONResponse({"status": "ready", "waiting_for": []})
 
 
 @router.get("/v1/admin/status", response_model=StatusOut, **WRITES)
