@@ -49,12 +49,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, trained_model_dir):
+    for url, _engine in _site(tmp_path_factory.mktemp("site"), trained_model_dir):
+        yield url
+
+
+def _site(folder: Path, trained_model_dir: Path, **settings: object):
+    """The service on a free port of 127.0.0.1 in this process (`settings`: beside the defaults):
+    yields its URL and engine once, and stops it when resumed."""
     import uvicorn
 
-    folder = tmp_path_factory.mktemp("site")
     model_dir = shutil.copytree(trained_model_dir, folder / "model")
     engine = Engine(model_dir, f"sqlite:///{folder / 'store.db'}")
-    app = create_app(engine, load_settings(), api_key=KEY)
+    app = create_app(engine, load_settings(**settings), api_key=KEY)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -63,7 +69,7 @@ def site(tmp_path_factory, trained_model_dir):
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", engine
     server.should_exit = True
     thread.join(timeout=10)
     engine.close()
@@ -435,3 +441,34 @@ def test_the_api_docs_render_with_no_network(page):
     # the one request that leaves: ReDoc's bundle links its "API docs by Redocly" logo from its CDN
     # (an image in the sidebar's footer); refused here, the page renders without it
     assert all(url.startswith("https://cdn.redoc.ly/redoc/logo") for url in outside), outside
+
+
+EVENTS_KEY = "storefront-events-key-0123456789abcdefghij"
+
+
+def test_a_storefront_page_without_the_admin_key_records_clicks_with_the_events_key(
+    browser, tmp_path, trained_model_dir
+):
+    """A shop's page holds the events key only (from /v1/page-config): a shopper's click is recorded
+    with it, and the admin key is nowhere in the browser."""
+    served = _site(tmp_path, trained_model_dir, events_key=EVENTS_KEY)
+    site, engine = next(served)
+    context = browser.new_context()  # no admin key in this browser's storage
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(site + "/")
+        _choose(tab, "u00003")
+        before = len(engine.store.user_events("u00003", limit=10_000))
+        clicked = tab.locator("#recommendations .card-open").first
+        title = clicked.locator(".title").inner_text()
+        clicked.click()
+        expect(tab.locator("#notice")).to_contain_text(f"viewed “{title}”")
+        assert len(engine.store.user_events("u00003", limit=10_000)) == before + 1
+        assert tab.evaluate("localStorage.getItem('shelfwise.apiKey')") is None
+        folder = ARTIFACTS / "test_a_storefront_page_records_clicks_with_the_events_key"
+        folder.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(folder / "01-click-recorded.png"), full_page=True)
+    finally:
+        context.close()
+        next(served, None)

@@ -309,3 +309,31 @@ def test_ready_means_ready_and_health_stays_the_liveness_check(service, monkeypa
     both = service.get("/readyz")
     assert both.status_code == 503 and both.json()["waiting_for"] == ["store", "encoder"]
     assert service.get("/healthz").status_code == 503
+
+
+def test_scoped_keys_post_events_or_read_and_nothing_more(trained_model_dir, tmp_path):
+    events_key, read_key = "events-key-0123456789abcdefghijklmnopq", "read-key-0123456789abcdefghijklmnopqrs"
+    engine = Engine(shutil.copytree(trained_model_dir, tmp_path / "m"), f"sqlite:///{tmp_path / 's.db'}")
+    settings = load_settings(read_auth=True, events_key=events_key, read_key=read_key)
+    with TestClient(create_app(engine, settings, api_key=KEY)) as client:
+        as_events = {"Authorization": f"Bearer {events_key}"}
+        as_reader = {"Authorization": f"Bearer {read_key}"}
+        event = {"user_id": "u00003", "item_id": "SKU-00001", "event_type": "view"}
+        assert client.post("/v1/events", json=event, headers=as_events).status_code == 201
+        assert client.post("/v1/events", json=event, headers=as_reader).status_code == 401
+        assert client.put("/v1/items/NEW", json={"title": "x"}, headers=as_events).status_code == 401
+        assert client.post("/v1/admin/reload", headers=as_events).status_code == 401
+        assert client.get("/v1/admin/status", headers=as_reader).status_code == 401
+        assert client.get("/v1/users/u00003/recommendations", headers=as_events).status_code == 401
+        assert client.get("/v1/users/u00003/recommendations", headers=as_reader).status_code == 200
+        assert client.get("/v1/users/u00003/recommendations", headers=AUTH).status_code == 200
+        assert client.post("/v1/events", json=event, headers=AUTH).status_code == 201
+        assert client.get("/v1/page-config").json() == {"events_key": events_key}  # what a shop's page holds
+    with TestClient(create_app(engine, load_settings(), api_key=KEY)) as client:
+        assert client.get("/v1/page-config").json() == {"events_key": None}
+    for weak in ("changeme", "short"):
+        with pytest.raises(ConfigError, match="SHELFWISE_EVENTS_KEY"):
+            create_app(engine, load_settings(environment="production", events_key=weak), api_key=KEY)
+    with pytest.raises(ConfigError, match="must differ"):
+        create_app(engine, load_settings(read_key=KEY), api_key=KEY)
+    engine.close()

@@ -35,6 +35,11 @@ class Settings:
     store: str = ""
     #: Key for write and admin endpoints (``Authorization: Bearer KEY``).
     api_key: str = ""
+    #: A key that may only post events (``POST /v1/events``): safe in a storefront's page, which the
+    #: web page reads it from (``GET /v1/page-config``). Empty: none.
+    events_key: str = ""
+    #: A key that may only read, where reads need a key (`read_auth`). Empty: none.
+    read_key: str = ""
     #: ``development`` or ``production``; production refuses placeholder keys.
     environment: str = "development"
     #: Whether read endpoints need the key too.
@@ -80,6 +85,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         "encoder": str,
         "store": str,
         "api_key": str,
+        "events_key": str,
+        "read_key": str,
         "environment": str,
         "read_auth": bool,
         "max_body_bytes": int,

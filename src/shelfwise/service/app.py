@@ -31,7 +31,7 @@ from shelfwise.errors import (
     UnknownIdError,
     ValidationError,
 )
-from shelfwise.service.auth import KeyCheck, check_key
+from shelfwise.service.auth import KeyCheck, check_key, check_scoped_keys
 from shelfwise.service.docs import add_offline_docs
 from shelfwise.service.metrics import Metrics
 from shelfwise.service.routes import ROUTERS
@@ -172,8 +172,13 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
     app.state.engine = engine
     app.state.api_key = key
     app.state.metrics = metrics
+    scoped = check_scoped_keys(
+        key, {"events_key": settings.events_key, "read_key": settings.read_key}, settings.environment
+    )
+    app.state.events_key = scoped.get("events_key")
     app.state.write_auth = KeyCheck(key)
-    app.state.read_auth = KeyCheck(key, required=settings.read_auth)
+    app.state.event_auth = KeyCheck(key, scoped.get("events_key", ""))
+    app.state.read_auth = KeyCheck(key, scoped.get("read_key", ""), required=settings.read_auth)
     app.state.max_batch = settings.max_batch
     app.state.reload_lock = threading.Lock()
     app.add_middleware(_BodyLimit, limit=settings.max_body_bytes)

@@ -58,11 +58,27 @@ def check_key(key: str, environment: str) -> str:
     return key
 
 
-class KeyCheck:
-    """A FastAPI dependency: 401 unless ``Authorization: Bearer <key>`` carries the key."""
+def check_scoped_keys(admin: str, scoped: dict[str, str], environment: str) -> dict[str, str]:
+    """The scoped keys that are set (``{"events_key": ..., "read_key": ...}``), each held to what
+    `check_key` asks of the admin key in production, and none equal to another: a key names its scope."""
+    given = {name: key for name, key in scoped.items() if key}
+    for name, key in given.items():
+        try:
+            check_key(key, environment)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("SHELFWISE_API_KEY", f"SHELFWISE_{name.upper()}")) from None
+    keys = [admin, *given.values()]
+    if len(set(keys)) < len(keys):
+        raise ConfigError("SHELFWISE_API_KEY, SHELFWISE_EVENTS_KEY and SHELFWISE_READ_KEY must differ from each other.")
+    return given
 
-    def __init__(self, key: str, *, required: bool = True) -> None:
-        self._key = key.encode()
+
+class KeyCheck:
+    """A FastAPI dependency: 401 unless ``Authorization: Bearer <key>`` carries one of the keys (the
+    admin key, and the keys scoped to what the route does)."""
+
+    def __init__(self, *keys: str, required: bool = True) -> None:
+        self._keys = [key.encode() for key in keys if key]
         self.required = required
 
     def __call__(self, request: Request) -> None:
@@ -76,5 +92,7 @@ class KeyCheck:
                 detail="missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not hmac.compare_digest(given.strip().encode(), self._key):
+        offered = given.strip().encode()
+        # every key compared, each in constant time: how long a refusal takes says nothing of which key came near
+        if not sum(hmac.compare_digest(offered, key) for key in self._keys):
             raise HTTPException(status_code=401, detail="invalid API key", headers={"WWW-Authenticate": "Bearer"})

@@ -43,6 +43,11 @@ async def write_auth(request: Request) -> None:
     request.app.state.write_auth(request)
 
 
+async def event_auth(request: Request) -> None:
+    """The key, or the events key (``SHELFWISE_EVENTS_KEY``): posting events needs one of them."""
+    request.app.state.event_auth(request)
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 
@@ -82,6 +87,7 @@ WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 #: Keyword arguments of a route that reads, and of one that writes (or administers).
 READS: dict[str, Any] = {"dependencies": [Depends(read_auth)], "responses": READ_ERRORS}
 WRITES: dict[str, Any] = {"dependencies": [Depends(write_auth)], "responses": WRITE_ERRORS}
+EVENTS: dict[str, Any] = {"dependencies": [Depends(event_auth)], "responses": WRITE_ERRORS}
 
 
 def check_batch(request: Request, count: int, field: str) -> None:

@@ -416,6 +416,12 @@ class HealthOut(BaseModel):
     status: str = Field(description="ok, or unavailable while the store does not answer")
 
 
+class PageConfigOut(BaseModel):
+    events_key: str | None = Field(
+        description="the key that may only post events (SHELFWISE_EVENTS_KEY), for a storefront's page; null: none"
+    )
+
+
 class ReadyOut(BaseModel):
     status: str = Field(description="ready, or starting while a part is not loaded yet")
     waiting_for: list[str] = Field(

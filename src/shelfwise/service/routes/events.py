@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Discriminator, Tag
 
 from shelfwise.engine import Engine
 from shelfwise.errors import WriterBusy
-from shelfwise.service.deps import WRITES, EngineDep, MetricsDep, check_batch
+from shelfwise.service.deps import EVENTS, EngineDep, MetricsDep, check_batch
 from shelfwise.service.schemas import ID_PATTERN, EventBatchIn, EventIn, RecordedOut, no_id_controls
 from shelfwise.store import EventRecord
 
@@ -58,7 +58,7 @@ def _stored_on_the_loop(engine: Engine, records: list[EventRecord]) -> int | Non
         return None
 
 
-@router.post("/v1/events", status_code=201, response_model=RecordedOut, **WRITES)
+@router.post("/v1/events", status_code=201, response_model=RecordedOut, **EVENTS)
 async def post_events(
     engine: EngineDep,
     metrics: MetricsDep,

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from shelfwise.service.deps import READS, WRITES, EngineDep, MetricsDep
 from shelfwise.service.metrics import CONTENT_TYPE
-from shelfwise.service.schemas import HealthOut, ModelOut, ReadyOut, ReloadedOut, ReloadIn, StatusOut
+from shelfwise.service.schemas import HealthOut, ModelOut, PageConfigOut, ReadyOut, ReloadedOut, ReloadIn, StatusOut
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
@@ -36,6 +36,13 @@ def get_health(engine: EngineDep) -> JSONResponse:
         logger.exception("health check: the store does not answer")
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+@router.get("/v1/page-config", response_model=PageConfigOut)
+def get_page_config(request: Request) -> dict:
+    """What a shop's page needs to record what shoppers do: the events key, which may post events
+    and nothing else (safe to hand to every browser, as a storefront's page must)."""
+    return {"events_key": request.app.state.events_key}
 
 
 @router.get(

@@ -2,7 +2,7 @@
 // Every text from the API goes into the page through textContent, never as HTML.
 "use strict";
 
-const state = { shopper: null, query: "", selected: null };
+const state = { shopper: null, query: "", selected: null, eventsKey: "" };
 const $ = (selector, root = document) => root.querySelector(selector);
 
 // ------------------------------------------------------------------------------------ the API
@@ -12,7 +12,10 @@ function apiKey() {
 
 async function api(path, options = {}) {
   const headers = { Accept: "application/json", ...(options.headers || {}) };
-  if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+  // the admin key where this browser holds one; events go with the events key otherwise (a shop's
+  // page holds only that one: it may post events and nothing else)
+  const key = apiKey() || (options.events ? state.eventsKey : "");
+  if (key) headers.Authorization = `Bearer ${key}`;
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -255,6 +258,7 @@ async function openItem(item) {
     try {
       await api("/v1/events", {
         method: "POST",
+        events: true,
         body: { user_id: state.shopper, item_id: item.item_id, event_type: "view" },
       });
       notice(`Recorded: ${state.shopper} viewed “${item.title || item.item_id}”.`);
@@ -382,6 +386,9 @@ function setUpCollapsing() {
 // ------------------------------------------------------------------------------------ start
 document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").value = apiKey();
+  api("/v1/page-config")
+    .then((config) => { state.eventsKey = config.events_key || ""; })
+    .catch(() => {});
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem("shelfwise.apiKey", $("#api-key").value.trim());
