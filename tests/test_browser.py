@@ -451,7 +451,7 @@ def test_a_storefront_page_without_the_admin_key_records_clicks_with_the_events_
 ):
     """A shop's page holds the events key only (from /v1/page-config): a shopper's click is recorded
     with it, and the admin key is nowhere in the browser."""
-    served = _site(tmp_path, trained_model_dir, events_key=EVENTS_KEY)
+    served = _site(tmp_path, trained_model_dir, events_key=EVENTS_KEY, currency="GBP")
     site, engine = next(served)
     context = browser.new_context()  # no admin key in this browser's storage
     tab = context.new_page()
@@ -460,6 +460,7 @@ def test_a_storefront_page_without_the_admin_key_records_clicks_with_the_events_
         tab.goto(site + "/")
         _choose(tab, "u00003")
         before = len(engine.store.user_events("u00003", limit=10_000))
+        expect(tab.locator("#recommendations .price").first).to_contain_text("£")  # the shop's currency
         clicked = tab.locator("#recommendations .card-open").first
         title = clicked.locator(".title").inner_text()
         clicked.click()

@@ -314,7 +314,7 @@ def test_ready_means_ready_and_health_stays_the_liveness_check(service, monkeypa
 def test_scoped_keys_post_events_or_read_and_nothing_more(trained_model_dir, tmp_path):
     events_key, read_key = "events-key-0123456789abcdefghijklmnopq", "read-key-0123456789abcdefghijklmnopqrs"
     engine = Engine(shutil.copytree(trained_model_dir, tmp_path / "m"), f"sqlite:///{tmp_path / 's.db'}")
-    settings = load_settings(read_auth=True, events_key=events_key, read_key=read_key)
+    settings = load_settings(read_auth=True, events_key=events_key, read_key=read_key, currency="GBP")
     with TestClient(create_app(engine, settings, api_key=KEY)) as client:
         as_events = {"Authorization": f"Bearer {events_key}"}
         as_reader = {"Authorization": f"Bearer {read_key}"}
@@ -328,9 +328,11 @@ def test_scoped_keys_post_events_or_read_and_nothing_more(trained_model_dir, tmp
         assert client.get("/v1/users/u00003/recommendations", headers=as_reader).status_code == 200
         assert client.get("/v1/users/u00003/recommendations", headers=AUTH).status_code == 200
         assert client.post("/v1/events", json=event, headers=AUTH).status_code == 201
-        assert client.get("/v1/page-config").json() == {"events_key": events_key}  # what a shop's page holds
+        assert client.get("/v1/page-config").json() == {"events_key": events_key, "currency": "GBP"}  # a page's
     with TestClient(create_app(engine, load_settings(), api_key=KEY)) as client:
-        assert client.get("/v1/page-config").json() == {"events_key": None}
+        assert client.get("/v1/page-config").json() == {"events_key": None, "currency": None}
+    with pytest.raises(ConfigError, match="SHELFWISE_CURRENCY"):
+        create_app(engine, load_settings(currency="pounds"), api_key=KEY)
     for weak in ("changeme", "short"):
         with pytest.raises(ConfigError, match="SHELFWISE_EVENTS_KEY"):
             create_app(engine, load_settings(environment="production", events_key=weak), api_key=KEY)

@@ -303,3 +303,15 @@ def test_fusion_taste_sessions_and_price_bands():
     band = price_band(np.array([10.0, 20.0, np.nan]), np.ones(3), np.arange(1.0, 101.0))
     assert band["level"] == "budget" and band["median"] in (10.0, 20.0)
     assert price_band(np.array([np.nan]), np.ones(1), np.arange(3.0)) is None
+
+
+def test_interests_list_a_word_once_not_beside_its_plural():
+    import numpy as np
+
+    from shelfwise.engine.understanding import nearest_terms
+
+    terms = ["mug", "mugs", "teapot", "boxes", "box", "candy", "candies", "glass"]
+    vectors = np.eye(len(terms), dtype=np.float32)
+    taste = np.array([0.9, 0.95, 0.5, 0.8, 0.7, 0.3, 0.35, 0.1], dtype=np.float32)
+    chosen = [t["term"] for t in nearest_terms(taste, terms, vectors, allowed=None, count=5)]
+    assert chosen == ["mugs", "boxes", "teapot", "candies", "glass"]  # each the closer of its twins

@@ -40,6 +40,8 @@ class Settings:
     events_key: str = ""
     #: A key that may only read, where reads need a key (`read_auth`). Empty: none.
     read_key: str = ""
+    #: The catalog's currency (ISO 4217, such as GBP), which the web page shows prices in. Empty: none.
+    currency: str = ""
     #: ``development`` or ``production``; production refuses placeholder keys.
     environment: str = "development"
     #: Whether read endpoints need the key too.
@@ -87,6 +89,7 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         "api_key": str,
         "events_key": str,
         "read_key": str,
+        "currency": str,
         "environment": str,
         "read_auth": bool,
         "max_body_bytes": int,

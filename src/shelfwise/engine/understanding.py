@@ -167,7 +167,8 @@ def nearest_terms(
     count: int,
 ) -> list[dict]:
     """The `count` terms whose vectors are closest to `taste`, among `allowed` where that leaves
-    enough of them; each with its cosine as weight."""
+    enough of them; each with its cosine as weight. A word's plural or singular twin ("mug" and
+    "mugs") counts once, as the closer of the two."""
     if taste is None or len(terms) == 0:
         return []
     scores = term_vectors @ taste
@@ -175,8 +176,28 @@ def nearest_terms(
         inside = np.array([t in allowed for t in terms])
         if inside.sum() >= count:
             scores = np.where(inside, scores, -np.inf)
-    order = np.argsort(-scores, kind="stable")[:count]
-    return [{"term": terms[i], "weight": round(float(scores[i]), 4)} for i in order if np.isfinite(scores[i])]
+    chosen: list[dict] = []
+    stems: set[str] = set()
+    for i in np.argsort(-scores, kind="stable"):
+        if len(chosen) == count or not np.isfinite(scores[i]):
+            break
+        stem = singular(terms[i])
+        if stem not in stems:
+            stems.add(stem)
+            chosen.append({"term": terms[i], "weight": round(float(scores[i]), 4)})
+    return chosen
+
+
+def singular(word: str) -> str:
+    """An English word's singular by its ending (mugs, boxes, candies, glasses -> mug, box, candy,
+    glass): enough to tell twins apart in a list of interests, not a lemmatiser."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
 
 
 def last_session(events: Sequence[EventRecord]) -> list[EventRecord]:

@@ -11,6 +11,7 @@ kept-alive connection stays usable (`_App`).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -176,6 +177,9 @@ def create_app(engine: Engine, settings: Settings | None = None, *, api_key: str
         key, {"events_key": settings.events_key, "read_key": settings.read_key}, settings.environment
     )
     app.state.events_key = scoped.get("events_key")
+    if settings.currency and not re.fullmatch(r"[A-Z]{3}", settings.currency):
+        raise ConfigError(f"SHELFWISE_CURRENCY must be an ISO 4217 code such as GBP or EUR, not {settings.currency!r}.")
+    app.state.currency = settings.currency or None
     app.state.write_auth = KeyCheck(key)
     app.state.event_auth = KeyCheck(key, scoped.get("events_key", ""))
     app.state.read_auth = KeyCheck(key, scoped.get("read_key", ""), required=settings.read_auth)

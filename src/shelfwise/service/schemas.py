@@ -420,6 +420,7 @@ class PageConfigOut(BaseModel):
     events_key: str | None = Field(
         description="the key that may only post events (SHELFWISE_EVENTS_KEY), for a storefront's page; null: none"
     )
+    currency: str | None = Field(description="the catalog's currency (SHELFWISE_CURRENCY, ISO 4217); null: not set")
 
 
 class ReadyOut(BaseModel):

@@ -40,9 +40,9 @@ def get_health(engine: EngineDep) -> JSONResponse:
 
 @router.get("/v1/page-config", response_model=PageConfigOut)
 def get_page_config(request: Request) -> dict:
-    """What a shop's page needs to record what shoppers do: the events key, which may post events
-    and nothing else (safe to hand to every browser, as a storefront's page must)."""
-    return {"events_key": request.app.state.events_key}
+    """What a shop's page needs: the events key, which may post events and nothing else (safe to
+    hand to every browser, as a storefront's page must), and the currency its prices are in."""
+    return {"events_key": request.app.state.events_key, "currency": request.app.state.currency}
 
 
 @router.get(

@@ -2,7 +2,7 @@
 // Every text from the API goes into the page through textContent, never as HTML.
 "use strict";
 
-const state = { shopper: null, query: "", selected: null, eventsKey: "" };
+const state = { shopper: null, query: "", selected: null, eventsKey: "", money: null };
 const $ = (selector, root = document) => root.querySelector(selector);
 
 // ------------------------------------------------------------------------------------ the API
@@ -48,7 +48,8 @@ function setState(section, text, kind = "") {
 }
 
 function formatPrice(price) {
-  return price === null || price === undefined ? "" : Number(price).toFixed(2);
+  if (price === null || price === undefined) return "";
+  return state.money ? state.money.format(Number(price)) : Number(price).toFixed(2);
 }
 
 function card(item) {
@@ -66,7 +67,7 @@ function card(item) {
   meta.className = "meta";
   const category = document.createElement("span");
   category.className = "category";
-  category.textContent = item.category || "uncategorised";
+  category.textContent = item.category || "";  // a shop without categories shows none, not a label on every card
   const price = document.createElement("span");
   price.className = "price";
   price.textContent = formatPrice(item.price);
@@ -387,7 +388,12 @@ function setUpCollapsing() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").value = apiKey();
   api("/v1/page-config")
-    .then((config) => { state.eventsKey = config.events_key || ""; })
+    .then((config) => {
+      state.eventsKey = config.events_key || "";
+      if (config.currency) {
+        state.money = new Intl.NumberFormat(undefined, { style: "currency", currency: config.currency });
+      }
+    })
     .catch(() => {});
   $("#key-form").addEventListener("submit", (event) => {
     event.preventDefault();
