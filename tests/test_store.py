@@ -125,7 +125,7 @@ def test_a_write_asked_not_to_wait_gives_up_soon_on_another_processs_lock(store_
     (SQLite's write lock; on PostgreSQL the shopper's row), the other's brief write gives up within
     a moment, stores nothing, and waits as usual again afterwards."""
     with open_store(store_url) as first, open_store(store_url) as second:
-        with first.engine.begin() as conn:
+        with first.db.begin() as conn:
             first.add_events_in(conn, [EventRecord("u1", "a", "view", 1.0)])
             started = time.monotonic()
             with pytest.raises(WriterBusy):
@@ -134,7 +134,7 @@ def test_a_write_asked_not_to_wait_gives_up_soon_on_another_processs_lock(store_
         assert [e.item_id for e in second.user_events("u1")] == ["a"]
         assert [e.item_id for e in second.add_new_events([EventRecord("u1", "b", "view", 2.0)], wait=False)] == ["b"]
         if second.backend == "sqlite":
-            with second.engine.connect() as conn:
+            with second.db.connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_MS
 
 
@@ -209,7 +209,7 @@ def test_a_bulk_load_killed_midway_goes_on_where_it_stopped(store_url):
     try:
         committed = store.event_count()
         assert 3_000 <= committed < total and committed % 500 == 0  # whole chunks only
-        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("events")}
+        indexes = {i["name"] for i in sa.inspect(store.db).get_indexes("events")}
         assert "ix_events_item" not in indexes  # still loading: no secondary indexes yet
 
         def events():
@@ -225,7 +225,7 @@ def test_a_bulk_load_killed_midway_goes_on_where_it_stopped(store_url):
             bulk.STALE_SECONDS = stale
         assert store.event_count() == total
         assert [e.timestamp for e in store.user_events("u5")][:3] == [5.0, 102.0, 199.0]  # none twice, in order
-        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("events")}
+        indexes = {i["name"] for i in sa.inspect(store.db).get_indexes("events")}
         assert {"ix_events_item", "ix_events_user_time"} <= indexes
         assert store.bulk_load_events("job", events(), total=total) == 0  # finished: not again
         assert store.bulk_load_events("another job", events(), total=total) == 0  # a store with a history

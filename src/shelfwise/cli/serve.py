@@ -97,7 +97,7 @@ def _serve_workers(
 
     import uvicorn
 
-    from shelfwise.engine.seeding import seed_store
+    from shelfwise.engine.store_fill import fill_store
     from shelfwise.service.worker import SERVE_ENV, fork_workers, preload
     from shelfwise.settings import load_settings
     from shelfwise.store import default_store_url, open_store
@@ -106,7 +106,7 @@ def _serve_workers(
     dataset = preload(model, load_settings().encoder)  # read and loaded once here; the workers share it
     opened = open_store(url)
     try:
-        seed_store(opened, dataset)
+        fill_store(opened, dataset)
     finally:
         opened.close()
     os.environ.update({SERVE_ENV["model"]: str(model), SERVE_ENV["store"]: url, SERVE_ENV["index"]: index})
@@ -138,7 +138,7 @@ def load(
     from rich.progress import Progress
 
     from shelfwise.data.dataset import Dataset
-    from shelfwise.engine.seeding import seed_store
+    from shelfwise.engine.store_fill import fill_store
     from shelfwise.settings import load_settings
     from shelfwise.store import open_store
 
@@ -147,7 +147,7 @@ def load(
     try:
         with Progress(console=console) as bar:
             task = bar.add_task("events", total=dataset.n_interactions)
-            items = seed_store(opened, dataset, progress=lambda done: bar.update(task, completed=done))
+            items = fill_store(opened, dataset, progress=lambda done: bar.update(task, completed=done))
         console.print(f"{opened.url}: {len(items):,} catalog items and {opened.event_count():,} events in the store")
     finally:
         opened.close()

@@ -16,8 +16,8 @@ from shelfwise.engine.artifacts import FORMAT, SERVING, fingerprints, serving_fo
 from shelfwise.engine.catalog import EMPTY
 from shelfwise.engine.catalog_text import CatalogText
 from shelfwise.engine.model_folder import folder_lock, read_model_dir
-from shelfwise.engine.seeding import item_records
 from shelfwise.engine.served import model_index, vectors_digest
+from shelfwise.engine.store_fill import item_records
 from shelfwise.settings import load_settings
 
 

@@ -24,9 +24,9 @@ from shelfwise.engine.catalog_text import CatalogText, StagedItems
 from shelfwise.engine.model_folder import read_model_dir
 from shelfwise.engine.popularity import EventCounts, Popularity
 from shelfwise.engine.search import SEARCH_LEXICAL_WEIGHT, SEARCH_PERSONAL_WEIGHT, checked_query, search_catalog
-from shelfwise.engine.seeding import catalog_records, item_records
 from shelfwise.engine.segments import Segmentation, segment_page, segment_shoppers
 from shelfwise.engine.served import ServedModel
+from shelfwise.engine.store_fill import catalog_records, item_records
 from shelfwise.engine.understanding import build_profile
 from shelfwise.engine.validation import check_list_options, checked_events, checked_items
 from shelfwise.errors import ConfigError, UnknownIdError, WriterBusy

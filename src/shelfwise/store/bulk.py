@@ -34,7 +34,7 @@ STALE_SECONDS = 120.0
 class BulkTarget(Protocol):
     """What a load needs of the store it fills (`store.sql.SQLStore`)."""
 
-    engine: sa.Engine
+    db: sa.Engine
     origin: str
 
     @property
@@ -67,7 +67,7 @@ def load_events(
     stored = 0
     iterator = itertools.islice(iter(records), done, None)
     while chunk := list(itertools.islice(iterator, CHUNK)):
-        with store.lock, store.engine.begin() as conn:
+        with store.lock, store.db.begin() as conn:
             store.add_events_in(conn, chunk)
             conn.execute(
                 bulk_loads.update()
@@ -77,7 +77,7 @@ def load_events(
         stored += len(chunk)
         if progress is not None:
             progress(done + stored)
-    with store.lock, store.engine.begin() as conn:
+    with store.lock, store.db.begin() as conn:
         for statement in EVENT_INDEXES.values():
             conn.execute(sa.text(statement))
         conn.execute(sa.text("ANALYZE events"))  # the planner's statistics now, not from a later autovacuum
@@ -89,7 +89,7 @@ def _claim(store: BulkTarget, key: str, total: int | None) -> int | None:
     """Own the job `key` and drop the events' secondary indexes: how many events it has committed;
     None when there is nothing to load; -1 while another process owns a live job."""
     now = time.time()
-    with store.lock, store.engine.begin() as conn:
+    with store.lock, store.db.begin() as conn:
         row = conn.execute(sa.select(bulk_loads).where(bulk_loads.c.key == key)).mappings().first()
         if row is not None and row["finished"]:
             return None

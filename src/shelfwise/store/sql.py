@@ -78,8 +78,8 @@ class SQLStore:
         self._listener: psycopg.Connection | None = None  # PostgreSQL: LISTENs to `CHANGES_CHANNEL`
         self._lock = threading.Lock()  # SQLite allows one writer; serialise ours instead of retrying
         self._upsert: sa.Insert | None = None
-        self.engine: Engine = create_engine(parsed)
-        self._reads = create_read_engine(parsed, self.engine, f"shelfwise-reads-{self.origin}")
+        self.db: Engine = create_engine(parsed)
+        self._reads = create_read_engine(parsed, self.db, f"shelfwise-reads-{self.origin}")
         try:
             self.migrate()
         except sa.exc.OperationalError as exc:
@@ -89,7 +89,7 @@ class SQLStore:
     def migrate(self) -> list[int]:
         """Apply the migrations this database lacks; returns the versions applied."""
         applied: list[int] = []
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             if self.backend == "postgresql":  # one migrator at a time across processes
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(74211)"))
             schema_migrations.create(conn, checkfirst=True)
@@ -106,7 +106,7 @@ class SQLStore:
         return applied
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar() or 0)
 
     def _insert(self, table: sa.Table):
@@ -154,7 +154,7 @@ class SQLStore:
             if not self._lock.acquire(blocking=wait):
                 raise WriterBusy("another writer holds the store's lock")
             try:
-                with self.engine.begin() as conn, brief_lock_waits(conn) if not wait else nullcontext():
+                with self.db.begin() as conn, brief_lock_waits(conn) if not wait else nullcontext():
                     if stored is not None:
                         stored.clear()
                     return self._add_events(conn, iter(records), stored)
@@ -242,7 +242,7 @@ class SQLStore:
         # the hottest query of the service: plain SQL on the driver's own cursor (`fetch_all`: 0.3 ms
         # on SQLite where `exec_driver_sql` took 0.5, and that a third of a Core select; on PostgreSQL
         # `create_read_engine`'s pool: 0.08-0.14 ms of CPU where the main pool's took 0.28-0.35)
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        mark = "?" if self.db.dialect.paramstyle == "qmark" else "%s"
         query = (
             "SELECT user_id, item_id, event_type, timestamp, value FROM events "
             f"WHERE user_id = {mark} ORDER BY timestamp DESC, id DESC"
@@ -258,7 +258,7 @@ class SQLStore:
         columns = (events.c.id, events.c.user_id, events.c.item_id, events.c.event_type, events.c.timestamp)
         while True:
             query = sa.select(*columns, events.c.value).where(events.c.id > last).order_by(events.c.id)
-            with self.engine.connect() as conn:
+            with self.db.connect() as conn:
                 rows = conn.execute(query.limit(batch_size)).all()
             if not rows:
                 return
@@ -266,17 +266,17 @@ class SQLStore:
             yield [EventRecord(*row[1:]) for row in rows]
 
     def has_user(self, user_id: str) -> bool:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             found = conn.execute(sa.select(users.c.user_id).where(users.c.user_id == user_id)).first()
         return found is not None
 
     def user_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(users)).scalar() or 0)
 
     def user_summary(self, user_id: str) -> UserSummary | None:
         query = sa.select(users.c.user_id, users.c.first_seen, users.c.last_seen, users.c.events)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(query.where(users.c.user_id == user_id)).first()
         return None if row is None else UserSummary(row[0], float(row[1]), float(row[2]), int(row[3]))
 
@@ -285,12 +285,12 @@ class SQLStore:
         if prefix:
             query = query.where(users.c.user_id.startswith(prefix, autoescape=True))
         query = query.order_by(users.c.last_seen.desc(), users.c.user_id).limit(int(limit))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query).all()
         return [UserSummary(r[0], float(r[1]), float(r[2]), int(r[3])) for r in rows]
 
     def event_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0)
 
     def item_event_counts(self) -> dict[str, int]:
@@ -300,12 +300,12 @@ class SQLStore:
         query = sa.select(events.c.item_id, sa.func.count(), sa.func.max(events.c.id))
         if after_id:  # a range of the primary key, not a scan of every event
             query = query.where(events.c.id > int(after_id))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query.group_by(events.c.item_id)).all()
         return {item: int(count) for item, count, _ in rows}, max((int(r[2]) for r in rows), default=int(after_id))
 
     def delete_user(self, user_id: str) -> DeletionReport:
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             deleted = events.delete().where(events.c.user_id == user_id).returning(events.c.id, events.c.item_id)
             removed = [(int(number), str(item)) for number, item in conn.execute(deleted)]
             removed_profile = conn.execute(users.delete().where(users.c.user_id == user_id)).rowcount
@@ -319,7 +319,7 @@ class SQLStore:
         summary (a dict stored as JSON) and created_at."""
         segment_rows = [{**row, "summary": json.dumps(row["summary"])} for row in rows]
         pairs = [{"user_id": user, "segment_id": int(segment)} for user, segment in assignments.items()]
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             conn.execute(user_segments.delete())
             conn.execute(segments.delete())
             if segment_rows:
@@ -328,7 +328,7 @@ class SQLStore:
                 conn.execute(user_segments.insert(), pairs[start : start + 10_000])
 
     def list_segments(self) -> list[dict]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(sa.select(segments).order_by(segments.c.segment_id)).mappings().all()
         return [{**row, "summary": json.loads(row["summary"])} for row in rows]
 
@@ -340,12 +340,12 @@ class SQLStore:
             .limit(int(limit))
             .offset(int(offset))
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
     def user_segment(self, user_id: str) -> int | None:
         query = sa.select(user_segments.c.segment_id).where(user_segments.c.user_id == user_id)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             found = conn.execute(query).first()
         return None if found is None else int(found[0])
 
@@ -356,7 +356,7 @@ class SQLStore:
         if not rows:
             return 0, 0
         ids = list(rows)
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             existing: set[str] = set()
             for start in range(0, len(ids), 5_000):
                 chunk = ids[start : start + 5_000]
@@ -374,21 +374,21 @@ class SQLStore:
         return len(ids) - len(existing), len(existing)
 
     def get_item(self, item_id: str) -> ItemRecord | None:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(sa.select(*_item_columns()).where(items.c.item_id == item_id)).first()
         return None if row is None else ItemRecord(*row)
 
     def all_items(self) -> list[ItemRecord]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return [ItemRecord(*row) for row in conn.execute(sa.select(*_item_columns()).order_by(items.c.item_id))]
 
     def item_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(items)).scalar() or 0)
 
     def get_items(self, item_ids: list[str]) -> list[ItemRecord]:
         found: list[ItemRecord] = []
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             for start in range(0, len(item_ids), 5_000):
                 chunk = item_ids[start : start + 5_000]
                 query = sa.select(*_item_columns()).where(items.c.item_id.in_(chunk))
@@ -405,17 +405,17 @@ class SQLStore:
         return change_id
 
     def record_change(self, kind: str, payload: dict) -> int:
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             return self._record(conn, kind, payload)
 
     def changes_after(self, change_id: int, limit: int = 1000) -> list[Change]:
         query = sa.select(changes).where(changes.c.id > int(change_id)).order_by(changes.c.id).limit(int(limit))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [Change(int(r["id"]), r["kind"], json.loads(r["payload"]), r["origin"], r["created_at"]) for r in rows]
 
     def last_change_id(self) -> int:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(changes.c.id))).scalar() or 0)
 
     def wait_for_change(self, timeout: float) -> None:
@@ -436,7 +436,7 @@ class SQLStore:
             time.sleep(timeout)
 
     def prune_changes(self, older_than: float) -> int:
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self.db.begin() as conn:
             return int(conn.execute(changes.delete().where(changes.c.created_at < float(older_than))).rowcount)
 
     def _close_listener(self) -> None:
@@ -449,7 +449,7 @@ class SQLStore:
 
     def close(self) -> None:
         self._close_listener()
-        self.engine.dispose()
+        self.db.dispose()
         self._reads.dispose()
 
     def __enter__(self) -> SQLStore:

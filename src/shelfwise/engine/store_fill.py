@@ -72,7 +72,7 @@ def event_records(dataset: Dataset) -> Iterator[EventRecord]:
         yield EventRecord(str(u), str(i), str(k), float(t), None if v != v else float(v))
 
 
-def seed_store(store: Store, dataset: Dataset, *, progress: Callable[[int], None] | None = None) -> list[ItemRecord]:
+def fill_store(store: Store, dataset: Dataset, *, progress: Callable[[int], None] | None = None) -> list[ItemRecord]:
     """Fill an empty store with the training catalog and histories (a resumable bulk load; `progress`
     hears how many events are in); add catalog items it lacks. Returns the store's catalog (read once)."""
     existing = store.all_items()
@@ -100,7 +100,7 @@ def catalog_records(store: Store, dataset: Dataset) -> list[ItemRecord]:
     """The store's catalog (filled from the data set where it lacks it), the model's items first in
     the model's order: catalog positions then match the serving artifacts' rows, and items added
     after training follow them in one run."""
-    records = seed_store(store, dataset)
+    records = fill_store(store, dataset)
     order = {str(item_id): row for row, item_id in enumerate(dataset.item_ids)}
     first = sorted((r for r in records if r.item_id in order), key=lambda r: order[r.item_id])
     return first + [r for r in records if r.item_id not in order]
