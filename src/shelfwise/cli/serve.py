@@ -38,11 +38,8 @@ def serve(
     (one worker); POST /v1/admin/reload reloads it in every worker and replica."""
     import uvicorn
 
-    from shelfwise.engine import Engine
-    from shelfwise.engine.replication import ChangeFollower
-    from shelfwise.service import create_app
     from shelfwise.service.auth import check_key
-    from shelfwise.service.worker import one_thread_per_request, settle_heap
+    from shelfwise.service.worker import assemble
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
@@ -54,10 +51,8 @@ def serve(
         _serve_workers(model, store or settings.store or None, host, port, index, log_level, workers, key)
         return
     console.print(f"loading {model} …")
-    engine = Engine(model, store or settings.store or None, index=index)  # start-up uses every core
-    one_thread_per_request()
-    web = create_app(engine, settings)
-    settle_heap(engine)
+    web = assemble(model, store or settings.store or None, index, settings)
+    engine = web.state.engine
     stats = engine.stats()
     console.print(
         f"serving {stats['model']} (version {stats['model_version']}) on http://{host}:{port} "
@@ -80,11 +75,7 @@ def serve(
 
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, _reload)
-    follower = ChangeFollower(engine).start()  # other replicas' catalog writes, deletions and reloads
-    try:
-        uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=False)
-    finally:
-        follower.stop()
+    uvicorn.run(web, host=host, port=port, log_level=log_level, access_log=False)
 
 
 def _serve_workers(

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 if TYPE_CHECKING:
     from shelfwise.data.dataset import Dataset
     from shelfwise.engine import Engine
+    from shelfwise.settings import Settings
 
 #: What the parent passes to its workers.
 SERVE_ENV = {
@@ -99,19 +100,25 @@ def fork_workers() -> None:
 
 
 def make_app() -> FastAPI:
-    """The app of one worker (a uvicorn factory)."""
-    from shelfwise.engine import Engine
-    from shelfwise.engine.replication import ChangeFollower
-    from shelfwise.service import create_app
+    """The app of one worker (a uvicorn factory): `assemble` with what `shelfwise serve` put in the
+    environment."""
     from shelfwise.settings import load_settings
 
     logging.getLogger("shelfwise").setLevel(logging.INFO)
     settings = load_settings()
-    engine = Engine(
-        os.environ[SERVE_ENV["model"]],
-        os.environ.get(SERVE_ENV["store"]) or settings.store or None,
-        index=os.environ.get(SERVE_ENV["index"], "auto"),
-    )
+    store = os.environ.get(SERVE_ENV["store"]) or settings.store or None
+    return assemble(os.environ[SERVE_ENV["model"]], store, os.environ.get(SERVE_ENV["index"], "auto"), settings)
+
+
+def assemble(model_dir: str | Path, store: str | None, index: str, settings: Settings) -> FastAPI:
+    """The app `shelfwise serve` runs, in its one process or in each of its workers: the engine over
+    `model_dir` and `store`, the app over it, and, for the app's lifespan, the follower of the
+    change feed (other replicas' catalog writes, deletions and reloads); the engine closes with it."""
+    from shelfwise.engine import Engine
+    from shelfwise.engine.replication import ChangeFollower
+    from shelfwise.service import create_app
+
+    engine = Engine(model_dir, store, index=index)  # start-up uses every core
     one_thread_per_request()
     web = create_app(engine, settings)
     follower = ChangeFollower(engine)
