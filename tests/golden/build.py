@@ -1,7 +1,8 @@
 """Record the golden answers: `python tests/golden/build.py` (from the repository root).
 
 Trains `sequential` and `als` on a small synthetic shop once, writes each model folder (with its data
-set and serving artifacts) under tests/golden/models/, replays `golden_requests.requests_for` against each
+set; no serving artifacts, which the engine builds at start: they are build outputs, kept untracked)
+under tests/golden/models/, replays `golden_requests.requests_for` against each
 through the HTTP app over a fresh SQLite store, and writes the answers to tests/golden/answers.json.
 `tests/test_golden.py` replays the same requests on the same committed folders and compares. Run it
 again only when a change of answers is intended, and say so in the commit.
@@ -51,7 +52,6 @@ def replay(model_dir: Path, store_dir: Path) -> list[dict]:
 def main() -> None:
     from shelfwise.data.dataset import Dataset
     from shelfwise.data.synthetic import generate_shop
-    from shelfwise.engine.build import write_serving_artifacts
     from shelfwise.models import create_model
 
     shop = generate_shop(n_items=300, n_users=250, days=28, seed=7)
@@ -62,7 +62,6 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
         create_model(name, **params).fit(dataset).save(folder)
         dataset.save(folder / "dataset")
-        write_serving_artifacts(folder)
         with tempfile.TemporaryDirectory() as tmp:
             recorded[name] = replay(folder, Path(tmp))
     (HERE / "answers.json").write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
